@@ -1,0 +1,40 @@
+"""Sessions: ``nox -s perf`` runs the benchmark suite, ``nox -s tests`` the harness's own tests.
+
+Versions: torch defaults to 2.13.0 (a pinned CPU build installs fast; an unpinned torch pulls a
+multi-GB CUDA build).  Override with the environment, e.g.
+``WHISPER_PERF_TORCH="torch==2.6.0" WHISPER_PERF_TRANSFORMERS="transformers==4.52.4" nox -s perf``.
+Arguments after ``--`` go to pytest, e.g. ``nox -s perf -- --model openai/whisper-large-v3-turbo``.
+"""
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True  # warm runs reuse the installed environment
+
+TORCH = os.environ.get("WHISPER_PERF_TORCH", "torch==2.13.0")
+TRANSFORMERS = os.environ.get("WHISPER_PERF_TRANSFORMERS", "transformers")
+PYTHON = os.environ.get("WHISPER_PERF_PYTHON")  # None: the Python that runs nox
+
+
+def install(session: nox.Session) -> None:
+    # torch first and pinned, so that nothing below resolves it to another build.
+    session.install(*TORCH.split())
+    session.install("-e", ".", *TRANSFORMERS.split())
+
+
+@nox.session(python=PYTHON)
+def perf(session: nox.Session) -> None:
+    """Benchmark eager vs compiled Whisper on this machine (args after -- go to pytest)."""
+    install(session)
+    # pytest-benchmark's autosave numbers each run's JSON and never overwrites an earlier one.
+    session.run("pytest", "perf_tests", "--benchmark-autosave", "--benchmark-storage=results/benchmarks",
+                "--benchmark-columns=min,median,max,rounds", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
+    install(session)
+    session.run("pytest", "tests", *session.posargs)

@@ -1,0 +1,143 @@
+"""The audio set: utterances with reference texts, as 16 kHz mono float32 arrays.
+
+A local set is a folder with ``metadata.jsonl`` (``file_name`` and ``text`` per line, as in an
+audiofolder) loaded through ``datasets``; the audio bytes are decoded with ``soundfile``, never
+through torchcodec (its wheels are tied to one torch version, and this suite moves between
+torch versions).  A hub dataset (``hf-internal-testing/librispeech_asr_dummy``) is loaded with
+its audio column cast to ``Audio(decode=False)`` and decoded the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from .errors import EnvironmentUnavailable, UsageError
+
+SAMPLE_RATE = 16_000
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: np.ndarray  # float32, mono, 16 kHz
+    text: str
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class AudioSet:
+    name: str
+    utterances: tuple[Utterance, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(u.seconds for u in self.utterances)
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def head(self, n: int | None) -> "AudioSet":
+        if not n or n >= len(self.utterances):
+            return self
+        return AudioSet(f"{self.name}[:{n}]", self.utterances[:n])
+
+
+def decode(data: bytes | str | Path, origin: str) -> np.ndarray:
+    """Decode audio bytes or a file to 16 kHz mono float32; resample and downmix when needed."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, EOFError) as exc:
+        raise UsageError(f"{origin}: cannot decode audio ({exc}). Replace or re-generate the file.") from exc
+    if samples.shape[0] == 0:
+        raise UsageError(f"{origin}: the audio is empty. Replace or re-generate the file.")
+    if samples.shape[1] > 1:
+        log.warning("%s: %d channels, averaged to mono", origin, samples.shape[1])
+    mono = samples.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        from scipy.signal import resample_poly
+
+        log.warning("%s: %d Hz, resampled to %d Hz", origin, rate, SAMPLE_RATE)
+        g = gcd(rate, SAMPLE_RATE)
+        mono = resample_poly(mono, SAMPLE_RATE // g, rate // g)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def load_folder(folder: Path) -> AudioSet:
+    """A local set: ``folder/metadata.jsonl`` with ``file_name`` and ``text`` (and ``id``)."""
+    import datasets
+
+    metadata = folder / "metadata.jsonl"
+    if not metadata.is_file():
+        raise UsageError(f"{folder}: no metadata.jsonl. An audio set folder needs one line per file: "
+                         '{"file_name": "a.flac", "text": "reference text"}')
+    try:
+        rows = datasets.load_dataset("json", data_files=str(metadata), split="train")
+    except Exception as exc:  # datasets raises several types for a bad JSON file
+        raise UsageError(f"{metadata}: not a valid JSON-lines metadata file ({exc})") from exc
+    missing = {"file_name", "text"} - set(rows.column_names)
+    if missing:
+        raise UsageError(f"{metadata}: missing column(s) {sorted(missing)}")
+    utterances = []
+    for index, row in enumerate(rows):
+        where = f"{metadata}, line {index + 1}"
+        if not (row["text"] or "").strip():
+            raise UsageError(f"{where}: no reference text for {row['file_name']}; WER needs one.")
+        path = folder / row["file_name"]
+        if not path.is_file():
+            raise UsageError(f"{where}: audio file {path} does not exist.")
+        utterances.append(Utterance(row.get("id") or path.stem, decode(path, str(path)), row["text"].strip()))
+    if not utterances:
+        raise UsageError(f"{metadata}: the audio set is empty.")
+    return AudioSet(folder.name, tuple(utterances))
+
+
+def load_hub(spec: str) -> AudioSet:
+    """``name[:config[:split]]`` from the hub; defaults fit hf-internal-testing/librispeech_asr_dummy."""
+    import datasets
+
+    from .models import hub_reachable
+
+    name, config, split = (spec.split(":") + [None, None])[:3]
+    if name == "hf-internal-testing/librispeech_asr_dummy":
+        config, split = config or "clean", split or "validation"
+    try:
+        rows = datasets.load_dataset(name, config, split=split or "test")
+    except Exception as exc:  # network, missing dataset, bad config: all are "cannot get it here"
+        reach = "reachable" if hub_reachable() else "unreachable"
+        raise EnvironmentUnavailable(
+            f"--dataset {spec}: could not be loaded (the hub is {reach}): {exc}. "
+            "Use the committed set (the default) or a local folder with metadata.jsonl.") from exc
+    audio_column = next((c for c, f in rows.features.items() if isinstance(f, datasets.Audio)), None)
+    text_column = next((c for c in ("text", "sentence", "transcription") if c in rows.column_names), None)
+    if audio_column is None or text_column is None:
+        raise UsageError(f"--dataset {spec}: needs an Audio column and a text column, has {rows.column_names}")
+    rows = rows.cast_column(audio_column, datasets.Audio(decode=False))
+    utterances = []
+    for index, row in enumerate(rows):
+        audio = row[audio_column]
+        origin = f"{spec}[{index}] ({audio.get('path')})"
+        utterances.append(Utterance(str(row.get("id", index)), decode(audio["bytes"] or audio["path"], origin),
+                                    row[text_column].strip()))
+    return AudioSet(name.split("/")[-1], tuple(utterances))
+
+
+def load_audio_set(spec: str | Path) -> AudioSet:
+    """A folder path, or a hub dataset id."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        return load_folder(folder)
+    if "/" in str(spec) and not folder.exists() and not str(spec).startswith((".", "/")):
+        return load_hub(str(spec))
+    raise UsageError(f"--dataset {spec}: no such folder, and not a hub dataset id (owner/name).")

@@ -1,0 +1,56 @@
+"""Generation settings that mean the same thing on every transformers version.
+
+Whisper's ``generate()`` changed across releases; what is built here per version:
+- token budget: transformers 5.x fills a default ``max_length`` into the config that Whisper
+  passes on, so ``max_new_tokens`` as an argument warns "Both max_new_tokens and max_length
+  seem to have been set".  On 5.x Whisper counts ``max_length``/``min_length`` in new tokens
+  (it adds the prompt length itself), so the budget goes there; on 4.x it goes in
+  ``max_new_tokens``/``min_new_tokens`` as documented.
+- prompt: the converted checkpoints carry no ``forced_decoder_ids`` (they raise on 4.51/4.52);
+  multilingual models get ``language="en", task="transcribe"`` explicitly.
+- output: 4.x returns the prompt tokens in ``generate()``'s output, 5.x does not; compare
+  ``text_token_ids`` (special tokens removed), never raw sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import transformers
+from packaging.version import Version
+
+TRANSFORMERS = Version(transformers.__version__)
+BUDGET_IN_CONFIG = TRANSFORMERS.major >= 5
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 128
+    fixed_work: bool = False  # min_new_tokens == max_new_tokens: same work whatever is transcribed
+    language: str = "en"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def configure(model, settings: GenerationSettings) -> dict:
+    """Write ``settings`` into ``model.generation_config``; return the kwargs for ``generate()``."""
+    config = model.generation_config
+    kwargs: dict = {}
+    if getattr(config, "is_multilingual", False):
+        kwargs.update(language=settings.language, task="transcribe")
+    config.forced_decoder_ids = None
+    if BUDGET_IN_CONFIG:
+        config.max_new_tokens = None
+        config.max_length = settings.max_new_tokens
+        config.min_length = settings.max_new_tokens if settings.fixed_work else None
+    else:
+        kwargs["max_new_tokens"] = settings.max_new_tokens
+        if settings.fixed_work:
+            kwargs["min_new_tokens"] = settings.max_new_tokens
+    return kwargs
+
+
+def text_token_ids(sequence, eot_id: int) -> list[int]:
+    """Ids of the text tokens: every Whisper special token (prompt, timestamps) sits at or after EOT."""
+    return [int(i) for i in sequence if int(i) < eot_id]

@@ -1,0 +1,93 @@
+"""Which machine are we on?  A stable key that baselines are filed under.
+
+CUDA: ``cuda-sm_90-nvidia-h100-80gb-hbm3`` (compute capability, then the device name).
+CPU:  ``cpu-x86_64-avx2-t2`` (architecture, the vector ISA torch dispatches to, threads).
+Timings from two machines with different keys are never compared.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _cpu_model_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the suite runs on; ``key`` files baselines, the rest is provenance."""
+
+    key: str
+    device: str  # "cuda" or "cpu": where models and tensors go
+    device_name: str
+    arch: str  # "sm_90" on CUDA, "x86_64-avx2" on CPU
+    threads: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device == "cuda"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def cuda_hardware(index: int = 0) -> Hardware:
+    props = torch.cuda.get_device_properties(index)
+    arch = f"sm_{props.major}{props.minor}"
+    name = props.name
+    return Hardware(
+        key=f"cuda-{arch}-{_slug(name)}",
+        device="cuda",
+        device_name=name,
+        arch=arch,
+        threads=torch.get_num_threads(),
+        extra={
+            "total_memory_gib": round(props.total_memory / 2**30, 1),
+            "multiprocessors": props.multi_processor_count,
+            "cuda": torch.version.cuda,
+        },
+    )
+
+
+def cpu_hardware() -> Hardware:
+    machine = platform.machine().lower() or "unknown"
+    isa = _slug(torch.backends.cpu.get_cpu_capability())
+    threads = torch.get_num_threads()
+    return Hardware(
+        key=f"cpu-{machine}-{isa}-t{threads}",
+        device="cpu",
+        device_name=_cpu_model_name(),
+        arch=f"{machine}-{isa}",
+        threads=threads,
+        extra={"logical_cpus": os.cpu_count()},
+    )
+
+
+def detect_hardware(device: str = "auto") -> Hardware:
+    """The hardware for ``--device``: ``auto`` takes CUDA when there is one."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"--device must be auto, cuda or cpu, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device "
+                           f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}).")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return cuda_hardware()
+    return cpu_hardware()

@@ -1,0 +1,208 @@
+"""The builds of one Whisper model that the suite times against each other.
+
+===================  ==============================================================  =========
+variant              what it is                                                      compared to
+===================  ==============================================================  =========
+eager                ``model.generate()`` as loaded (SDPA attention, dynamic cache)  -
+compiled             ``torch.compile(model.forward, fullgraph=True)``, default mode  eager
+compiled-static      the published recipe: ``mode="reduce-overhead"``, fullgraph,    eager
+                     static cache, attention under ``sdpa_kernel(SDPBackend.MATH)``
+pipeline             chunked long-form ASR pipeline (``chunk_length_s=30``), eager   -
+pipeline-compiled    the same pipeline over the compiled-static recipe               pipeline
+===================  ==============================================================  =========
+
+A compiled variant is timed against its eager reference run with the same attention backend
+(``eager`` under MATH SDPA for ``compiled-static``, shown as ``eager+math``), so that its speedup
+measures compilation alone: on CPU, MATH attention makes the 30-s-padded encoder about twice
+as slow as the default SDPA kernel, which would otherwise be counted against compile.
+
+Every variant gets its own module object sharing the loaded weights, so compiling one never
+changes another.  Compiled variants are compiled and warmed up once, outside any timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from .audio import SAMPLE_RATE, Utterance
+from .generation import GenerationSettings, configure, text_token_ids
+from .hardware import Hardware
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    compile_mode: str | None = None  # None: eager
+    static_cache: bool = False
+    math_sdpa: bool = False
+    long_form: bool = False  # pipeline over the long clips instead of generate() per utterance
+    reference: str | None = None  # the eager variant this one's speedup is measured against
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile_mode is not None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    spec.name: spec
+    for spec in (
+        VariantSpec("eager"),
+        VariantSpec("compiled", compile_mode="default", reference="eager"),
+        VariantSpec("compiled-static", compile_mode="reduce-overhead", static_cache=True, math_sdpa=True,
+                    reference="eager"),
+        VariantSpec("pipeline", long_form=True),
+        VariantSpec("pipeline-compiled", compile_mode="reduce-overhead", static_cache=True, math_sdpa=True,
+                    long_form=True, reference="pipeline"),
+    )
+}
+COMPILED_VARIANTS = [name for name, spec in VARIANTS.items() if spec.compiled]
+
+
+def reference_spec(spec: VariantSpec) -> VariantSpec | None:
+    """The eager build that ``spec`` is compared with: same long/short form, same attention."""
+    if spec.reference is None:
+        return None
+    base = VARIANTS[spec.reference]
+    if spec.math_sdpa == base.math_sdpa:
+        return base
+    return replace(base, name=f"{base.name}+math", math_sdpa=spec.math_sdpa)
+
+
+def unsupported_reason(spec: VariantSpec, hardware: Hardware) -> str | None:
+    """Why ``spec`` cannot run here, or None.  Such a variant is skipped with this reason."""
+    if spec.compiled:
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            return f"torch.compile is not supported on this platform (torch {torch.__version__})"
+    return None
+
+
+def share_weights_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A new module tree (own forward, own generation config) over the same parameter storage."""
+    memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return copy.deepcopy(model, memo)
+
+
+@dataclass
+class Transcript:
+    token_ids: list[int]  # text tokens only (see generation.text_token_ids)
+    text: str
+
+
+@dataclass
+class Variant:
+    """One runnable build: ``inputs(utt)`` outside the timer, ``run(inputs)`` inside it."""
+
+    spec: VariantSpec
+    model_name: str
+    model: torch.nn.Module
+    processor: object
+    hardware: Hardware
+    settings: GenerationSettings
+    generate_kwargs: dict = field(default_factory=dict)
+    pipeline: object = None
+    first_call_seconds: float | None = None  # compile + first run (compiled variants)
+    warmup_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def describe(self) -> dict:
+        """What was timed, stored with every result."""
+        return {
+            **self.spec.as_dict(),
+            "model": self.model_name,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": self.hardware.device,
+            "batch_size": 1,
+            "preprocessing_timed": self.spec.long_form,  # the pipeline extracts features itself
+            "attention": "sdpa-math" if self.spec.math_sdpa else "sdpa",
+            **self.settings.as_dict(),
+        }
+
+    def _attention(self):
+        if self.spec.math_sdpa:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            return sdpa_kernel(SDPBackend.MATH)
+        return contextlib.nullcontext()
+
+    def inputs(self, utterance: Utterance):
+        """Everything before the timed call: feature extraction and the copy to the device."""
+        if self.spec.long_form:
+            return {"raw": utterance.audio.copy(), "sampling_rate": SAMPLE_RATE}
+        features = self.processor(utterance.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        return features.to(self.hardware.device, dtype=self.dtype)
+
+    def run(self, inputs):
+        """The timed call: ``generate()`` (or the pipeline).  Returns its raw output."""
+        with torch.inference_mode(), self._attention():
+            if self.spec.long_form:
+                return self.pipeline(inputs, generate_kwargs=dict(self.generate_kwargs))
+            return self.model.generate(inputs, **self.generate_kwargs)
+
+    def transcript(self, output) -> Transcript:
+        tokenizer = self.processor.tokenizer
+        if self.spec.long_form:
+            text = output["text"]
+            return Transcript(text_token_ids(tokenizer(text, add_special_tokens=False).input_ids, tokenizer.eos_token_id), text)
+        ids = text_token_ids(output[0], tokenizer.eos_token_id)
+        return Transcript(ids, tokenizer.decode(ids, skip_special_tokens=True))
+
+    def warm_up(self, utterance: Utterance, calls: int = 3) -> None:
+        """Compile and settle outside any timing: generate max_new_tokens tokens ``calls`` times
+        (reduce-overhead records CUDA graphs on the second and third calls)."""
+        fixed = GenerationSettings(self.settings.max_new_tokens, fixed_work=True, language=self.settings.language)
+        timed_kwargs = self.generate_kwargs
+        self.generate_kwargs = configure(self.model, fixed)
+        try:
+            start = time.perf_counter()
+            for call in range(calls):
+                self.run(self.inputs(utterance))
+                synchronize(self.hardware)
+                if call == 0:
+                    self.first_call_seconds = time.perf_counter() - start
+            self.warmup_seconds = time.perf_counter() - start
+        finally:
+            self.generate_kwargs = configure(self.model, self.settings)
+            assert self.generate_kwargs == timed_kwargs
+
+
+def synchronize(hardware: Hardware) -> None:
+    if hardware.is_cuda:
+        torch.cuda.synchronize()
+
+
+def build_variant(spec: VariantSpec, model_name: str, base_model, processor, hardware: Hardware,
+                  settings: GenerationSettings, warmup_utterance: Utterance | None = None) -> Variant:
+    model = share_weights_copy(base_model)
+    if spec.static_cache:
+        model.generation_config.cache_implementation = "static"
+    if spec.compiled:
+        model.forward = torch.compile(model.forward, mode=spec.compile_mode, fullgraph=True)
+    variant = Variant(spec, model_name, model, processor, hardware, settings, configure(model, settings))
+    if spec.long_form:
+        from transformers import pipeline
+
+        variant.pipeline = pipeline(
+            "automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor, chunk_length_s=30, batch_size=1,
+            device=torch.device(hardware.device))
+    if warmup_utterance is not None:
+        variant.warm_up(warmup_utterance, calls=3 if spec.compiled else 1)
+    return variant
+
