@@ -33,8 +33,15 @@ def perf(session: nox.Session) -> None:
                 "--benchmark-columns=min,median,max,rounds", *session.posargs)
 
 
+# OpenAI's own whisper package, an independent decoder for checking the tiny.en conversion.
+# Its triton requirement is for GPU kernels it does not use here, so it goes in without deps.
+OPENAI_WHISPER = ["openai-whisper==20250625", "tiktoken", "numba", "more-itertools", "tqdm"]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
     install(session)
+    session.install("--no-deps", OPENAI_WHISPER[0])
+    session.install(*OPENAI_WHISPER[1:])
     session.run("pytest", "tests", *session.posargs)

@@ -1,0 +1,56 @@
+"""Shared fixtures for the harness's own tests: the real converted tiny.en on the CPU and the
+committed audio set."""
+
+import logging
+from contextlib import contextmanager
+
+import pytest
+
+from whisper_perf.audio import load_audio_set
+from whisper_perf.hardware import cpu_hardware
+from whisper_perf.models import load_model, resolve_model
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def cpu():
+    return cpu_hardware()
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    """(source, model, processor): the embedded tiny.en, fp32 on the CPU."""
+    source = resolve_model("tiny.en")
+    model, processor = load_model(source, "cpu")
+    return source, model, processor
+
+
+@pytest.fixture(scope="session")
+def short_set():
+    return load_audio_set(FIXTURES / "audio" / "short")
+
+
+@pytest.fixture(scope="session")
+def long_set():
+    return load_audio_set(FIXTURES / "audio" / "long")
+
+
+@contextmanager
+def transformers_log():
+    """Collect what transformers logs (its loggers do not propagate to pytest's caplog)."""
+    from transformers.utils import logging as hf_logging
+
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    root = hf_logging.get_logger("transformers")
+    root.addHandler(handler)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)

@@ -1,0 +1,75 @@
+"""Generation settings on the installed transformers, and the variants on the real model with
+real torch.compile."""
+
+import pytest
+import torch
+
+from conftest import transformers_log
+from whisper_perf.generation import GenerationSettings, configure, text_token_ids
+from whisper_perf.timing import run_pass
+from whisper_perf.variants import VARIANTS, build_variant, reference_spec
+
+
+def _generate(model, processor, utterance, settings):
+    kwargs = configure(model, settings)
+    features = processor(utterance.audio, sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        return model.generate(features, **kwargs)[0]
+
+
+def test_fixed_work_generates_exactly_the_budget(tiny_en, short_set):
+    _, model, processor = tiny_en
+    shortest = min(short_set.utterances, key=lambda u: u.seconds)
+    eot = processor.tokenizer.eos_token_id
+    free = text_token_ids(_generate(model, processor, shortest, GenerationSettings(48)), eot)
+    fixed = _generate(model, processor, shortest, GenerationSettings(48, fixed_work=True))
+    assert len(free) < 48  # the short sentence ends early on its own...
+    new_tokens = fixed[-48:]  # ...and fixed work runs the whole budget (prompt tokens may precede on 4.x)
+    assert len(fixed) >= 48 and eot not in new_tokens[:-1].tolist()
+    assert text_token_ids(new_tokens, eot)[: len(free)] == free
+
+
+def test_budget_is_respected_and_generate_does_not_warn_about_lengths(tiny_en, short_set):
+    _, model, processor = tiny_en
+    longest = max(short_set.utterances, key=lambda u: u.seconds)
+    with transformers_log() as messages:
+        ids = _generate(model, processor, longest, GenerationSettings(8))
+    assert len(text_token_ids(ids, processor.tokenizer.eos_token_id)) == 8
+    assert not [m for m in messages if "max_length" in m or "max_new_tokens" in m], messages
+
+
+def test_text_token_ids_drop_prompt_and_special_tokens():
+    assert text_token_ids([50257, 50362, 464, 2068, 50363, 50256], eot_id=50256) == [464, 2068]
+
+
+def test_reference_of_a_math_attention_variant_uses_math_attention():
+    ref = reference_spec(VARIANTS["compiled-static"])
+    assert ref.name == "eager+math" and ref.math_sdpa and not ref.compiled
+    assert reference_spec(VARIANTS["compiled"]) is VARIANTS["eager"]
+    assert reference_spec(VARIANTS["pipeline-compiled"]).long_form
+    assert reference_spec(VARIANTS["eager"]) is None
+
+
+@pytest.fixture(scope="module")
+def few(short_set):
+    from whisper_perf.audio import AudioSet
+
+    return AudioSet("few", short_set.utterances[:3])
+
+
+def test_compiled_static_shares_weights_and_transcribes_like_eager(tiny_en, cpu, few):
+    source, model, processor = tiny_en
+    settings = GenerationSettings()
+    eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, settings, few.utterances[0])
+    compiled = build_variant(VARIANTS["compiled-static"], source.name, model, processor, cpu, settings,
+                             few.utterances[0])
+    assert compiled.model is not model and compiled.model.forward is not model.forward
+    assert compiled.model.proj_out.weight.data_ptr() == model.proj_out.weight.data_ptr()
+    assert compiled.model.generation_config.cache_implementation == "static"
+    assert getattr(model.generation_config, "cache_implementation", None) != "static"
+    assert compiled.first_call_seconds > 0 and compiled.warmup_seconds >= compiled.first_call_seconds
+    eager_pass, compiled_pass = run_pass(eager, few), run_pass(compiled, few)
+    assert [t.token_ids for t in compiled_pass.transcripts.values()] == \
+           [t.token_ids for t in eager_pass.transcripts.values()]
+    assert all(s.seconds > 0 and s.tokens > 0 for s in compiled_pass.samples)
+    assert compiled.describe()["attention"] == "sdpa-math" and compiled.describe()["dtype"] == "float32"
