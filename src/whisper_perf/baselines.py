@@ -1,0 +1,242 @@
+"""Expected results per hardware key, kept as reviewed data in ``baselines/<key>.json``.
+
+One file per hardware key, JSON with sorted keys and one entry per model x variant x protocol,
+so that a re-record reads as a small git diff.  A result is only compared with an entry of the
+same hardware key and the same protocol.  Files are validated on load (an error names the file,
+the entry and the field) and written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from .errors import UsageError
+
+SCHEMA_VERSION = 1
+
+
+class BaselineError(UsageError):
+    """A baseline file that cannot be trusted: the message names file, entry and field."""
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Relative for times and speedups, absolute (0.005 = 0.5 WER points) for WER."""
+
+    speedup: float = 0.10
+    compiled_time: float = 0.15
+    wer: float = 0.005
+    wer_vs_eager: float = 0.005
+
+    def validate(self, where: str) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+                raise BaselineError(f"{where}: tolerance {f.name}={value!r} must be a number in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """An expected oddity, e.g. compiled slower than eager, limited to a version range."""
+
+    reason: str
+    reference: str = ""
+    torch: str = ""  # a version specifier such as ">=2.6,<2.8"; empty: any version
+    transformers: str = ""
+
+    def applies(self, torch_version: str, transformers_version: str) -> bool:
+        for spec, version in ((self.torch, torch_version), (self.transformers, transformers_version)):
+            if spec and Version(Version(version).base_version) not in SpecifierSet(spec):
+                return False
+        return True
+
+
+@dataclass
+class Entry:
+    model: str
+    variant: str
+    protocol: dict
+    seconds: float  # summed generate() seconds of the variant over the audio set (mean pass)
+    wer: float
+    reference_seconds: float | None = None  # its eager reference, for compiled variants
+    reference_wer: float | None = None
+    speedup: float | None = None
+    speedup_interval: list[float] | None = None
+    anomaly: Anomaly | None = None
+    tolerances: Tolerances | None = None  # overrides the file's
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.variant}"
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v is not None and v != {}}
+
+
+def protocol_of(setup: dict, audio_set: str, utterances: int) -> dict:
+    """What must be equal for two timings to be comparable."""
+    return {"dataset": audio_set, "utterances": utterances, "max_new_tokens": setup["max_new_tokens"],
+            "fixed_work": setup["fixed_work"], "dtype": setup["dtype"], "batch_size": setup["batch_size"]}
+
+
+def describe_protocol(protocol: dict) -> str:
+    return ", ".join(f"{k}={protocol[k]}" for k in sorted(protocol))
+
+
+@dataclass
+class BaselineFile:
+    hardware_key: str
+    device_name: str = ""
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    entries: list[Entry] = field(default_factory=list)
+    notes: str = ""
+
+    def find(self, model: str, variant: str, protocol: dict) -> Entry | None:
+        return next((e for e in self.entries
+                     if (e.model, e.variant, e.protocol) == (model, variant, protocol)), None)
+
+    def tolerances_for(self, entry: Entry) -> Tolerances:
+        return entry.tolerances or self.tolerances
+
+    def upsert(self, entry: Entry) -> Entry | None:
+        """Insert or replace the entry of the same model, variant and protocol; return the old one.
+        A replaced entry keeps its reviewed anomaly and tolerances."""
+        old = self.find(entry.model, entry.variant, entry.protocol)
+        if old is not None:
+            entry.anomaly = entry.anomaly or old.anomaly
+            entry.tolerances = entry.tolerances or old.tolerances
+            self.entries[self.entries.index(old)] = entry
+        else:
+            self.entries.append(entry)
+        self.entries.sort(key=lambda e: (e.model, e.variant, json.dumps(e.protocol, sort_keys=True)))
+        return old
+
+    def to_json(self) -> str:
+        data = {"schema_version": SCHEMA_VERSION, "hardware_key": self.hardware_key,
+                "device_name": self.device_name, "notes": self.notes,
+                "tolerances": asdict(self.tolerances), "entries": [e.as_dict() for e in self.entries]}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _require(mapping: dict, key: str, kinds, where: str, optional: bool = False):
+    if key not in mapping or mapping[key] is None:
+        if optional:
+            return None
+        raise BaselineError(f"{where}: missing field '{key}'")
+    value = mapping[key]
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise BaselineError(f"{where}: field '{key}' has {type(value).__name__} {value!r}, expected {expected}")
+    return value
+
+
+def _positive(mapping: dict, key: str, where: str, optional: bool = False):
+    value = _require(mapping, key, (int, float), where, optional)
+    if value is not None and not value > 0:
+        raise BaselineError(f"{where}: field '{key}' must be positive, not {value}")
+    return value
+
+
+def _tolerances(data: dict | None, where: str) -> Tolerances | None:
+    if data is None:
+        return None
+    known = {f.name for f in fields(Tolerances)}
+    unknown = set(data) - known
+    if unknown:
+        raise BaselineError(f"{where}: unknown tolerance(s) {sorted(unknown)}; known: {sorted(known)}")
+    tolerances = Tolerances(**data)
+    tolerances.validate(where)
+    return tolerances
+
+
+def _entry(data: dict, where: str) -> Entry:
+    if not isinstance(data, dict):
+        raise BaselineError(f"{where}: must be an object")
+    anomaly = _require(data, "anomaly", dict, where, optional=True)
+    if anomaly is not None:
+        _require(anomaly, "reason", str, f"{where}, anomaly")
+        try:
+            anomaly = Anomaly(**anomaly)
+            SpecifierSet(anomaly.torch), SpecifierSet(anomaly.transformers)
+        except (TypeError, InvalidSpecifier) as exc:
+            raise BaselineError(f"{where}, anomaly: {exc}") from exc
+    wer = _require(data, "wer", (int, float), where)
+    if wer < 0:
+        raise BaselineError(f"{where}: field 'wer' must not be negative, not {wer}")
+    interval = _require(data, "speedup_interval", list, where, optional=True)
+    return Entry(
+        model=_require(data, "model", str, where), variant=_require(data, "variant", str, where),
+        protocol=_require(data, "protocol", dict, where), seconds=_positive(data, "seconds", where), wer=wer,
+        reference_seconds=_positive(data, "reference_seconds", where, optional=True),
+        reference_wer=_require(data, "reference_wer", (int, float), where, optional=True),
+        speedup=_positive(data, "speedup", where, optional=True), speedup_interval=interval,
+        anomaly=anomaly, tolerances=_tolerances(data.get("tolerances"), f"{where}, tolerances"),
+        provenance=data.get("provenance") or {})
+
+
+def load(path: Path, hardware_key: str | None = None) -> BaselineFile:
+    """Read and validate ``path``; with ``hardware_key``, it must be that key's file."""
+    where = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
+                            "Restore it with git, or re-record it.") from exc
+    if not isinstance(data, dict):
+        raise BaselineError(f"{where}: must hold a JSON object")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BaselineError(f"{where}: schema_version {version!r}, this suite reads {SCHEMA_VERSION}")
+    key = _require(data, "hardware_key", str, where)
+    if hardware_key is not None and key != hardware_key:
+        raise BaselineError(f"{where}: is for hardware key {key!r}, not {hardware_key!r}")
+    if path.stem != key:
+        raise BaselineError(f"{where}: file name must be the hardware key ({key}.json)")
+    entries = _require(data, "entries", list, where)
+    baseline = BaselineFile(
+        hardware_key=key, device_name=data.get("device_name", ""), notes=data.get("notes", ""),
+        tolerances=_tolerances(data.get("tolerances"), f"{where}, tolerances") or Tolerances(),
+        entries=[_entry(e, f"{where}, entry {i} ({e.get('model')}/{e.get('variant')})" if isinstance(e, dict)
+                        else f"{where}, entry {i}") for i, e in enumerate(entries)])
+    seen = set()
+    for i, e in enumerate(baseline.entries):
+        ident = (e.model, e.variant, json.dumps(e.protocol, sort_keys=True))
+        if ident in seen:
+            raise BaselineError(f"{where}, entry {i}: a second entry for {e.id} with the same protocol")
+        seen.add(ident)
+    return baseline
+
+
+def path_for(folder: Path, hardware_key: str) -> Path:
+    return folder / f"{hardware_key}.json"
+
+
+def load_for(folder: Path, hardware_key: str) -> BaselineFile | None:
+    path = path_for(folder, hardware_key)
+    return load(path, hardware_key) if path.exists() else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over
+    ``path``: a reader (or a crash) sees the old file or the new one, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,116 @@
+"""Judging a measurement against its baseline.
+
+A verdict is only as strong as its statistics: a speedup is a regression when its whole
+confidence interval lies below ``baseline x (1 - tolerance)``, an improvement when it lies above
+``baseline x (1 + tolerance)``.  Compiled time is judged the same way (an upgrade that slows
+eager and compiled alike keeps the speedup but is still a regression).  WER must match eager and
+the baseline within absolute tolerances; there is no noise in greedy decoding to allow for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from .baselines import Entry, Tolerances
+from .stats import Interval
+
+
+class Outcome(str, Enum):
+    PASS = "pass"
+    REGRESSION = "regression"
+    IMPROVED = "improved"
+    KNOWN_ANOMALY = "known anomaly"
+    ANOMALY_GONE = "anomaly gone"
+    NO_BASELINE = "no baseline"
+
+    @property
+    def fails(self) -> bool:
+        return self in (Outcome.REGRESSION, Outcome.ANOMALY_GONE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str  # "speedup", "compiled time", "wer"
+    outcome: Outcome
+    message: str
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+
+def _bounds(interval: Interval) -> tuple[float, float]:
+    """(low, high); a single round has no interval, so its estimate is both."""
+    if math.isnan(interval.low):
+        return interval.estimate, interval.estimate
+    return interval.low, interval.high
+
+
+def _ci(interval: Interval, unit: str = "") -> str:
+    if math.isnan(interval.low):
+        return f"{interval.estimate:.3f}{unit} (one round: no interval)"
+    return (f"{interval.estimate:.3f}{unit} [{interval.low:.3f}, {interval.high:.3f}] "
+            f"({interval.confidence:.0%} CI)")
+
+
+def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anomaly_applies: bool,
+                  record_hint: str) -> Verdict:
+    low, high = _bounds(speedup)
+    measured = _ci(speedup, "x")
+    if anomaly_applies and entry.anomaly is not None:
+        ref = f" ({entry.anomaly.reference})" if entry.anomaly.reference else ""
+        if high < 1.0:
+            return Verdict("speedup", Outcome.KNOWN_ANOMALY,
+                           f"known anomaly reproduces: {measured}, compiled slower than eager. "
+                           f"{entry.anomaly.reason}{ref}")
+        return Verdict("speedup", Outcome.ANOMALY_GONE,
+                       f"anomaly no longer reproduces: speedup {measured} is not credibly below 1x. "
+                       f"Expected: {entry.anomaly.reason}{ref}. Review and re-record the baseline: "
+                       f"{record_hint}")
+    floor, ceiling = entry.speedup * (1 - tolerances.speedup), entry.speedup * (1 + tolerances.speedup)
+    against = f"baseline {entry.speedup:.3f}x, tolerance {tolerances.speedup:.0%}"
+    if high < floor:
+        return Verdict("speedup", Outcome.REGRESSION,
+                       f"speedup {measured} is below {floor:.3f}x ({against})")
+    if low > ceiling:
+        return Verdict("speedup", Outcome.IMPROVED,
+                       f"speedup {measured} is above {ceiling:.3f}x ({against}); to make it the new "
+                       f"baseline: {record_hint}")
+    return Verdict("speedup", Outcome.PASS, f"speedup {measured} within {against}")
+
+
+def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, record_hint: str,
+               check: str = "compiled time") -> Verdict:
+    low, high = _bounds(seconds)
+    measured = _ci(seconds, " s")
+    ceiling, floor = baseline_seconds * (1 + tolerance), baseline_seconds * (1 - tolerance)
+    against = f"baseline {baseline_seconds:.3f} s, tolerance {tolerance:.0%}"
+    if low > ceiling:
+        return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} s ({against})")
+    if high < floor:
+        return Verdict(check, Outcome.IMPROVED,
+                       f"{check} {measured} is below {floor:.3f} s ({against}); to make it the new "
+                       f"baseline: {record_hint}")
+    return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}")
+
+
+def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tolerances: Tolerances) -> Verdict:
+    """WER parity: with the eager build of this run, and with the baseline's WER."""
+    problems = []
+    if reference_wer is not None and abs(wer - reference_wer) > tolerances.wer_vs_eager:
+        problems.append(f"WER {100 * wer:.2f}% differs from eager's {100 * reference_wer:.2f}% by more than "
+                        f"{100 * tolerances.wer_vs_eager:.2f} points")
+    if entry is not None and abs(wer - entry.wer) > tolerances.wer:
+        problems.append(f"WER {100 * wer:.2f}% differs from the baseline's {100 * entry.wer:.2f}% by more than "
+                        f"{100 * tolerances.wer:.2f} points")
+    if problems:
+        return Verdict("wer", Outcome.REGRESSION, "; ".join(problems))
+    parts = [f"WER {100 * wer:.2f}%"]
+    if reference_wer is not None:
+        parts.append(f"eager {100 * reference_wer:.2f}%")
+    if entry is not None:
+        parts.append(f"baseline {100 * entry.wer:.2f}%")
+    return Verdict("wer", Outcome.PASS, ", ".join(parts))
