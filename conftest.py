@@ -1,2 +1,3 @@
 # The suite's plugin (options, header, parametrization) and the fixture modules in fixtures/.
-pytest_plugins = ["whisper_perf.plugin", "fixtures.speech", "fixtures.models", "fixtures.variants"]
+pytest_plugins = ["whisper_perf.plugin", "fixtures.speech", "fixtures.models", "fixtures.variants",
+                  "fixtures.measurements"]

@@ -1,4 +1,5 @@
-"""Sessions: ``nox -s perf`` runs the benchmark suite, ``nox -s tests`` the harness's own tests.
+"""Sessions: ``nox -s perf`` runs the benchmark suite and judges it against the baseline of this
+hardware, ``nox -s record`` (re)records that baseline, ``nox -s tests`` runs the harness's tests.
 
 Versions: torch defaults to 2.13.0 (a pinned CPU build installs fast; an unpinned torch pulls a
 multi-GB CUDA build).  Override with the environment, e.g.
@@ -36,6 +37,14 @@ def perf(session: nox.Session) -> None:
 # OpenAI's own whisper package, an independent decoder for checking the tiny.en conversion.
 # Its triton requirement is for GPU kernels it does not use here, so it goes in without deps.
 OPENAI_WHISPER = ["openai-whisper==20250625", "tiktoken", "numba", "more-itertools", "tqdm"]
+
+
+@nox.session(python=PYTHON)
+def record(session: nox.Session) -> None:
+    """Measure and write this hardware's baseline (baselines/<key>.json); review it with git diff."""
+    install(session)
+    session.run("pytest", "perf_tests", "--record", "--benchmark-autosave", "--benchmark-storage=results/benchmarks",
+                "--benchmark-columns=min,median,max,rounds", *session.posargs)
 
 
 @nox.session(python=PYTHON)

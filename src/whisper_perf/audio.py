@@ -50,7 +50,7 @@ class AudioSet:
     def head(self, n: int | None) -> "AudioSet":
         if not n or n >= len(self.utterances):
             return self
-        return AudioSet(f"{self.name}[:{n}]", self.utterances[:n])
+        return AudioSet(self.name, self.utterances[:n])  # protocols record the utterance count
 
 
 def decode(data: bytes | str | Path, origin: str) -> np.ndarray:

@@ -64,7 +64,7 @@ class Entry:
     variant: str
     protocol: dict
     seconds: float  # summed generate() seconds of the variant over the audio set (mean pass)
-    wer: float
+    wer: float | None  # None: not known (published numbers without WER)
     reference_seconds: float | None = None  # its eager reference, for compiled variants
     reference_wer: float | None = None
     speedup: float | None = None
@@ -170,8 +170,8 @@ def _entry(data: dict, where: str) -> Entry:
             SpecifierSet(anomaly.torch), SpecifierSet(anomaly.transformers)
         except (TypeError, InvalidSpecifier) as exc:
             raise BaselineError(f"{where}, anomaly: {exc}") from exc
-    wer = _require(data, "wer", (int, float), where)
-    if wer < 0:
+    wer = _require(data, "wer", (int, float), where, optional=True)
+    if wer is not None and wer < 0:
         raise BaselineError(f"{where}: field 'wer' must not be negative, not {wer}")
     interval = _require(data, "speedup_interval", list, where, optional=True)
     return Entry(
@@ -240,3 +240,35 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def entry_from(measurement, summary, provenance: dict) -> Entry:
+    """A baseline entry from a measurement (timing.Measurement) and its summary.Summary."""
+    entry = Entry(model=measurement.model, variant=measurement.variant,
+                  protocol=protocol_of(measurement.setup, measurement.audio_set, len(measurement.reference_texts)),
+                  seconds=round(summary.seconds.estimate, 4), wer=round(summary.wer, 4),
+                  provenance={**provenance, "rounds": len(measurement.passes)})
+    if summary.speedup is not None:
+        entry.reference_seconds = round(summary.reference_seconds.estimate, 4)
+        entry.reference_wer = round(summary.reference_wer, 4)
+        entry.speedup = round(summary.speedup.estimate, 4)
+        if summary.speedup.low == summary.speedup.low:  # not NaN (one round has no interval)
+            entry.speedup_interval = [round(summary.speedup.low, 4), round(summary.speedup.high, 4)]
+    return entry
+
+
+def record(folder: Path, hardware, entries: list[Entry]) -> tuple[Path, str]:
+    """Upsert ``entries`` into the hardware's file (keeping every other entry), write it
+    atomically, and return (path, unified diff of the change)."""
+    import difflib
+
+    path = path_for(folder, hardware.key)
+    baseline = load(path, hardware.key) if path.exists() else BaselineFile(hardware.key, hardware.device_name)
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    for entry in entries:
+        baseline.upsert(entry)
+    after = baseline.to_json()
+    write_atomic(path, after)
+    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        f"a/{path.name}", f"b/{path.name}"))
+    return path, diff

@@ -91,3 +91,19 @@ def detect_hardware(device: str = "auto") -> Hardware:
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return cuda_hardware()
     return cpu_hardware()
+
+
+def software() -> dict:
+    """Versions that a timing depends on, stored with every result and baseline."""
+    import subprocess
+    import sys
+
+    import transformers
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "python": sys.version.split()[0], "cuda": torch.version.cuda, "commit": commit}

@@ -4,6 +4,7 @@ model x variant parametrization, and the summary table at the end."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,26 @@ class SuiteOptions:
     rounds: int
     limit: int | None
     settings: GenerationSettings
-    measurements: list = field(default_factory=list)  # timing.Measurement, filled by the tests
+    baselines: Path
+    record: bool
+    confidence: float
+    inject_slowdown: float
+    measurements: dict = field(default_factory=dict)  # (model, variant) -> timing.Measurement
+    verdicts: list = field(default_factory=list)  # (model, variant, verdicts.Verdict)
+    recorded: tuple | None = None  # (path, diff) once --record has written
+
+    def record_command(self) -> str:
+        """The command that re-records what this run measured."""
+        args = [f"--model {m}" for m in self.models]
+        if self.dataset:
+            args.append(f"--dataset {self.dataset}")
+        if self.settings.fixed_work:
+            args.append("--fixed-work")
+        if self.settings.max_new_tokens != 128:
+            args.append(f"--max-new-tokens {self.settings.max_new_tokens}")
+        if self.limit:
+            args.append(f"--limit {self.limit}")
+        return "nox -s record -- " + " ".join(args)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +65,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fixed-work", action="store_true",
                     help="min_new_tokens == max_new_tokens: every call generates the full budget, so timing "
                          "does not depend on what the model transcribes")
+    group.addoption("--baselines", default=None, metavar="DIR",
+                    help="folder of baseline files, one per hardware key (default: baselines/ in the project)")
+    group.addoption("--record", action="store_true",
+                    help="measure and write this run's results as the baseline of this hardware key "
+                         "(nothing is judged)")
+    group.addoption("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
+                    help="sensitivity check only: make compiled forwards this much slower (needs "
+                         "WHISPER_PERF_SENSITIVITY_CHECK=1)")
+    group.addoption("--confidence", type=float, default=0.95,
+                    help="confidence level of the intervals that verdicts use (default 0.95)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,12 +87,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if not 1 <= budget <= 440:
         raise pytest.UsageError(f"--max-new-tokens must be between 1 and 440 (Whisper's decoder holds 448 "
                                 f"positions, the prompt takes some), not {budget}")
+    confidence = get("--confidence")
+    if not 0.5 <= confidence < 1:
+        raise pytest.UsageError(f"--confidence must be in [0.5, 1), not {confidence}")
+    from .sensitivity import check_allowed
+
+    slowdown = get("--inject-slowdown")
+    try:
+        check_allowed(slowdown)
+    except SuiteError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if slowdown and get("--record"):
+        raise pytest.UsageError("--record with --inject-slowdown would store a deliberately slowed timing as "
+                                "the baseline; use one or the other.")
     config.whisper_perf = SuiteOptions(
         models=list(dict.fromkeys(get("--model") or ["tiny.en"])),
         variants=list(dict.fromkeys(get("--variant") or VARIANTS)),
         dataset=get("--dataset"), long_dataset=get("--long-dataset"), device=get("--device"),
         rounds=rounds, limit=limit,
         settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
+        baselines=Path(get("--baselines") or config.rootpath / "baselines"), record=get("--record"),
+        confidence=confidence, inject_slowdown=slowdown,
     )
 
 
@@ -93,12 +138,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    from .report import format_table
+    from .report import measurement_table, verdict_table
+    from .summary import summarize
 
     options = getattr(config, "whisper_perf", None)
-    if options and options.measurements:
-        terminalreporter.section("Whisper generate(): eager vs compiled")
-        terminalreporter.write_line(format_table(options.measurements))
+    if not options or not options.measurements:
+        return
+    items = [(m, summarize(m, options.confidence)) for m in options.measurements.values()]
+    terminalreporter.section("Whisper generate(): eager vs compiled")
+    terminalreporter.write_line(measurement_table(items))
+    if options.verdicts:
+        terminalreporter.section("Verdicts against baselines")
+        terminalreporter.write_line(verdict_table(options.verdicts))
+    if options.recorded:
+        path, diff = options.recorded
+        terminalreporter.section(f"Recorded baseline {path}")
+        terminalreporter.write_line(diff or "(no change)")
+        terminalreporter.write_line("Review it with `git diff` and commit it.")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    """With --record: write what was measured into this hardware's baseline file (atomically)."""
+    import datetime
+
+    from .baselines import entry_from, record
+    from .hardware import detect_hardware, software
+    from .summary import summarize
+
+    options: SuiteOptions = getattr(session.config, "whisper_perf", None)
+    if not options or not options.record or not options.measurements:
+        return
+    if exitstatus not in (0, pytest.ExitCode.OK):
+        session.config.get_terminal_writer().line(
+            "Not recording: some tests failed or errored; fix them and record again.", red=True)
+        return
+    hardware = detect_hardware(options.device)
+    provenance = {**software(), "device_name": hardware.device_name, "source": "measured by this suite",
+                  "date": datetime.date.today().isoformat()}
+    entries = [entry_from(m, summarize(m, options.confidence), provenance) for m in options.measurements.values()]
+    options.recorded = record(options.baselines, hardware, entries)
 
 
 def pytest_exception_interact(node, call, report) -> None:

@@ -1,48 +1,49 @@
-"""What a run tells its reader: one row per model x variant."""
+"""What a run tells its reader: the measurement table, then the verdicts."""
 
 from __future__ import annotations
 
-from . import accuracy
-from .timing import Measurement, Pass
+import math
+
+from .summary import Summary
+from .timing import Measurement
 
 
-def _wer(measurement: Measurement, passes: list[Pass]) -> float | None:
-    if not passes:
-        return None
-    ids = list(measurement.reference_texts)
-    last = passes[-1]  # transcripts of greedy decoding are the same every pass
-    return accuracy.wer([measurement.reference_texts[i] for i in ids], [last.transcripts[i].text for i in ids])
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec) + suffix
 
 
-def summary_row(m: Measurement) -> dict:
-    seconds = sum(p.seconds for p in m.passes) / len(m.passes)
-    row = {
-        "model": m.model, "variant": m.variant, "audio": m.audio_set, "rounds": len(m.passes),
-        "seconds": seconds, "rtfx": m.audio_seconds / seconds if seconds else None,
-        "wer": _wer(m, m.passes), "first_call_s": m.first_call_seconds,
-        "reference": m.reference, "reference_seconds": None, "speedup": None, "reference_wer": None,
-    }
-    if m.reference_passes:
-        ref = sum(p.seconds for p in m.reference_passes) / len(m.reference_passes)
-        row.update(reference_seconds=ref, speedup=ref / seconds, reference_wer=_wer(m, m.reference_passes))
-    return row
+def _interval(interval) -> str:
+    if interval is None or math.isnan(interval.low):
+        return "-"
+    return f"[{interval.low:.3f}, {interval.high:.3f}]"
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_table(measurements: list[Measurement]) -> str:
-    header = ("model", "variant", "audio", "rounds", "eager s", "variant s", "speedup", "RTFx",
-              "WER eager", "WER", "1st call s")
-    rows = [header]
-    for m in measurements:
-        r = summary_row(m)
-        rows.append((r["model"], r["variant"], r["audio"], str(r["rounds"]), _fmt(r["reference_seconds"], ".2f"),
-                     _fmt(r["seconds"], ".2f"), _fmt(r["speedup"], ".3f") + ("x" if r["speedup"] else ""),
-                     _fmt(r["rtfx"], ".1f"), _fmt(r["reference_wer"] and 100 * r["reference_wer"], ".1f"),
-                     _fmt(None if r["wer"] is None else 100 * r["wer"], ".1f"), _fmt(r["first_call_s"], ".1f")))
+def _table(header: tuple, rows: list[tuple]) -> str:
+    rows = [header, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
+    header = ("model", "variant", "vs", "audio", "rounds", "eager s", "variant s", "speedup", "95% CI", "RTFx",
+              "WER eager", "WER", "same ids", "1st call s")
+    rows = []
+    for m, s in items:
+        ref = s.reference_seconds.estimate if s.reference_seconds else None
+        rows.append((m.model, m.variant, m.reference or "-", m.audio_set, str(len(m.passes)), _fmt(ref, ".2f"),
+                     _fmt(s.seconds.estimate, ".2f"), _fmt(s.speedup and s.speedup.estimate, ".3f", "x"),
+                     _interval(s.speedup), _fmt(s.rtfx, ".1f"),
+                     _fmt(None if s.reference_wer is None else 100 * s.reference_wer, ".1f"),
+                     _fmt(100 * s.wer, ".1f"), _fmt(None if s.exact_match is None else 100 * s.exact_match, ".0f", "%"),
+                     _fmt(m.first_call_seconds, ".1f")))
+    return _table(header, rows)
+
+
+def verdict_table(verdicts: list[tuple[str, str, object]]) -> str:
+    """(model, variant, verdicts.Verdict) rows."""
+    return _table(("model", "variant", "check", "verdict", "detail"),
+                  [(model, variant, v.check, v.outcome.value.upper(), v.message) for model, variant, v in verdicts])

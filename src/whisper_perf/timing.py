@@ -84,3 +84,32 @@ class Measurement:
     reference_passes: list[Pass] = field(default_factory=list)
     first_call_seconds: float | None = None
     warmup_seconds: float | None = None
+
+
+def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
+            pedantic=None) -> Measurement:
+    """Time ``rounds`` passes of ``variant``, each right after a pass of its eager ``reference``.
+
+    ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times the variant's passes
+    (the reference pass is its untimed ``setup``) and lands them in pytest-benchmark's JSON."""
+    m = Measurement(
+        model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,
+        audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
+        reference_texts={u.id: u.text for u in audio.utterances},
+        first_call_seconds=variant.first_call_seconds, warmup_seconds=variant.warmup_seconds)
+
+    def reference_pass():
+        m.reference_passes.append(run_pass(reference, audio))
+
+    def timed_pass():
+        m.passes.append(run_pass(variant, audio))
+
+    setup = reference_pass if reference else None
+    if pedantic is not None:
+        pedantic(timed_pass, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
+    else:
+        for _ in range(rounds):
+            if setup:
+                setup()
+            timed_pass()
+    return m

@@ -110,6 +110,7 @@ class Variant:
     settings: GenerationSettings
     generate_kwargs: dict = field(default_factory=dict)
     pipeline: object = None
+    injected_slowdown: float = 0.0  # --inject-slowdown (sensitivity checks only)
     first_call_seconds: float | None = None  # compile + first run (compiled variants)
     warmup_seconds: float | None = None
 
@@ -132,6 +133,7 @@ class Variant:
             "preprocessing_timed": self.spec.long_form,  # the pipeline extracts features itself
             "attention": "sdpa-math" if self.spec.math_sdpa else "sdpa",
             **self.settings.as_dict(),
+            **({"injected_slowdown": self.injected_slowdown} if self.injected_slowdown else {}),
         }
 
     def _attention(self):
@@ -152,7 +154,9 @@ class Variant:
         """The timed call: ``generate()`` (or the pipeline).  Returns its raw output."""
         with torch.inference_mode(), self._attention():
             if self.spec.long_form:
-                return self.pipeline(inputs, generate_kwargs=dict(self.generate_kwargs))
+                # num_beams=1: the ASR pipeline otherwise applies its own default of 5 beams
+                # (the short-form variants, and the published numbers, decode greedily).
+                return self.pipeline(inputs, generate_kwargs={**self.generate_kwargs, "num_beams": 1})
             return self.model.generate(inputs, **self.generate_kwargs)
 
     def transcript(self, output) -> Transcript:
@@ -188,13 +192,19 @@ def synchronize(hardware: Hardware) -> None:
 
 
 def build_variant(spec: VariantSpec, model_name: str, base_model, processor, hardware: Hardware,
-                  settings: GenerationSettings, warmup_utterance: Utterance | None = None) -> Variant:
+                  settings: GenerationSettings, warmup_utterance: Utterance | None = None,
+                  inject_slowdown: float = 0.0) -> Variant:
     model = share_weights_copy(base_model)
     if spec.static_cache:
         model.generation_config.cache_implementation = "static"
     if spec.compiled:
         model.forward = torch.compile(model.forward, mode=spec.compile_mode, fullgraph=True)
-    variant = Variant(spec, model_name, model, processor, hardware, settings, configure(model, settings))
+        if inject_slowdown:
+            from .sensitivity import slowed
+
+            model.forward = slowed(model.forward, inject_slowdown, lambda: synchronize(hardware))
+    variant = Variant(spec, model_name, model, processor, hardware, settings, configure(model, settings),
+                      injected_slowdown=inject_slowdown if spec.compiled else 0.0)
     if spec.long_form:
         from transformers import pipeline
 
@@ -203,6 +213,7 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
             feature_extractor=processor.feature_extractor, chunk_length_s=30, batch_size=1,
             device=torch.device(hardware.device))
     if warmup_utterance is not None:
-        variant.warm_up(warmup_utterance, calls=3 if spec.compiled else 1)
+        # reduce-overhead records CUDA graphs on the 2nd and 3rd calls; on CPU one call compiles all.
+        variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1)
     return variant
 

@@ -103,7 +103,7 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     if reference_wer is not None and abs(wer - reference_wer) > tolerances.wer_vs_eager:
         problems.append(f"WER {100 * wer:.2f}% differs from eager's {100 * reference_wer:.2f}% by more than "
                         f"{100 * tolerances.wer_vs_eager:.2f} points")
-    if entry is not None and abs(wer - entry.wer) > tolerances.wer:
+    if entry is not None and entry.wer is not None and abs(wer - entry.wer) > tolerances.wer:
         problems.append(f"WER {100 * wer:.2f}% differs from the baseline's {100 * entry.wer:.2f}% by more than "
                         f"{100 * tolerances.wer:.2f} points")
     if problems:
@@ -111,6 +111,6 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     parts = [f"WER {100 * wer:.2f}%"]
     if reference_wer is not None:
         parts.append(f"eager {100 * reference_wer:.2f}%")
-    if entry is not None:
+    if entry is not None and entry.wer is not None:
         parts.append(f"baseline {100 * entry.wer:.2f}%")
     return Verdict("wer", Outcome.PASS, ", ".join(parts))

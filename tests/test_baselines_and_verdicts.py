@@ -1,0 +1,157 @@
+"""Baseline files (validation, atomic writes, recording) and verdict rules, on real files."""
+
+import json
+import math
+
+import pytest
+
+from whisper_perf import baselines
+from whisper_perf.baselines import Anomaly, BaselineError, Entry, Tolerances
+from whisper_perf.stats import Interval
+from whisper_perf.verdicts import Outcome, judge_speedup, judge_time, judge_wer
+
+PROTOCOL = {"dataset": "short", "utterances": 56, "max_new_tokens": 128, "fixed_work": False,
+            "dtype": "float32", "batch_size": 1}
+KEY = "cpu-x86_64-avx2-t2"
+
+
+def entry(**changes):
+    data = dict(model="tiny.en", variant="compiled-static", protocol=dict(PROTOCOL), seconds=40.0, wer=0.07,
+                reference_seconds=44.0, reference_wer=0.07, speedup=1.1)
+    data.update(changes)
+    return Entry(**data)
+
+
+def write(tmp_path, data, name=KEY):
+    path = tmp_path / f"{name}.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def valid_file():
+    f = baselines.BaselineFile(KEY, "AMD EPYC", entries=[entry()])
+    return json.loads(f.to_json())
+
+
+def test_round_trip(tmp_path):
+    path = write(tmp_path, valid_file())
+    loaded = baselines.load(path, KEY)
+    assert loaded.find("tiny.en", "compiled-static", PROTOCOL).speedup == 1.1
+    assert loaded.find("tiny.en", "compiled-static", {**PROTOCOL, "utterances": 10}) is None
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(schema_version=99), "schema_version 99"),
+    (lambda d: d["entries"][0].pop("seconds"), r"entry 0 \(tiny.en/compiled-static\): missing field 'seconds'"),
+    (lambda d: d["entries"][0].update(seconds="fast"), "field 'seconds' has str 'fast'"),
+    (lambda d: d["entries"][0].update(seconds=0), "field 'seconds' must be positive"),
+    (lambda d: d["entries"][0].update(speedup=-1.0), "field 'speedup' must be positive"),
+    (lambda d: d["entries"][0].update(wer=True), "field 'wer' has bool"),
+    (lambda d: d.update(tolerances={"speedup": 1.5}), "tolerance speedup=1.5"),
+    (lambda d: d.update(tolerances={"sped": 0.1}), "unknown tolerance"),
+    (lambda d: d["entries"][0].update(anomaly={"reference": "x"}), "anomaly: missing field 'reason'"),
+    (lambda d: d["entries"][0].update(anomaly={"reason": "r", "torch": "=>2"}), "anomaly"),
+    (lambda d: d.update(hardware_key="cuda-sm_89-nvidia-l4"), "is for hardware key 'cuda-sm_89-nvidia-l4'"),
+    (lambda d: d["entries"].append(d["entries"][0]), "a second entry for tiny.en/compiled-static"),
+])
+def test_malformed_files_name_file_entry_and_field(tmp_path, mutate, message):
+    data = valid_file()
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(BaselineError, match=message) as error:
+        baselines.load(path, KEY)
+    assert str(path) in str(error.value)
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    text = json.dumps(valid_file(), indent=2)
+    path = write(tmp_path, text[: len(text) // 2])
+    with pytest.raises(BaselineError, match="not valid JSON"):
+        baselines.load(path, KEY)
+
+
+def test_file_name_must_be_its_key(tmp_path):
+    path = write(tmp_path, valid_file(), name="other")
+    with pytest.raises(BaselineError, match="file name must be the hardware key"):
+        baselines.load(path)
+
+
+class FakeHardware:  # only the two attributes record() reads
+    key, device_name = KEY, "AMD EPYC"
+
+
+def test_record_keeps_other_entries_and_reviewed_fields_and_shows_a_diff(tmp_path):
+    first = entry(anomaly=Anomaly("reviewed reason"), tolerances=Tolerances(speedup=0.2))
+    other = entry(variant="compiled", speedup=1.05)
+    baselines.record(tmp_path, FakeHardware, [first, other])
+    path, diff = baselines.record(tmp_path, FakeHardware, [entry(speedup=1.2)])
+    loaded = baselines.load(path, KEY)
+    assert {e.variant for e in loaded.entries} == {"compiled", "compiled-static"}
+    updated = loaded.find("tiny.en", "compiled-static", PROTOCOL)
+    assert updated.speedup == 1.2 and updated.anomaly.reason == "reviewed reason"
+    assert updated.tolerances.speedup == 0.2
+    assert '-      "speedup": 1.1,' in diff and '+      "speedup": 1.2,' in diff
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "f.json"
+    path.write_text("old")
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(baselines.os, "fsync", fail)
+    with pytest.raises(OSError):
+        baselines.write_atomic(path, "new")
+    assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
+
+
+def ci(estimate, low, high):
+    return Interval(estimate, low, high, 0.95)
+
+
+@pytest.mark.parametrize("interval, outcome", [
+    (ci(1.10, 1.05, 1.15), Outcome.PASS),
+    (ci(0.95, 0.90, 1.00), Outcome.PASS),          # below the baseline, but not credibly below 1.1 x 0.9
+    (ci(0.93, 0.90, 0.98), Outcome.REGRESSION),    # whole interval below 0.99
+    (ci(1.30, 1.25, 1.35), Outcome.IMPROVED),
+    (ci(0.95, math.nan, math.nan), Outcome.REGRESSION),  # one round: the estimate decides
+])
+def test_speedup_rules(interval, outcome):
+    verdict = judge_speedup(interval, entry(), Tolerances(speedup=0.1), False, "nox -s record")
+    assert verdict.outcome is outcome
+    if outcome is Outcome.IMPROVED:
+        assert "nox -s record" in verdict.message
+
+
+def test_known_anomaly_reproduces_or_is_gone():
+    anomalous = entry(speedup=0.5, anomaly=Anomaly("turbo slower compiled on L4", "public numbers"))
+    held = judge_speedup(ci(0.5, 0.45, 0.55), anomalous, Tolerances(), True, "cmd")
+    assert held.outcome is Outcome.KNOWN_ANOMALY and "turbo slower" in held.message
+    gone = judge_speedup(ci(1.2, 1.1, 1.3), anomalous, Tolerances(), True, "cmd")
+    assert gone.outcome is Outcome.ANOMALY_GONE and gone.outcome.fails
+    assert "no longer reproduces" in gone.message and "re-record" in gone.message
+
+
+def test_anomaly_version_range():
+    anomaly = Anomaly("r", torch=">=2.6,<2.8", transformers="<5")
+    assert anomaly.applies("2.6.0+cu124", "4.52.4")
+    assert not anomaly.applies("2.13.0+cpu", "4.52.4")
+    assert not anomaly.applies("2.7.1", "5.24.0")
+    assert Anomaly("any").applies("2.13.0", "5.24.0")
+
+
+def test_time_rules():
+    assert judge_time(ci(47.0, 46.5, 47.5), 40.0, 0.15, "cmd").outcome is Outcome.REGRESSION
+    assert judge_time(ci(45.0, 44.0, 47.0), 40.0, 0.15, "cmd").outcome is Outcome.PASS
+    assert judge_time(ci(30.0, 29.0, 31.0), 40.0, 0.15, "cmd").outcome is Outcome.IMPROVED
+
+
+def test_wer_rules():
+    tol = Tolerances(wer=0.005, wer_vs_eager=0.005)
+    assert judge_wer(0.07, 0.07, entry(), tol).outcome is Outcome.PASS
+    broken = judge_wer(0.09, 0.07, entry(), tol)
+    assert broken.outcome is Outcome.REGRESSION and "eager's 7.00%" in broken.message
+    assert judge_wer(0.09, 0.09, entry(), tol).outcome is Outcome.REGRESSION  # both changed: baseline catches it
+    assert judge_wer(0.09, 0.09, None, tol).outcome is Outcome.PASS
