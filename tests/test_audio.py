@@ -70,3 +70,12 @@ def test_missing_metadata_and_unknown_path_are_usage_errors(tmp_path):
         load_audio_set(tmp_path)
     with pytest.raises(UsageError, match="no such folder"):
         load_audio_set(tmp_path / "nowhere")
+
+
+def test_hub_dataset_without_hub_access_is_an_environment_error(monkeypatch):
+    from whisper_perf.errors import EnvironmentUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EnvironmentUnavailable, match=r"librispeech_asr_dummy: could not be loaded \(the hub is "
+                                                     r"unreachable\).*Use the committed set"):
+        load_audio_set("hf-internal-testing/librispeech_asr_dummy")

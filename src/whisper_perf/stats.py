@@ -35,6 +35,21 @@ def _matrix(samples) -> np.ndarray:
     return array
 
 
+def _paired_resample_sums(tables: list[np.ndarray], resamples: int, seed: int) -> list[np.ndarray]:
+    """Per table, ``resamples`` sums over all cells after resampling the rounds of each utterance
+    (column) with replacement; the same picks for every table keep the pairing."""
+    rounds, utterances = tables[0].shape
+    picks = np.random.default_rng(seed).integers(0, rounds, size=(resamples, rounds, utterances))
+    columns = np.arange(utterances)
+    return [t[picks, columns].sum(axis=(1, 2)) for t in tables]
+
+
+def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return Interval(float(estimate), float(low), float(high), confidence)
+
+
 def speedup_interval(eager, compiled, confidence: float = 0.95, resamples: int = 4000,
                      seed: int = 0) -> Interval:
     """Speedup = sum(eager) / sum(compiled), with a stratified paired bootstrap interval.
@@ -45,34 +60,22 @@ def speedup_interval(eager, compiled, confidence: float = 0.95, resamples: int =
     e, c = _matrix(eager), _matrix(compiled)
     if e.shape != c.shape:
         raise ValueError(f"eager {e.shape} and compiled {c.shape} timings are not paired")
-    rounds, utterances = e.shape
     estimate = e.sum() / c.sum()
-    if rounds == 1:
-        return Interval(estimate, float("nan"), float("nan"), confidence)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, rounds, size=(resamples, rounds, utterances))
-    columns = np.arange(utterances)
-    e_sums = e[picks, columns].sum(axis=(1, 2))
-    c_sums = c[picks, columns].sum(axis=(1, 2))
-    ratios = e_sums / c_sums
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(ratios, [tail, 1 - tail])
-    return Interval(float(estimate), float(low), float(high), confidence)
+    if e.shape[0] == 1:
+        return Interval(float(estimate), float("nan"), float("nan"), confidence)
+    e_sums, c_sums = _paired_resample_sums([e, c], resamples, seed)
+    return _interval(estimate, e_sums / c_sums, confidence)
 
 
 def total_interval(samples, confidence: float = 0.95, resamples: int = 4000, seed: int = 0) -> Interval:
     """Mean summed seconds per pass, with the same stratified bootstrap interval."""
     s = _matrix(samples)
-    rounds, utterances = s.shape
+    rounds = s.shape[0]
     estimate = s.sum() / rounds
     if rounds == 1:
         return Interval(float(estimate), float("nan"), float("nan"), confidence)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, rounds, size=(resamples, rounds, utterances))
-    totals = s[picks, np.arange(utterances)].sum(axis=(1, 2)) / rounds
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(totals, [tail, 1 - tail])
-    return Interval(float(estimate), float(low), float(high), confidence)
+    (sums,) = _paired_resample_sums([s], resamples, seed)
+    return _interval(estimate, sums / rounds, confidence)
 
 
 def coefficient_of_variation(pass_totals) -> float:
