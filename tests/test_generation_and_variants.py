@@ -1,6 +1,8 @@
 """Generation settings on the installed transformers, and the variants on the real model with
 real torch.compile."""
 
+import time
+
 import pytest
 import torch
 
@@ -73,3 +75,26 @@ def test_compiled_static_shares_weights_and_transcribes_like_eager(tiny_en, cpu,
            [t.token_ids for t in eager_pass.transcripts.values()]
     assert all(s.seconds > 0 and s.tokens > 0 for s in compiled_pass.samples)
     assert compiled.describe()["attention"] == "sdpa-math" and compiled.describe()["dtype"] == "float32"
+
+
+def test_injected_slowdown_stretches_the_whole_call_over_its_steps():
+    """Each wrapped step busy-waits for the fraction of the time since the previous step ended, so
+    the call (work before the first step included) takes at least (1 + fraction) times as long."""
+    from whisper_perf.sensitivity import Slowdown
+
+    slowdown = Slowdown(0.5, lambda: None)
+    spent = []
+
+    def decode_step():
+        t = time.perf_counter()
+        time.sleep(0.01)
+        spent.append(time.perf_counter() - t)
+
+    step = slowdown.wrap(decode_step)
+    start = time.perf_counter()
+    slowdown.start()
+    time.sleep(0.02)  # the encoder, before the first decode step
+    spent.append(time.perf_counter() - start)
+    for _ in range(5):
+        step()
+    assert time.perf_counter() - start >= 1.5 * sum(spent)

@@ -47,10 +47,13 @@ class AudioSet:
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def head(self, n: int | None) -> "AudioSet":
+    def spread(self, n: int | None) -> "AudioSet":
+        """``n`` utterances evenly spaced over the set (all voices, speeds and lengths stay
+        represented, unlike the first ``n``); protocols record the count."""
         if not n or n >= len(self.utterances):
             return self
-        return AudioSet(self.name, self.utterances[:n])  # protocols record the utterance count
+        step = len(self.utterances) / n
+        return AudioSet(self.name, tuple(self.utterances[int(i * step)] for i in range(n)))
 
 
 def decode(data: bytes | str | Path, origin: str) -> np.ndarray:

@@ -1,4 +1,22 @@
-"""Error kinds the suite reports to its users; each maps to one exit code of the runner."""
+"""Error kinds the suite reports to its users; each maps to one exit code of the runner.
+
+Exit codes of a run (``nox -s perf`` / ``pytest perf_tests``), stable for CI to branch on:
+
+====  =========================================================================================
+0     success: every judged check passed (checks that could not be judged are listed as skips)
+1     regression: a performance or accuracy check failed
+2     interrupted (Ctrl-C, SIGTERM)                                            (pytest's own)
+3     internal error                                                           (pytest's own)
+4     usage or configuration error: a bad option, a malformed baseline file     (pytest's own)
+5     no tests collected                                                       (pytest's own)
+6     environment error: a model, dataset or GPU the run needs is not available here
+====  =========================================================================================
+"""
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_USAGE = 4
+EXIT_ENVIRONMENT = 6
 
 
 class SuiteError(Exception):

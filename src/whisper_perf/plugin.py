@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from .errors import SuiteError
+from .errors import EXIT_ENVIRONMENT, EXIT_REGRESSION, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
 from .generation import GenerationSettings
-from .variants import VARIANTS
+from .variants import COMPILED_VARIANTS, VARIANTS, slowed_twin
+
+# What a run covers when --variant / --limit do not say.  On a GPU every variant over the whole
+# audio set takes minutes; on a CPU the same would take half an hour (the 30-s-padded encoder
+# costs about a second per utterance), so the CPU default is the two compiled variants (each
+# timed against its eager build) over 6 utterances spread over the set.
+PROFILES = {
+    "quick": {"variants": ["compiled", "compiled-static"], "utterances": 6},
+    "full": {"variants": list(VARIANTS), "utterances": None},
+}
 
 
 @dataclass
@@ -27,22 +36,33 @@ class SuiteOptions:
     record: bool
     confidence: float
     inject_slowdown: float
+    profile: str = "full"
+    busy_retries: int | None = None
+    results_dir: Path | None = None
+    results_path: Path | None = None
+    environment_errors: list = field(default_factory=list)  # messages of EnvironmentUnavailable
+    usage_errors: list = field(default_factory=list)  # messages of UsageError raised by fixtures
+    other_failures: int = 0  # failed or erroring tests for any other reason
     measurements: dict = field(default_factory=dict)  # (model, variant) -> timing.Measurement
     verdicts: list = field(default_factory=list)  # (model, variant, verdicts.Verdict)
     recorded: tuple | None = None  # (path, diff) once --record has written
 
     def record_command(self) -> str:
         """The command that re-records what this run measured."""
-        args = [f"--model {m}" for m in self.models]
+        args = [f"--model {m}" for m in self.models if m != "tiny.en"]
+        if self.variants != PROFILES[self.profile]["variants"]:
+            args += [f"--variant {v}" for v in self.variants]
         if self.dataset:
             args.append(f"--dataset {self.dataset}")
         if self.settings.fixed_work:
             args.append("--fixed-work")
         if self.settings.max_new_tokens != 128:
             args.append(f"--max-new-tokens {self.settings.max_new_tokens}")
-        if self.limit:
-            args.append(f"--limit {self.limit}")
-        return "nox -s record -- " + " ".join(args)
+        if self.limit != PROFILES[self.profile]["utterances"]:
+            args.append(f"--limit {self.limit}" if self.limit else "--limit 0")
+        if self.profile == "full":
+            args.insert(0, "--profile full")
+        return "nox -s record" + (" -- " + " ".join(args) if args else "")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,8 +70,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", action="append", default=None, metavar="ID",
                     help="Whisper to benchmark: tiny.en (embedded, default), a hub id such as "
                          "openai/whisper-large-v3-turbo, or a local folder. Repeat for several.")
+    group.addoption("--profile", default="auto", choices=["auto", "quick", "full"],
+                    help="what to run by default: quick = the compiled variants over 6 utterances, full = every "
+                         "variant over the whole audio set (default auto: full on a GPU, quick on a CPU)")
     group.addoption("--variant", action="append", default=None, choices=list(VARIANTS),
-                    help="variant(s) to run (default: all that this hardware supports)")
+                    help="variant(s) to run (default: the profile's)")
     group.addoption("--dataset", default=None, metavar="PATH|ID",
                     help="short-form audio set: a folder with metadata.jsonl, or a hub dataset id such as "
                          "hf-internal-testing/librispeech_asr_dummy (default: the committed set)")
@@ -59,8 +82,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="long-form audio set for the pipeline variants (default: the committed long clips)")
     group.addoption("--device", default="auto", choices=["auto", "cuda", "cpu"],
                     help="where to run (default: cuda when present)")
-    group.addoption("--rounds", type=int, default=3, help="timed passes over the audio set per variant (default 3)")
-    group.addoption("--limit", type=int, default=None, metavar="N", help="use only the first N utterances")
+    group.addoption("--rounds", type=int, default=None,
+                    help="timed rounds over the audio set per variant (default 3; 6 with --record, so that a "
+                         "baseline is more precise than the runs judged against it)")
+    group.addoption("--busy-retries", type=int, default=None, metavar="N",
+                    help="extra rounds allowed to replace rounds timed while the machine was busy "
+                         "(default: as many as --rounds)")
+    group.addoption("--limit", type=int, default=None, metavar="N",
+                    help="use N utterances spread evenly over the set (default: the profile's; 0: all)")
     group.addoption("--max-new-tokens", type=int, default=128, help="generation budget per utterance (default 128)")
     group.addoption("--fixed-work", action="store_true",
                     help="min_new_tokens == max_new_tokens: every call generates the full budget, so timing "
@@ -71,8 +100,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="measure and write this run's results as the baseline of this hardware key "
                          "(nothing is judged)")
     group.addoption("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
-                    help="sensitivity check only: make compiled forwards this much slower (needs "
+                    help="sensitivity check only: beside each compiled variant, time a twin '<variant>+slowed' "
+                         "made this much slower and judge it against the variant's baseline (needs "
                          "WHISPER_PERF_SENSITIVITY_CHECK=1)")
+    group.addoption("--results-dir", default=None, metavar="DIR",
+                    help="where each run writes its results file, one new file per run (default: results/runs)")
     group.addoption("--confidence", type=float, default=0.95,
                     help="confidence level of the intervals that verdicts use (default 0.95)")
 
@@ -80,10 +112,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     get = config.getoption
     rounds, limit, budget = get("--rounds"), get("--limit"), get("--max-new-tokens")
+    if rounds is None:
+        rounds = 6 if get("--record") else 3
     if rounds < 1:
         raise pytest.UsageError(f"--rounds must be at least 1, not {rounds}")
-    if limit is not None and limit < 1:
-        raise pytest.UsageError(f"--limit must be at least 1, not {limit}")
+    if (get("--busy-retries") or 0) < 0:
+        raise pytest.UsageError(f"--busy-retries must be 0 or more, not {get('--busy-retries')}")
+    if limit is not None and limit < 0:
+        raise pytest.UsageError(f"--limit must be a positive count (0: all), not {limit}")
     if not 1 <= budget <= 440:
         raise pytest.UsageError(f"--max-new-tokens must be between 1 and 440 (Whisper's decoder holds 448 "
                                 f"positions, the prompt takes some), not {budget}")
@@ -100,15 +136,75 @@ def pytest_configure(config: pytest.Config) -> None:
     if slowdown and get("--record"):
         raise pytest.UsageError("--record with --inject-slowdown would store a deliberately slowed timing as "
                                 "the baseline; use one or the other.")
+    profile = get("--profile")
+    if profile == "auto":
+        profile = "full" if _gpu_run(get("--device")) else "quick"
+    chosen = PROFILES[profile]
+    results_dir = Path(get("--results-dir") or config.rootpath / "results" / "runs")
+    from .results import check_writable
+
+    try:
+        check_writable(results_dir)
+    except SuiteError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     config.whisper_perf = SuiteOptions(
         models=list(dict.fromkeys(get("--model") or ["tiny.en"])),
-        variants=list(dict.fromkeys(get("--variant") or VARIANTS)),
+        variants=list(dict.fromkeys(get("--variant") or chosen["variants"])),
         dataset=get("--dataset"), long_dataset=get("--long-dataset"), device=get("--device"),
-        rounds=rounds, limit=limit,
+        rounds=rounds, limit=chosen["utterances"] if limit is None else (limit or None),
         settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
         baselines=Path(get("--baselines") or config.rootpath / "baselines"), record=get("--record"),
-        confidence=confidence, inject_slowdown=slowdown,
+        confidence=confidence, inject_slowdown=slowdown, profile=profile, results_dir=results_dir,
+        busy_retries=get("--busy-retries"),
     )
+
+
+def _gpu_run(device: str) -> bool:
+    if device == "cpu":
+        return False
+    import torch
+
+    return device == "cuda" or torch.cuda.is_available()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any model is loaded: the hardware asked for must be here (else exit 6), and this
+    hardware's baseline file must be valid (else exit 4, naming file, entry and field)."""
+    from . import baselines
+    from .hardware import detect_hardware
+
+    options: SuiteOptions = getattr(session.config, "whisper_perf", None)
+    if options is None or not _runs_the_suite(session.config):
+        return
+    try:
+        hardware = detect_hardware(options.device)
+    except EnvironmentUnavailable as exc:
+        pytest.exit(f"EnvironmentUnavailable: {exc}", returncode=EXIT_ENVIRONMENT)
+    try:
+        baselines.load_for(options.baselines, hardware.key)
+    except UsageError as exc:
+        pytest.exit(f"{type(exc).__name__}: {exc}", returncode=EXIT_USAGE)
+
+
+def _runs_the_suite(config: pytest.Config) -> bool:
+    """Whether this pytest session runs the benchmark suite (not only the harness's own tests)."""
+    return any(Path(arg.split("::")[0]).resolve().is_relative_to(config.rootpath / "perf_tests")
+               or Path(arg).resolve() == config.rootpath for arg in config.args) or not config.args
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    options = getattr(item.config, "whisper_perf", None)
+    if options is not None and report.failed:
+        error = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(error, EnvironmentUnavailable):
+            options.environment_errors.append(str(error))
+        elif isinstance(error, UsageError):
+            options.usage_errors.append(str(error))
+        else:
+            options.other_failures += 1
+    return report
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -120,10 +216,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     try:
         hw = detect_hardware(config.whisper_perf.device)
         where = f"{hw.key} ({hw.device_name}, {hw.threads} threads)"
-    except RuntimeError as exc:
+    except SuiteError as exc:
         where = f"unavailable: {exc}"
+    from .contention import sample_idle
+
+    options: SuiteOptions = config.whisper_perf
+    idle = sample_idle(1.0)
+    quiet = "BUSY: timings will be distorted; stop other work first" if idle.busy else "quiet"
     return [f"whisper_perf: hardware {where}",
-            f"whisper_perf: torch {torch.__version__}, transformers {transformers.__version__}"]
+            f"whisper_perf: torch {torch.__version__}, transformers {transformers.__version__}",
+            f"whisper_perf: profile {options.profile}: variants {', '.join(options.variants)}; "
+            f"{options.limit or 'all'} utterances, {options.rounds} rounds",
+            f"whisper_perf: machine before timing: {quiet} ({idle.evidence()})"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -133,7 +237,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              ids=[m.rstrip("/").split("/")[-1] for m in options.models])
     if "variant_name" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("variants")
-        wanted = [v for v in options.variants if marker is None or v in marker.args[0]]
+        names = list(options.variants)
+        if options.inject_slowdown:  # each compiled variant beside its deliberately slowed twin
+            names += [slowed_twin(v) for v in options.variants if v in COMPILED_VARIANTS]
+        wanted = [v for v in names if marker is None or v.removesuffix("+slowed") in marker.args[0]]
         metafunc.parametrize("variant_name", wanted, scope="session")
 
 
@@ -155,28 +262,56 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.section(f"Recorded baseline {path}")
         terminalreporter.write_line(diff or "(no change)")
         terminalreporter.write_line("Review it with `git diff` and commit it.")
+    if options.results_path:
+        terminalreporter.write_line(f"whisper_perf: results written to {options.results_path}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    """With --record: write what was measured into this hardware's baseline file (atomically)."""
+    """Write this run's results file; with --record, also this hardware's baseline (atomically)."""
     import datetime
 
     from .baselines import entry_from, record
     from .hardware import detect_hardware, software
+    from .results import measurement_record, write_run
     from .summary import summarize
 
     options: SuiteOptions = getattr(session.config, "whisper_perf", None)
-    if not options or not options.record or not options.measurements:
-        return
-    if exitstatus not in (0, pytest.ExitCode.OK):
-        session.config.get_terminal_writer().line(
-            "Not recording: some tests failed or errored; fix them and record again.", red=True)
+    if options and exitstatus == EXIT_REGRESSION and not options.other_failures:
+        # nothing regressed: a bad input (exit 4) or something not reachable here (exit 6)
+        if options.usage_errors:
+            session.exitstatus = EXIT_USAGE
+        elif options.environment_errors:
+            session.exitstatus = EXIT_ENVIRONMENT
+    if not options or not options.measurements:
         return
     hardware = detect_hardware(options.device)
-    provenance = {**software(), "device_name": hardware.device_name, "source": "measured by this suite",
-                  "date": datetime.date.today().isoformat()}
-    entries = [entry_from(m, summarize(m, options.confidence), provenance) for m in options.measurements.values()]
-    options.recorded = record(options.baselines, hardware, entries)
+    summaries = {key: summarize(m, options.confidence) for key, m in options.measurements.items()}
+    write = session.config.get_terminal_writer().line
+    if options.record:
+        busy = [f"{m}/{v}" for (m, v), s in summaries.items() if s.unreliable]
+        if exitstatus not in (0, pytest.ExitCode.OK):
+            write("Not recording: some tests failed or errored; fix them and record again.", red=True)
+        elif busy:
+            write(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
+                  "machine.", red=True)
+        else:
+            provenance = {**software(), "device_name": hardware.device_name, "source": "measured by this suite",
+                          "date": datetime.date.today().isoformat()}
+            entries = [entry_from(m, summaries[key], provenance) for key, m in options.measurements.items()]
+            options.recorded = record(options.baselines, hardware, entries)
+    options.results_path = write_run(options.results_dir, hardware.key, {
+        "hardware": hardware.as_dict(), "software": software(),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exit_status": int(exitstatus),
+        "options": {"profile": options.profile, "models": options.models, "variants": options.variants,
+                    "rounds": options.rounds, "utterances": options.limit, "confidence": options.confidence,
+                    "record": options.record, "inject_slowdown": options.inject_slowdown,
+                    **options.settings.as_dict()},
+        "measurements": [measurement_record(m, summaries[key]) for key, m in options.measurements.items()],
+        "verdicts": [{"model": model, "variant": variant, **verdict.as_dict()}
+                     for model, variant, verdict in options.verdicts],
+        "recorded_baseline": str(options.recorded[0]) if options.recorded else None,
+    })
 
 
 def pytest_exception_interact(node, call, report) -> None:

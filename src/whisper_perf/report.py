@@ -34,7 +34,9 @@ def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
     rows = []
     for m, s in items:
         ref = s.reference_seconds.estimate if s.reference_seconds else None
-        rows.append((m.model, m.variant, m.reference or "-", m.audio_set, str(len(m.passes)), _fmt(ref, ".2f"),
+        rounds = f"{s.rounds_used}" + (f" (+{s.busy_rounds} busy)" if s.busy_rounds else "")
+        rows.append((m.model, m.variant, m.reference or "-", f"{m.audio_set} x{len(m.reference_texts)}", rounds,
+                     _fmt(ref, ".2f"),
                      _fmt(s.seconds.estimate, ".2f"), _fmt(s.speedup and s.speedup.estimate, ".3f", "x"),
                      _interval(s.speedup), _fmt(s.rtfx, ".1f"),
                      _fmt(None if s.reference_wer is None else 100 * s.reference_wer, ".1f"),
@@ -44,6 +46,9 @@ def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
 
 
 def verdict_table(verdicts: list[tuple[str, str, object]]) -> str:
-    """(model, variant, verdicts.Verdict) rows."""
-    return _table(("model", "variant", "check", "verdict", "detail"),
-                  [(model, variant, v.check, v.outcome.value.upper(), v.message) for model, variant, v in verdicts])
+    """(model, variant, verdicts.Verdict) rows; "detects" is the smallest slowdown the check could
+    have flagged in this run (tolerance + measured noise)."""
+    return _table(("model", "variant", "check", "verdict", "detects", "detail"),
+                  [(model, variant, v.check, v.outcome.value.upper(),
+                    _fmt(None if v.detectable is None else 100 * v.detectable, ".0f", "%"), v.message)
+                   for model, variant, v in verdicts])

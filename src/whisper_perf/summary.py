@@ -1,4 +1,5 @@
-"""The numbers of one measurement: times with intervals, speedup, RTFx, WER, exact matches."""
+"""The numbers of one measurement: times with intervals, speedup, RTFx, WER, exact matches, and
+whether the machine was quiet enough to trust them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from . import accuracy
 from .stats import Interval, coefficient_of_variation, speedup_interval, total_interval
 from .timing import Measurement, Pass
+
+MIN_QUIET_ROUNDS = 2  # an interval needs two rounds
 
 
 def _table(passes: list[Pass], order: list[str]) -> list[list[float]]:
@@ -25,6 +28,9 @@ class Summary:
     rtfx: float
     tokens: int  # text tokens per pass
     noise_cv: float  # coefficient of variation of pass totals
+    rounds_used: int
+    busy_rounds: int
+    unreliable: str | None = None  # why the timings cannot be judged (machine busy), with evidence
     reference_seconds: Interval | None = None
     reference_wer: float | None = None
     speedup: Interval | None = None
@@ -32,24 +38,42 @@ class Summary:
 
     def as_dict(self) -> dict:
         data = {"seconds": self.seconds.as_dict(), "wer": self.wer, "rtfx": self.rtfx, "tokens": self.tokens,
-                "noise_cv": self.noise_cv}
+                "noise_cv": self.noise_cv, "rounds_used": self.rounds_used, "busy_rounds": self.busy_rounds,
+                "unreliable": self.unreliable}
         if self.speedup is not None:
             data.update(reference_seconds=self.reference_seconds.as_dict(), reference_wer=self.reference_wer,
                         speedup=self.speedup.as_dict(), exact_match=self.exact_match)
         return data
 
 
+def _busy_evidence(m: Measurement) -> str:
+    busy = m.busy_rounds
+    worst = max((m.loads[r] for r in busy), key=lambda load: load.others_cores or 0.0)
+    return (f"machine busy in {len(busy)} of {len(m.loads)} rounds, only {len(m.quiet_rounds)} quiet "
+            f"(worst round: {worst.evidence()}). Stop other work on this machine, or run where the cores "
+            f"are not shared, and run again")
+
+
 def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
+    """Summarize the quiet rounds; with fewer than two, all rounds, marked unreliable."""
     order = list(m.reference_texts)
-    seconds = total_interval(_table(m.passes, order), confidence)
+    rounds = m.quiet_rounds
+    unreliable = None
+    if len(rounds) < MIN_QUIET_ROUNDS and m.busy_rounds:
+        unreliable = _busy_evidence(m)
+        rounds = list(range(len(m.passes)))
+    passes = [m.passes[r] for r in rounds]
+    seconds = total_interval(_table(passes, order), confidence)
     base = dict(seconds=seconds, wer=_wer(m, m.passes), rtfx=m.audio_seconds / seconds.estimate,
-                tokens=m.passes[-1].tokens, noise_cv=coefficient_of_variation([p.seconds for p in m.passes]))
+                tokens=m.passes[-1].tokens, noise_cv=coefficient_of_variation([p.seconds for p in passes]),
+                rounds_used=len(rounds), busy_rounds=len(m.busy_rounds), unreliable=unreliable)
     if not m.reference_passes:
         return Summary(**base)
+    references = [m.reference_passes[r] for r in rounds]
     mine, theirs = m.passes[-1].transcripts, m.reference_passes[-1].transcripts
     same = sum(mine[u].token_ids == theirs[u].token_ids for u in order)
     return Summary(**base,
-                   reference_seconds=total_interval(_table(m.reference_passes, order), confidence),
+                   reference_seconds=total_interval(_table(references, order), confidence),
                    reference_wer=_wer(m, m.reference_passes),
-                   speedup=speedup_interval(_table(m.reference_passes, order), _table(m.passes, order), confidence),
+                   speedup=speedup_interval(_table(references, order), _table(passes, order), confidence),
                    exact_match=same / len(order))

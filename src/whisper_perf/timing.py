@@ -1,9 +1,18 @@
-"""Timing ``generate()`` per utterance.
+"""Timing ``generate()`` per utterance, interleaved with the eager reference.
 
 Inputs are prepared before the clock starts (feature extraction, copy to the device: the
 short-form protocol times ``generate()`` alone).  On CUDA the device is synchronized before each
 call and the call is timed with CUDA events; on CPU with ``perf_counter``.  Every raw sample is
 kept, with the number of text tokens generated.
+
+A compiled variant and its eager reference are interleaved *per utterance*, in ABBA order
+(reference, variant, variant, reference, ...): the two calls of a pair are seconds apart, so a
+machine that drifts (frequency, neighbours on a shared host) moves both alike, and neither build
+always goes first.  Measured on a 2-core VM, per-utterance interleaving cut the round-to-round
+spread of the speedup from 5.5% (a whole pass of one, then a whole pass of the other) to 2%.
+
+Each round is metered for contention (see ``contention``); a round taken on a busy machine is
+kept as evidence but not used, and is replaced by an extra round when the budget allows.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .audio import AudioSet
+from .contention import Load, LoadMeter
 from .variants import Transcript, Variant, synchronize
 
 
@@ -57,21 +67,24 @@ def timed_call(variant: Variant, inputs):
     return time.perf_counter() - begin, output
 
 
+def _record(variant: Variant, target: Pass, utterance, inputs) -> None:
+    seconds, output = timed_call(variant, inputs)
+    transcript = variant.transcript(output)
+    target.samples.append(Sample(utterance.id, seconds, len(transcript.token_ids)))
+    target.transcripts[utterance.id] = transcript
+
+
 def run_pass(variant: Variant, audio: AudioSet) -> Pass:
     result = Pass(variant.name)
     for utterance in audio.utterances:
-        inputs = variant.inputs(utterance)
-        seconds, output = timed_call(variant, inputs)
-        transcript = variant.transcript(output)
-        result.samples.append(Sample(utterance.id, seconds, len(transcript.token_ids)))
-        result.transcripts[utterance.id] = transcript
+        _record(variant, result, utterance, variant.inputs(utterance))
     return result
 
 
 @dataclass
 class Measurement:
-    """All passes of one model x variant over one audio set, with its paired reference passes
-    (the eager build, timed in alternation with it)."""
+    """All rounds of one model x variant over one audio set.  Round ``r`` is ``passes[r]``, its
+    paired reference pass ``reference_passes[r]`` (empty for an eager variant) and ``loads[r]``."""
 
     model: str
     variant: str
@@ -82,34 +95,97 @@ class Measurement:
     reference_texts: dict[str, str]  # utterance id -> reference text
     passes: list[Pass] = field(default_factory=list)
     reference_passes: list[Pass] = field(default_factory=list)
+    loads: list[Load] = field(default_factory=list)
     first_call_seconds: float | None = None
     warmup_seconds: float | None = None
+    rounds_requested: int = 0
+
+    @property
+    def busy_rounds(self) -> list[int]:
+        return [r for r, load in enumerate(self.loads) if load.busy]
+
+    @property
+    def quiet_rounds(self) -> list[int]:
+        return [r for r in range(len(self.passes)) if r not in self.busy_rounds]
+
+
+class _Schedule:
+    """The ABBA order of one measurement, split into pytest-benchmark's ``setup`` (everything
+    untimed before the next timed call: the reference call(s) and input preparation) and its
+    ``target`` (the variant's timed call)."""
+
+    def __init__(self, m: Measurement, variant: Variant, reference: Variant | None, audio: AudioSet):
+        self.m, self.variant, self.reference, self.audio = m, variant, reference, audio
+        self.calls = 0  # variant calls scheduled so far, over all rounds
+        self.pending_reference = None  # (pass, utterance) whose reference call follows the variant's
+        self.meter: LoadMeter | None = None
+
+    def _run_reference(self, target: Pass, utterance) -> None:
+        _record(self.reference, target, utterance, self.reference.inputs(utterance))
+
+    def _flush(self) -> None:
+        if self.pending_reference:
+            self._run_reference(*self.pending_reference)
+            self.pending_reference = None
+
+    def _close_round(self) -> None:
+        self._flush()
+        if self.meter is not None:
+            self.meter.__exit__(None, None, None)
+            self.m.loads.append(self.meter.load)
+            self.meter = None
+
+    def setup(self):
+        index = self.calls % len(self.audio)
+        if index == 0:  # a new round
+            self._close_round()
+            self.m.passes.append(Pass(self.variant.name))
+            if self.reference:
+                self.m.reference_passes.append(Pass(self.reference.name))
+            self.meter = LoadMeter().__enter__()
+        self._flush()
+        utterance = self.audio.utterances[index]
+        if self.reference:
+            if self.calls % 2 == 0:
+                self._run_reference(self.m.reference_passes[-1], utterance)
+            else:
+                self.pending_reference = (self.m.reference_passes[-1], utterance)
+        self.current = utterance
+        self.calls += 1
+        return (self.variant.inputs(utterance),), {}
+
+    def target(self, inputs) -> None:
+        _record(self.variant, self.m.passes[-1], self.current, inputs)
+
+    def run_rounds(self, rounds: int) -> None:
+        for _ in range(rounds * len(self.audio)):
+            args, _ = self.setup()
+            self.target(*args)
+        self._close_round()
 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
-            pedantic=None) -> Measurement:
-    """Time ``rounds`` passes of ``variant``, each right after a pass of its eager ``reference``.
+            pedantic=None, extra_rounds: int | None = None) -> Measurement:
+    """Time ``rounds`` rounds of ``variant`` over ``audio``, interleaved with its eager ``reference``.
 
-    ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times the variant's passes
-    (the reference pass is its untimed ``setup``) and lands them in pytest-benchmark's JSON."""
+    ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times each of the
+    variant's ``generate()`` calls (one pytest-benchmark round per call) and lands them in
+    pytest-benchmark's JSON.  Rounds taken on a busy machine are replaced by up to
+    ``extra_rounds`` more (default: as many as requested), timed outside pytest-benchmark."""
     m = Measurement(
         model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,
         audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
         reference_texts={u.id: u.text for u in audio.utterances},
-        first_call_seconds=variant.first_call_seconds, warmup_seconds=variant.warmup_seconds)
-
-    def reference_pass():
-        m.reference_passes.append(run_pass(reference, audio))
-
-    def timed_pass():
-        m.passes.append(run_pass(variant, audio))
-
-    setup = reference_pass if reference else None
+        first_call_seconds=variant.first_call_seconds, warmup_seconds=variant.warmup_seconds,
+        rounds_requested=rounds)
+    schedule = _Schedule(m, variant, reference, audio)
     if pedantic is not None:
-        pedantic(timed_pass, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
+        pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1, warmup_rounds=0)
+        schedule._close_round()
     else:
-        for _ in range(rounds):
-            if setup:
-                setup()
-            timed_pass()
+        schedule.run_rounds(rounds)
+    extra = rounds if extra_rounds is None else extra_rounds
+    while len(m.quiet_rounds) < rounds and extra > 0:
+        schedule.run_rounds(1)
+        extra -= 1
     return m

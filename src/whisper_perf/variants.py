@@ -42,10 +42,16 @@ class VariantSpec:
     math_sdpa: bool = False
     long_form: bool = False  # pipeline over the long clips instead of generate() per utterance
     reference: str | None = None  # the eager variant this one's speedup is measured against
+    slowed_of: str | None = None  # sensitivity twin: this compiled variant, made slower on purpose
 
     @property
     def compiled(self) -> bool:
         return self.compile_mode is not None
+
+    @property
+    def baseline_name(self) -> str:
+        """The variant whose baseline this one is judged against."""
+        return self.slowed_of or self.name
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +70,18 @@ VARIANTS: dict[str, VariantSpec] = {
     )
 }
 COMPILED_VARIANTS = [name for name, spec in VARIANTS.items() if spec.compiled]
+SLOWED = "+slowed"
+
+
+def slowed_twin(name: str) -> str:
+    return name + SLOWED
+
+
+def spec_for(name: str) -> VariantSpec:
+    """The spec of a variant name, including the sensitivity twins ``<compiled variant>+slowed``."""
+    if name.endswith(SLOWED) and name.removesuffix(SLOWED) in COMPILED_VARIANTS:
+        return replace(VARIANTS[name.removesuffix(SLOWED)], name=name, slowed_of=name.removesuffix(SLOWED))
+    return VARIANTS[name]
 
 
 def reference_spec(spec: VariantSpec) -> VariantSpec | None:
@@ -111,6 +129,7 @@ class Variant:
     generate_kwargs: dict = field(default_factory=dict)
     pipeline: object = None
     injected_slowdown: float = 0.0  # --inject-slowdown (sensitivity checks only)
+    slowdown: object = None  # sensitivity.Slowdown when injected_slowdown
     first_call_seconds: float | None = None  # compile + first run (compiled variants)
     warmup_seconds: float | None = None
 
@@ -152,6 +171,8 @@ class Variant:
 
     def run(self, inputs):
         """The timed call: ``generate()`` (or the pipeline).  Returns its raw output."""
+        if self.slowdown is not None:
+            self.slowdown.start()
         with torch.inference_mode(), self._attention():
             if self.spec.long_form:
                 # num_beams=1: the ASR pipeline otherwise applies its own default of 5 beams
@@ -167,10 +188,12 @@ class Variant:
         ids = text_token_ids(output[0], tokenizer.eos_token_id)
         return Transcript(ids, tokenizer.decode(ids, skip_special_tokens=True))
 
-    def warm_up(self, utterance: Utterance, calls: int = 3) -> None:
-        """Compile and settle outside any timing: generate max_new_tokens tokens ``calls`` times
-        (reduce-overhead records CUDA graphs on the second and third calls)."""
-        fixed = GenerationSettings(self.settings.max_new_tokens, fixed_work=True, language=self.settings.language)
+    def warm_up(self, utterance: Utterance, calls: int = 3, full_budget: bool = True) -> None:
+        """Compile and settle outside any timing: ``calls`` calls, each generating max_new_tokens
+        tokens with ``full_budget`` (so that every sequence length is compiled before timing),
+        then one call with the timed settings."""
+        fixed = GenerationSettings(self.settings.max_new_tokens, fixed_work=full_budget,
+                                   language=self.settings.language)
         timed_kwargs = self.generate_kwargs
         self.generate_kwargs = configure(self.model, fixed)
         try:
@@ -180,10 +203,14 @@ class Variant:
                 synchronize(self.hardware)
                 if call == 0:
                     self.first_call_seconds = time.perf_counter() - start
-            self.warmup_seconds = time.perf_counter() - start
         finally:
             self.generate_kwargs = configure(self.model, self.settings)
             assert self.generate_kwargs == timed_kwargs
+        if full_budget:
+            # and once as the timed calls will run, so that nothing on their path is a first time
+            self.run(self.inputs(utterance))
+            synchronize(self.hardware)
+        self.warmup_seconds = time.perf_counter() - start
 
 
 def synchronize(hardware: Hardware) -> None:
@@ -193,18 +220,28 @@ def synchronize(hardware: Hardware) -> None:
 
 def build_variant(spec: VariantSpec, model_name: str, base_model, processor, hardware: Hardware,
                   settings: GenerationSettings, warmup_utterance: Utterance | None = None,
-                  inject_slowdown: float = 0.0) -> Variant:
+                  inject_slowdown: float = 0.0, compiled_original: "Variant | None" = None) -> Variant:
+    """Build (compile, warm up) one variant.  A sensitivity twin (``spec.slowed_of``) calls the
+    already compiled ``forward`` of ``compiled_original``, made slower by ``inject_slowdown``, so
+    that the unchanged and the slowed build are measured in the same run from one compilation."""
     model = share_weights_copy(base_model)
     if spec.static_cache:
         model.generation_config.cache_implementation = "static"
+    slowdown = None
     if spec.compiled:
-        model.forward = torch.compile(model.forward, mode=spec.compile_mode, fullgraph=True)
-        if inject_slowdown:
-            from .sensitivity import slowed
+        if spec.slowed_of:
+            if compiled_original is None or not inject_slowdown:
+                raise ValueError(f"{spec.name} needs the compiled {spec.slowed_of} and a slowdown to inject")
+            model.forward = compiled_original.model.forward
+        else:
+            model.forward = torch.compile(model.forward, mode=spec.compile_mode, fullgraph=True)
+        if inject_slowdown and spec.slowed_of:
+            from .sensitivity import Slowdown
 
-            model.forward = slowed(model.forward, inject_slowdown, lambda: synchronize(hardware))
+            slowdown = Slowdown(inject_slowdown, lambda: synchronize(hardware))
+            model.forward = slowdown.wrap(model.forward)
     variant = Variant(spec, model_name, model, processor, hardware, settings, configure(model, settings),
-                      injected_slowdown=inject_slowdown if spec.compiled else 0.0)
+                      injected_slowdown=inject_slowdown if slowdown else 0.0, slowdown=slowdown)
     if spec.long_form:
         from transformers import pipeline
 
@@ -214,6 +251,9 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
             device=torch.device(hardware.device))
     if warmup_utterance is not None:
         # reduce-overhead records CUDA graphs on the 2nd and 3rd calls; on CPU one call compiles all.
-        variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1)
+        # An eager build needs no full-budget warm-up: one ordinary call settles its allocations;
+        # nor does a slowed twin, whose compiled forward is already warm.
+        variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1,
+                        full_budget=spec.compiled and not spec.slowed_of)
     return variant
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 
 from .baselines import Entry, Tolerances
-from .stats import Interval
+from .stats import Interval, detectable_speedup_loss, detectable_time_increase
 
 
 class Outcome(str, Enum):
@@ -24,6 +24,7 @@ class Outcome(str, Enum):
     KNOWN_ANOMALY = "known anomaly"
     ANOMALY_GONE = "anomaly gone"
     NO_BASELINE = "no baseline"
+    UNRELIABLE = "unreliable"
 
     @property
     def fails(self) -> bool:
@@ -32,9 +33,11 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class Verdict:
-    check: str  # "speedup", "compiled time", "wer"
+    check: str  # "speedup", "compiled time", "eager time", "wer"
     outcome: Outcome
     message: str
+    # The smallest slowdown (fraction) this run could have flagged, given its noise and tolerance.
+    detectable: float | None = None
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -56,45 +59,59 @@ def _ci(interval: Interval, unit: str = "") -> str:
             f"({interval.confidence:.0%} CI)")
 
 
+def _unreliable(check: str, measured: str, why: str, detectable: float | None) -> Verdict:
+    return Verdict(check, Outcome.UNRELIABLE, f"unreliable: {why}. Measured {check} {measured} (not judged)",
+                   detectable)
+
+
 def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anomaly_applies: bool,
-                  record_hint: str) -> Verdict:
+                  record_hint: str, unreliable: str | None = None) -> Verdict:
     low, high = _bounds(speedup)
     measured = _ci(speedup, "x")
+    detectable = detectable_speedup_loss(speedup, tolerances.speedup)
+    if unreliable:
+        return _unreliable("speedup", measured, unreliable, detectable)
     if anomaly_applies and entry.anomaly is not None:
         ref = f" ({entry.anomaly.reference})" if entry.anomaly.reference else ""
         if high < 1.0:
             return Verdict("speedup", Outcome.KNOWN_ANOMALY,
                            f"known anomaly reproduces: {measured}, compiled slower than eager. "
-                           f"{entry.anomaly.reason}{ref}")
+                           f"{entry.anomaly.reason}{ref}", detectable)
         return Verdict("speedup", Outcome.ANOMALY_GONE,
                        f"anomaly no longer reproduces: speedup {measured} is not credibly below 1x. "
                        f"Expected: {entry.anomaly.reason}{ref}. Review and re-record the baseline: "
-                       f"{record_hint}")
+                       f"{record_hint}", detectable)
     floor, ceiling = entry.speedup * (1 - tolerances.speedup), entry.speedup * (1 + tolerances.speedup)
-    against = f"baseline {entry.speedup:.3f}x, tolerance {tolerances.speedup:.0%}"
+    against = (f"baseline {entry.speedup:.3f}x, tolerance {tolerances.speedup:.0%}; "
+               f"could detect a slowdown of {detectable:.0%} or more")
     if high < floor:
         return Verdict("speedup", Outcome.REGRESSION,
-                       f"speedup {measured} is below {floor:.3f}x ({against})")
+                       f"speedup {measured} is below {floor:.3f}x ({against})", detectable)
     if low > ceiling:
         return Verdict("speedup", Outcome.IMPROVED,
                        f"speedup {measured} is above {ceiling:.3f}x ({against}); to make it the new "
-                       f"baseline: {record_hint}")
-    return Verdict("speedup", Outcome.PASS, f"speedup {measured} within {against}")
+                       f"baseline: {record_hint}", detectable)
+    return Verdict("speedup", Outcome.PASS, f"speedup {measured} within {against}", detectable)
 
 
 def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, record_hint: str,
-               check: str = "compiled time") -> Verdict:
+               check: str = "compiled time", unreliable: str | None = None) -> Verdict:
     low, high = _bounds(seconds)
     measured = _ci(seconds, " s")
+    detectable = detectable_time_increase(seconds, tolerance)
+    if unreliable:
+        return _unreliable(check, measured, unreliable, detectable)
     ceiling, floor = baseline_seconds * (1 + tolerance), baseline_seconds * (1 - tolerance)
-    against = f"baseline {baseline_seconds:.3f} s, tolerance {tolerance:.0%}"
+    against = (f"baseline {baseline_seconds:.3f} s, tolerance {tolerance:.0%}; "
+               f"could detect an increase of {detectable:.0%} or more")
     if low > ceiling:
-        return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} s ({against})")
+        return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} s ({against})",
+                       detectable)
     if high < floor:
         return Verdict(check, Outcome.IMPROVED,
                        f"{check} {measured} is below {floor:.3f} s ({against}); to make it the new "
-                       f"baseline: {record_hint}")
-    return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}")
+                       f"baseline: {record_hint}", detectable)
+    return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}", detectable)
 
 
 def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tolerances: Tolerances) -> Verdict:

@@ -1,0 +1,72 @@
+"""Contention: real CPU load from other processes is seen, and a measurement taken under it is
+judged unreliable instead of failing."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from whisper_perf.contention import Load, LoadMeter, sample_idle
+from whisper_perf.stats import Interval
+from whisper_perf.summary import summarize
+from whisper_perf.timing import Measurement, Pass, Sample
+from whisper_perf.variants import Transcript
+from whisper_perf.verdicts import Outcome, judge_speedup, judge_time
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
+
+
+@linux_only
+def test_a_busy_loop_beside_us_is_seen_and_our_own_work_is_not():
+    with LoadMeter() as own:  # this process busy: not "other processes"
+        until = time.perf_counter() + 0.5
+        while time.perf_counter() < until:
+            pass
+    assert own.load.own_cores > 0.5 and own.load.others_cores < 0.25 and not own.load.busy
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start
+        busy = sample_idle(1.0)
+    finally:
+        hog.kill()
+    assert busy.others_cores > 0.5 and busy.busy
+    assert "other processes used" in busy.evidence()
+
+
+QUIET = Load(10.0, 1.9, 0.01, 0.0, 0.5)
+BUSY = Load(10.0, 1.2, 0.76, 0.0, 2.4)
+
+
+def _measurement(loads, compiled=1.0):
+    m = Measurement("tiny.en", "compiled", "eager", "short", 10.0, {}, {"a": "hello", "b": "world"})
+    for r, load in enumerate(loads):
+        slow = 3.0 if load.busy else 1.0  # the busy rounds are distorted
+        for target, seconds in ((m.passes, compiled * slow), (m.reference_passes, 1.1)):
+            p = Pass("x")
+            for u, text in m.reference_texts.items():
+                p.samples.append(Sample(u, seconds * (1 + 0.01 * r), 2))
+                p.transcripts[u] = Transcript([1, 2], text)
+            target.append(p)
+        m.loads.append(load)
+    return m
+
+
+def test_busy_rounds_are_left_out_of_the_numbers():
+    s = summarize(_measurement([QUIET, BUSY, QUIET, QUIET]))
+    assert s.rounds_used == 3 and s.busy_rounds == 1 and s.unreliable is None
+    assert s.speedup.estimate == pytest.approx(1.1)  # the 3x-slowed busy round is not in it
+
+
+def test_too_few_quiet_rounds_make_the_verdict_unreliable_with_evidence():
+    from whisper_perf.baselines import Entry, Tolerances
+
+    s = summarize(_measurement([BUSY, QUIET, BUSY]))
+    assert s.unreliable and "busy in 2 of 3 rounds, only 1 quiet" in s.unreliable
+    assert "other processes used 0.76 cores" in s.unreliable
+    entry = Entry("tiny.en", "compiled", {}, seconds=1.0, wer=None, speedup=1.1)
+    verdict = judge_speedup(s.speedup, entry, Tolerances(), False, "cmd", s.unreliable)
+    assert verdict.outcome is Outcome.UNRELIABLE and verdict.message.startswith("unreliable: machine busy")
+    assert judge_time(Interval(3.0, 2.9, 3.1, 0.95), 1.0, 0.1, "cmd", unreliable=s.unreliable).outcome \
+        is Outcome.UNRELIABLE
