@@ -276,7 +276,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from .summary import summarize
 
     options: SuiteOptions = getattr(session.config, "whisper_perf", None)
-    if options and exitstatus == EXIT_REGRESSION and not options.other_failures:
+    if options and exitstatus == EXIT_REGRESSION and not options.other_failures and _runs_the_suite(session.config):
         # nothing regressed: a bad input (exit 4) or something not reachable here (exit 6)
         if options.usage_errors:
             session.exitstatus = EXIT_USAGE
