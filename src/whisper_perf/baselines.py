@@ -257,18 +257,22 @@ def entry_from(measurement, summary, provenance: dict) -> Entry:
     return entry
 
 
+def write_with_diff(path: Path, baseline: BaselineFile) -> str:
+    """Write ``baseline`` to ``path`` atomically; return the unified diff from what was there."""
+    import difflib
+
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    after = baseline.to_json()
+    write_atomic(path, after)
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        f"a/{path.name}", f"b/{path.name}"))
+
+
 def record(folder: Path, hardware, entries: list[Entry]) -> tuple[Path, str]:
     """Upsert ``entries`` into the hardware's file (keeping every other entry), write it
     atomically, and return (path, unified diff of the change)."""
-    import difflib
-
     path = path_for(folder, hardware.key)
     baseline = load(path, hardware.key) if path.exists() else BaselineFile(hardware.key, hardware.device_name)
-    before = path.read_text(encoding="utf-8") if path.exists() else ""
     for entry in entries:
         baseline.upsert(entry)
-    after = baseline.to_json()
-    write_atomic(path, after)
-    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                        f"a/{path.name}", f"b/{path.name}"))
-    return path, diff
+    return path, write_with_diff(path, baseline)

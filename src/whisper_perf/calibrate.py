@@ -30,7 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .baselines import Tolerances
 from .results import load_run
+from .stats import Interval, detectable_speedup_loss
 from .variants import slowed_twin
 
 
@@ -63,6 +65,8 @@ class Calibration:
     root: Path
     folder: Path
     args: argparse.Namespace
+    hardware_key: str
+    tolerances: Tolerances  # the tolerances the runs are judged with (the project's for this key)
     runs: list[Run] = field(default_factory=list)
 
     def pytest_args(self, results_dir: Path, extra: list[str]) -> list[str]:
@@ -148,9 +152,8 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
         for m in default_results["measurements"]:
             s = m["summary"].get("speedup")
             if s and not math.isnan(s["high"]):
-                upper = (s["high"] - s["estimate"]) / s["estimate"]
                 default_detectable[m["variant"]] = {
-                    "with_suggested": (1 + upper) / (1 - suggest_speedup) - 1,
+                    "with_suggested": detectable_speedup_loss(Interval(**s), suggest_speedup),
                     "utterances": m["utterances"], "rounds": m["summary"]["rounds_used"]}
 
     return {
@@ -247,7 +250,6 @@ def render(a: dict, cal: Calibration, minutes: float, default_results: dict | No
 
 def write_tolerances(root: Path, hardware_key: str, suggested: dict) -> str:
     """Store the suggested tolerances in the hardware's baseline file; returns the diff."""
-    import difflib
     from dataclasses import replace
 
     from . import baselines
@@ -255,13 +257,9 @@ def write_tolerances(root: Path, hardware_key: str, suggested: dict) -> str:
     path = baselines.path_for(root / "baselines", hardware_key)
     if not path.exists():
         raise SystemExit(f"{path} does not exist: record a baseline first (nox -s record)")
-    before = path.read_text(encoding="utf-8")
     current = baselines.load(path, hardware_key)
     current.tolerances = replace(current.tolerances, **suggested)
-    after = current.to_json()
-    baselines.write_atomic(path, after)
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{path.name}",
-                                        f"b/{path.name}"))
+    return baselines.write_with_diff(path, current)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,19 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = args.root / "results" / "calibration" / hardware_key / stamp
     folder.mkdir(parents=True, exist_ok=False)
-    cal = Calibration(args.root, folder, args)
-    cal.hardware_key = hardware_key
-    start = time.perf_counter()
-
-    def say(text: str) -> None:
-        print(f"[{(time.perf_counter() - start) / 60:5.1f} min] {text}", flush=True)
-
     # Judge with the tolerances users of this hardware key are judged with.
     from . import baselines
 
     project_file = baselines.load_for(args.root / "baselines", hardware_key)
     tolerances = project_file.tolerances if project_file else baselines.Tolerances()
-    cal.tolerances = tolerances
+    cal = Calibration(args.root, folder, args, hardware_key, tolerances)
+    start = time.perf_counter()
+
+    def say(text: str) -> None:
+        print(f"[{(time.perf_counter() - start) / 60:5.1f} min] {text}", flush=True)
+
     baselines.write_atomic(baselines.path_for(folder / "baselines", hardware_key),
                            baselines.BaselineFile(hardware_key, tolerances=tolerances).to_json())
     say(f"calibrating {hardware_key} with tolerances {tolerances}: recording a baseline into {folder / 'baselines'}")

@@ -221,13 +221,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from .contention import sample_idle
 
     options: SuiteOptions = config.whisper_perf
+    lines = [f"whisper_perf: hardware {where}",
+             f"whisper_perf: torch {torch.__version__}, transformers {transformers.__version__}"]
+    if not _runs_the_suite(config):  # the harness's own tests: nothing is timed against a baseline
+        return lines
     idle = sample_idle(1.0)
     quiet = "BUSY: timings will be distorted; stop other work first" if idle.busy else "quiet"
-    return [f"whisper_perf: hardware {where}",
-            f"whisper_perf: torch {torch.__version__}, transformers {transformers.__version__}",
-            f"whisper_perf: profile {options.profile}: variants {', '.join(options.variants)}; "
-            f"{options.limit or 'all'} utterances, {options.rounds} rounds",
-            f"whisper_perf: machine before timing: {quiet} ({idle.evidence()})"]
+    return lines + [f"whisper_perf: profile {options.profile}: variants {', '.join(options.variants)}; "
+                    f"{options.limit or 'all'} utterances, {options.rounds} rounds",
+                    f"whisper_perf: machine before timing: {quiet} ({idle.evidence()})"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
