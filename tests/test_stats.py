@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from whisper_perf.stats import coefficient_of_variation, speedup_interval, total_interval
+from whisper_perf.stats import coefficient_of_variation, speedup_interval, stalled_calls, total_interval
 
 
 def test_speedup_is_ratio_of_sums_and_exact_without_noise():
@@ -106,9 +106,27 @@ def test_a_slowdown_above_the_detectable_size_is_caught_and_none_is_not():
 
 
 def test_one_stalled_call_does_not_move_the_estimate():
-    """Per utterance the median over rounds: a call that stalls (here 2.7 s extra, as seen on a
-    shared VM) among three rounds leaves the typical pass total, and the speedup, unchanged."""
-    eager = [[2.0, 1.0, 1.5]] * 3
+    """A call that stalls (here 2.7 s extra, as seen on a shared VM) is left out with its paired
+    call: the typical pass total and the speedup are those of the other rounds."""
+    eager = [[2.0, 1.0, 1.5], [2.0, 1.2, 1.5], [2.0, 1.1, 1.5]]
     compiled = [[1.6, 0.8, 1.2], [1.6, 0.8 + 2.7, 1.2], [1.6, 0.8, 1.2]]
+    assert stalled_calls(compiled) == 1
     assert total_interval(compiled).estimate == pytest.approx(3.6)
-    assert speedup_interval(eager, compiled).estimate == pytest.approx(4.5 / 3.6)
+    # utterance 2 keeps rounds 0 and 2: eager (1.0 + 1.1) / 2, compiled 0.8
+    assert speedup_interval(eager, compiled).estimate == pytest.approx((2.0 + 1.05 + 1.5) / 3.6)
+    assert stalled_calls(eager, compiled) == 1
+
+
+def test_ordinary_noise_is_averaged_not_left_out():
+    """Calls within 1.5x of their utterance's median are all used: the total is the plain mean."""
+    compiled = [[1.0, 2.0], [1.3, 2.4], [0.8, 1.7]]
+    assert stalled_calls(compiled) == 0
+    assert total_interval(compiled).estimate == pytest.approx((3.1 + 6.1) / 3)
+
+
+def test_an_utterance_whose_pairs_all_stall_keeps_its_calls():
+    """Two rounds: eager stalls in one, compiled in the other; no clean pair is left, so both
+    rounds are used rather than dropping the utterance from the total."""
+    eager = [[1.0, 4.0], [1.0, 1.0]]
+    compiled = [[1.0, 1.0], [1.0, 4.0]]
+    assert speedup_interval(eager, compiled).estimate == pytest.approx(1.0)

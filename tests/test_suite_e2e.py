@@ -236,11 +236,12 @@ def test_malformed_baseline_file_is_a_usage_error_naming_file_entry_and_field(tm
 
 
 def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tmp_path):
-    """nox -s calibrate's command, shortened: a recording run and one check run (A/A + a twin
-    slowed 2x, which any verdict must catch), on the real model, in separate processes."""
+    """nox -s calibrate's command, shortened: two recording runs (the median one kept as the
+    baseline) and one check run (A/A + a twin slowed 2x, which any verdict must catch), on the
+    real model, in separate processes."""
     result = subprocess.run(
-        [sys.executable, "-m", "whisper_perf.calibrate", "--runs", "1", "--limit", "2", "--rounds", "2",
-         "--slowdown", "1.0", "--root", str(ROOT)],
+        [sys.executable, "-m", "whisper_perf.calibrate", "--runs", "1", "--record-runs", "2", "--limit", "2",
+         "--rounds", "2", "--slowdown", "1.0", "--root", str(ROOT)],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     folder = Path(re.search(r"Written to (\S+)", result.stdout).group(1))
@@ -252,4 +253,11 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     assert analysis["slowed_speedups"][0] < 0.7 * analysis["baseline"]["speedup"]
     assert "| 100% slowdown caught by the speedup verdict | 1 of 1 (100.0%) |" in report
     assert "suggested tolerances" in report and "smallest detectable slowdown" in report
-    assert (folder / "baselines").is_dir() and len(list((folder / "runs").glob("*/*/*.json"))) == 2
+    assert len(list((folder / "runs").glob("*/*/*.json"))) == 3
+    # the kept baseline is one of the two recordings, byte for byte: the one with the higher
+    # speedup (the upper median of two)
+    recordings = [json.loads(p.read_text()) for p in sorted((folder / "recordings").glob("*/*.json"))]
+    speedups = [next(e["speedup"] for e in r["entries"] if e["variant"] == "compiled") for r in recordings]
+    kept = json.loads(next((folder / "baselines").glob("*.json")).read_text())
+    assert kept == recordings[speedups.index(max(speedups))]
+    assert analysis["baseline"]["speedup"] == max(speedups)

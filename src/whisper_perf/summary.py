@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import accuracy
-from .stats import Interval, coefficient_of_variation, speedup_interval, total_interval
+from .stats import Interval, coefficient_of_variation, speedup_interval, stalled_calls, total_interval
 from .timing import Measurement, Pass
 
 MIN_QUIET_ROUNDS = 2  # an interval needs two rounds
@@ -30,6 +30,7 @@ class Summary:
     noise_cv: float  # coefficient of variation of pass totals
     rounds_used: int
     busy_rounds: int
+    stalled_calls: int = 0  # calls left out as stalls (see stats), with their paired calls
     unreliable: str | None = None  # why the timings cannot be judged (machine busy), with evidence
     reference_seconds: Interval | None = None
     reference_wer: float | None = None
@@ -39,7 +40,7 @@ class Summary:
     def as_dict(self) -> dict:
         data = {"seconds": self.seconds.as_dict(), "wer": self.wer, "rtfx": self.rtfx, "tokens": self.tokens,
                 "noise_cv": self.noise_cv, "rounds_used": self.rounds_used, "busy_rounds": self.busy_rounds,
-                "unreliable": self.unreliable}
+                "stalled_calls": self.stalled_calls, "unreliable": self.unreliable}
         if self.speedup is not None:
             data.update(reference_seconds=self.reference_seconds.as_dict(), reference_wer=self.reference_wer,
                         speedup=self.speedup.as_dict(), exact_match=self.exact_match)
@@ -63,17 +64,20 @@ def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
         unreliable = _busy_evidence(m)
         rounds = list(range(len(m.passes)))
     passes = [m.passes[r] for r in rounds]
-    seconds = total_interval(_table(passes, order), confidence)
+    table = _table(passes, order)
+    seconds = total_interval(table, confidence)
     base = dict(seconds=seconds, wer=_wer(m, m.passes), rtfx=m.audio_seconds / seconds.estimate,
+                stalled_calls=stalled_calls(table),
                 tokens=m.passes[-1].tokens, noise_cv=coefficient_of_variation([p.seconds for p in passes]),
                 rounds_used=len(rounds), busy_rounds=len(m.busy_rounds), unreliable=unreliable)
     if not m.reference_passes:
         return Summary(**base)
     references = [m.reference_passes[r] for r in rounds]
+    base["stalled_calls"] = stalled_calls(_table(references, order), table)
     mine, theirs = m.passes[-1].transcripts, m.reference_passes[-1].transcripts
     same = sum(mine[u].token_ids == theirs[u].token_ids for u in order)
     return Summary(**base,
                    reference_seconds=total_interval(_table(references, order), confidence),
                    reference_wer=_wer(m, m.reference_passes),
-                   speedup=speedup_interval(_table(references, order), _table(passes, order), confidence),
+                   speedup=speedup_interval(_table(references, order), table, confidence),
                    exact_match=same / len(order))
