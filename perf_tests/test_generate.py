@@ -2,13 +2,23 @@
 interleaved per utterance with their eager reference (see whisper_perf.timing)."""
 
 from whisper_perf.timing import measure
+from whisper_perf.variants import free_memory
 
 
 def test_generate(benchmark, variant, reference_variant, audio_for, pytestconfig):
     options = pytestconfig.whisper_perf
-    m = measure(variant, reference_variant, audio_for, options.rounds, pedantic=benchmark.pedantic,
-                extra_rounds=options.busy_retries)
-    options.measurements[(variant.model_name, variant.name)] = m
+    key = (variant.model_name, variant.name)
+    try:
+        m = measure(variant, reference_variant, audio_for, options.rounds, pedantic=benchmark.pedantic,
+                    extra_rounds=options.busy_retries)
+    except Exception as exc:  # e.g. out of memory: recorded, so that the variant's other tests fail fast
+        free_memory(variant.hardware)
+        options.failed_measurements[key] = (f"{variant.model_name}/{variant.name}: timing failed: "
+                                            f"{type(exc).__name__}: {exc}")
+        options.failures.append({"model": key[0], "variant": key[1], "stage": "timing",
+                                 "error": options.failed_measurements[key]})
+        raise
+    options.measurements[key] = m
     # pytest-benchmark's rounds are single generate() calls; the full record is in the results file.
     benchmark.extra_info.update(
         setup=m.setup, audio_set=m.audio_set, audio_seconds=m.audio_seconds, utterances=len(audio_for),

@@ -18,6 +18,8 @@ SMALL = ["--limit", "3", "--rounds", "3"]
 def run_suite(*args, env=None):
     if "--results-dir" not in args:  # keep the project's results/ free of test runs
         args = (*args, "--results-dir", tempfile.mkdtemp(prefix="whisper-perf-results-"))
+    if "--compile-latency" not in args:  # a minute of fresh-process compiles per variant: one test does it
+        args = (*args, "--compile-latency", "never")
     command = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "-rsxX", *args]
     # a wide "terminal", so that pytest does not shorten the reasons in its summary
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500,
@@ -261,3 +263,49 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     kept = json.loads(next((folder / "baselines").glob("*.json")).read_text())
     assert kept == recordings[speedups.index(max(speedups))]
     assert analysis["baseline"]["speedup"] == max(speedups)
+
+
+def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(recorded, tmp_path):
+    """A run judged against the recorded baseline writes results JSON, Markdown and PNG charts;
+    the Markdown shows verdicts first, then compile health, cold/warm compile seconds, peak memory,
+    per-phase latency and % of roofline.  A second run reuses the cold/warm measurement of the
+    first (same versions, same hardware) instead of compiling cold again, and appends its report
+    to $GITHUB_STEP_SUMMARY."""
+    _, path, _ = recorded
+    results = tmp_path / "results"
+    first = run_suite("--variant", "compiled", "--limit", "3", "--rounds", "2", "--baselines", str(path.parent),
+                      "--results-dir", str(results), "--compile-latency", "always")
+    assert first.returncode in (0, 1), first.output[-4000:]
+    (run_file,) = results.glob("*/*.json")
+    data = json.loads(run_file.read_text())
+    (m,) = data["measurements"]
+    d = m["diagnostics"]
+    assert d["cold_compile"]["source"] == "measured in this run"
+    assert d["cold_compile"]["cold_seconds"] > d["cold_compile"]["warm_seconds"] > 0  # an empty cache costs more
+    assert d["timed_compile"]["recompiles"] == 0 and d["warmup_compile"]["graphs"] >= 1
+    phases = d["variant"]["phases"]
+    assert phases["encoder_ms"] > 0 and phases["per_token_ms"] > 0 and phases["first_token_ms"] > phases["per_token_ms"]
+    assert 0 < d["variant"]["roofline"]["percent_of_roofline"]
+    assert d["variant"]["peak_memory"]["bytes"] > 100 * 2**20
+    markdown = run_file.with_suffix(".md").read_text()
+    sections = ["## Verdicts", "## Timings", "## Compile health", "## Compile latency", "## Peak memory",
+                "## Per-phase latency and roofline", "## Charts"]
+    assert [markdown.index(s) for s in sections] == sorted(markdown.index(s) for s in sections)
+    assert re.search(r"\| tiny\.en \| compiled \| compile health \| PASS \|", markdown), markdown
+    assert re.search(r"\| tiny\.en \| compiled \| [\d.]+ \| [\d.]+ \| .* \| ([\d.]+) \| ([\d.]+) \| measured in this run \|",
+                     markdown), markdown
+    assert re.search(r"\| tiny\.en \| compiled \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \| [\d.]+ \| [\d.]+ \| \d+% \|", markdown)
+    for chart in ("speedup", "phases"):
+        png = Path(f"{run_file.with_suffix('')}-{chart}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in markdown
+
+    summary = tmp_path / "step_summary.md"
+    second = run_suite("--variant", "compiled", "--limit", "3", "--rounds", "2", "--baselines", str(path.parent),
+                       "--results-dir", str(results), "--compile-latency", "auto",
+                       env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert second.returncode in (0, 1), second.output[-4000:]
+    later = max(results.glob("*/*.json"))
+    assert later != run_file and run_file.exists()  # a new file; the first run's is untouched
+    reused = json.loads(later.read_text())["measurements"][0]["diagnostics"]["cold_compile"]
+    assert reused["source"] == f"measured by {run_file.name}" and reused["cold_seconds"] == d["cold_compile"]["cold_seconds"]
+    assert "## Verdicts" in summary.read_text() and f"measured by {run_file.name}" in summary.read_text()

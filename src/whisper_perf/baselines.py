@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -34,6 +33,8 @@ class Tolerances:
     compiled_time: float = 0.15
     wer: float = 0.005
     wer_vs_eager: float = 0.005
+    peak_memory: float = 0.10
+    compile_seconds: float = 0.50  # first compiled call; compile times vary more than run times
 
     def validate(self, where: str) -> None:
         for f in fields(self):
@@ -72,6 +73,8 @@ class Entry:
     anomaly: Anomaly | None = None
     tolerances: Tolerances | None = None  # overrides the file's
     provenance: dict = field(default_factory=dict)
+    # compile health, peak memory and compile latency when recorded (see DIAGNOSTIC_FIELDS)
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -80,6 +83,30 @@ class Entry:
     def as_dict(self) -> dict:
         data = asdict(self)
         return {k: v for k, v in data.items() if v is not None and v != {}}
+
+
+# What a baseline entry may hold under "diagnostics", and the type of each.
+DIAGNOSTIC_FIELDS = {"graph_breaks": int, "graphs": int, "cudagraph_skip_reasons": list,
+                     "peak_memory_bytes": int, "reference_peak_memory_bytes": int,
+                     "first_call_seconds": (int, float), "cold_compile_seconds": (int, float),
+                     "warm_compile_seconds": (int, float), "per_token_ms": (int, float),
+                     "first_token_ms": (int, float), "encoder_ms": (int, float)}
+
+
+def _diagnostics(data: dict | None, where: str) -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BaselineError(f"{where}: field 'diagnostics' must be an object")
+    for key, value in data.items():
+        kinds = DIAGNOSTIC_FIELDS.get(key)
+        if kinds is None:
+            raise BaselineError(f"{where}, diagnostics: unknown field {key!r}; known: {sorted(DIAGNOSTIC_FIELDS)}")
+        if not isinstance(value, kinds) or isinstance(value, bool) or (
+                isinstance(value, (int, float)) and value < 0):
+            raise BaselineError(f"{where}, diagnostics: field {key!r} must be a non-negative "
+                                f"{getattr(kinds, '__name__', 'number')}, not {value!r}")
+    return dict(data)
 
 
 def protocol_of(setup: dict, audio_set: str, utterances: int) -> dict:
@@ -181,7 +208,7 @@ def _entry(data: dict, where: str) -> Entry:
         reference_wer=_require(data, "reference_wer", (int, float), where, optional=True),
         speedup=_positive(data, "speedup", where, optional=True), speedup_interval=interval,
         anomaly=anomaly, tolerances=_tolerances(data.get("tolerances"), f"{where}, tolerances"),
-        provenance=data.get("provenance") or {})
+        provenance=data.get("provenance") or {}, diagnostics=_diagnostics(data.get("diagnostics"), where))
 
 
 def load(path: Path, hardware_key: str | None = None) -> BaselineFile:
@@ -230,7 +257,9 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over
     ``path``: a reader (or a crash) sees the old file or the new one, never a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from .results import temporary_file
+
+    fd, tmp = temporary_file(path.parent, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -242,12 +271,17 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def entry_from(measurement, summary, provenance: dict) -> Entry:
-    """A baseline entry from a measurement (timing.Measurement) and its summary.Summary."""
+def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None = None) -> Entry:
+    """A baseline entry from a measurement (timing.Measurement), its summary.Summary and, when
+    they were measured, its diagnostics (diagnostics.diagnose)."""
     entry = Entry(model=measurement.model, variant=measurement.variant,
                   protocol=protocol_of(measurement.setup, measurement.audio_set, len(measurement.reference_texts)),
                   seconds=round(summary.seconds.estimate, 4), wer=round(summary.wer, 4),
                   provenance={**provenance, "rounds": len(measurement.passes)})
+    if diagnostics:
+        from .diagnostics import baseline_fields
+
+        entry.diagnostics = baseline_fields(diagnostics)
     if summary.speedup is not None:
         entry.reference_seconds = round(summary.reference_seconds.estimate, 4)
         entry.reference_wer = round(summary.reference_wer, 4)

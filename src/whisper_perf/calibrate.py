@@ -74,7 +74,8 @@ class Calibration:
         args = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-q",
                 "--baselines", str(baselines_dir or self.folder / "baselines"), "--results-dir", str(results_dir),
                 "--rounds", str(a.rounds), "--limit", str(a.limit), "--device", a.device]
-        args += ["--variant", a.variant]
+        # speed verdicts only: the diagnostic calls and fresh-process compiles would lengthen every run
+        args += ["--variant", a.variant, "--compile-latency", "never", "-k", "not test_diagnostics"]
         return args + list(a.pytest_args) + extra
 
     def run(self, kind: str, index: int, extra: list[str], env: dict | None = None,

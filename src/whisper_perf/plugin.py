@@ -44,8 +44,16 @@ class SuiteOptions:
     usage_errors: list = field(default_factory=list)  # messages of UsageError raised by fixtures
     other_failures: int = 0  # failed or erroring tests for any other reason
     measurements: dict = field(default_factory=dict)  # (model, variant) -> timing.Measurement
+    diagnostics: dict = field(default_factory=dict)  # (model, variant) -> diagnostics.diagnose() data
+    failures: list = field(default_factory=list)  # {model, variant, stage, error} of variants that failed
+    failed_measurements: dict = field(default_factory=dict)  # (model, variant) -> error of its timing
+    memory_bandwidth: float | None = None  # --memory-bandwidth (GB/s)
+    compile_latency: str = "auto"  # --compile-latency
     verdicts: list = field(default_factory=list)  # (model, variant, verdicts.Verdict)
     recorded: tuple | None = None  # (path, diff) once --record has written
+    reports: dict = field(default_factory=dict)  # name -> path of the run's Markdown and charts
+    results_data: dict | None = None  # what the results file holds
+    summaries: dict = field(default_factory=dict)  # (model, variant) -> summary.Summary, at session end
 
     def record_command(self) -> str:
         """The command that re-records what this run measured."""
@@ -105,6 +113,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "WHISPER_PERF_SENSITIVITY_CHECK=1)")
     group.addoption("--results-dir", default=None, metavar="DIR",
                     help="where each run writes its results file, one new file per run (default: results/runs)")
+    group.addoption("--compile-latency", default="auto", choices=["auto", "always", "never"],
+                    help="cold/warm compile latency in fresh processes (about a minute per compiled variant on a "
+                         "CPU): auto = when no earlier run measured it with these versions here (default)")
+    group.addoption("--memory-bandwidth", type=float, default=None, metavar="GBPS",
+                    help="memory bandwidth in GB/s for the roofline (default: the data-sheet figure of a known "
+                         "GPU, or measured on a CPU)")
     group.addoption("--confidence", type=float, default=0.95,
                     help="confidence level of the intervals that verdicts use (default 0.95)")
 
@@ -123,6 +137,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not 1 <= budget <= 440:
         raise pytest.UsageError(f"--max-new-tokens must be between 1 and 440 (Whisper's decoder holds 448 "
                                 f"positions, the prompt takes some), not {budget}")
+    bandwidth = get("--memory-bandwidth")
+    if bandwidth is not None and not bandwidth > 0:
+        raise pytest.UsageError(f"--memory-bandwidth must be a positive number of GB/s, not {bandwidth}")
     confidence = get("--confidence")
     if not 0.5 <= confidence < 1:
         raise pytest.UsageError(f"--confidence must be in [0.5, 1), not {confidence}")
@@ -147,6 +164,7 @@ def pytest_configure(config: pytest.Config) -> None:
         check_writable(results_dir)
     except SuiteError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    _install_sigterm_as_interrupt(config)
     config.whisper_perf = SuiteOptions(
         models=list(dict.fromkeys(get("--model") or ["tiny.en"])),
         variants=list(dict.fromkeys(get("--variant") or chosen["variants"])),
@@ -155,8 +173,34 @@ def pytest_configure(config: pytest.Config) -> None:
         settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
         baselines=Path(get("--baselines") or config.rootpath / "baselines"), record=get("--record"),
         confidence=confidence, inject_slowdown=slowdown, profile=profile, results_dir=results_dir,
-        busy_retries=get("--busy-retries"),
+        busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
     )
+
+
+def _install_sigterm_as_interrupt(config: pytest.Config) -> None:
+    """SIGTERM (a CI job cancelled, ``kill``) stops the run like Ctrl-C: pytest exits with 2, and
+    every file being written is finished or removed on the way out (an untouched default
+    handler would end the process at once, mid-write).  Earlier results and baselines are never
+    at risk either way: they are replaced atomically or not at all."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    config._whisper_perf_sigterm = signal.signal(signal.SIGTERM, interrupt)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import signal
+
+    previous = getattr(config, "_whisper_perf_sigterm", None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _gpu_run(device: str) -> bool:
@@ -246,16 +290,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("variant_name", wanted, scope="session")
 
 
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Timing first: every judging and diagnostic test reuses what test_generate measured, and the
+    diagnostic calls must not run before the timed rounds they diagnose."""
+    items.sort(key=lambda item: 0 if getattr(item, "originalname", "") == "test_generate" else 1)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    from .report import measurement_table, verdict_table
+    from .report import diagnostics_table, measurement_table, verdict_table
     from .summary import summarize
 
     options = getattr(config, "whisper_perf", None)
-    if not options or not options.measurements:
+    if not options or not (options.measurements or options.failures):
         return
-    items = [(m, summarize(m, options.confidence)) for m in options.measurements.values()]
+    if options.failures:
+        terminalreporter.section("Variants that failed", red=True)
+        for failure in options.failures:
+            terminalreporter.write_line(f"{failure['stage']}: {failure['error']}", red=True)
+    summaries = options.summaries or {k: summarize(m, options.confidence) for k, m in options.measurements.items()}
+    items = [(m, summaries[k]) for k, m in options.measurements.items()]
     terminalreporter.section("Whisper generate(): eager vs compiled")
     terminalreporter.write_line(measurement_table(items))
+    diagnostics = diagnostics_table(options.results_data["measurements"]) if options.results_data else ""
+    if diagnostics:
+        terminalreporter.section("Diagnostics (details: the run's .md report)")
+        terminalreporter.write_line(diagnostics)
     if options.verdicts:
         terminalreporter.section("Verdicts against baselines")
         terminalreporter.write_line(verdict_table(options.verdicts))
@@ -266,6 +325,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line("Review it with `git diff` and commit it.")
     if options.results_path:
         terminalreporter.write_line(f"whisper_perf: results written to {options.results_path}")
+        for name, path in options.reports.items():
+            terminalreporter.write_line(f"whisper_perf: {name} written to {path}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
@@ -284,10 +345,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             session.exitstatus = EXIT_USAGE
         elif options.environment_errors:
             session.exitstatus = EXIT_ENVIRONMENT
-    if not options or not options.measurements:
+    if not options or not (options.measurements or options.failures):
         return
     hardware = detect_hardware(options.device)
     summaries = {key: summarize(m, options.confidence) for key, m in options.measurements.items()}
+    options.summaries = summaries
     write = session.config.get_terminal_writer().line
     if options.record:
         busy = [f"{m}/{v}" for (m, v), s in summaries.items() if s.unreliable]
@@ -299,21 +361,46 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         else:
             provenance = {**software(), "device_name": hardware.device_name, "source": "measured by this suite",
                           "date": datetime.date.today().isoformat()}
-            entries = [entry_from(m, summaries[key], provenance) for key, m in options.measurements.items()]
+            entries = [entry_from(m, summaries[key], provenance, options.diagnostics.get(key))
+                       for key, m in options.measurements.items()]
             options.recorded = record(options.baselines, hardware, entries)
-    options.results_path = write_run(options.results_dir, hardware.key, {
+    data = {
         "hardware": hardware.as_dict(), "software": software(),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "exit_status": int(exitstatus),
+        "exit_status": int(session.exitstatus),
         "options": {"profile": options.profile, "models": options.models, "variants": options.variants,
                     "rounds": options.rounds, "utterances": options.limit, "confidence": options.confidence,
                     "record": options.record, "inject_slowdown": options.inject_slowdown,
                     **options.settings.as_dict()},
-        "measurements": [measurement_record(m, summaries[key]) for key, m in options.measurements.items()],
+        "measurements": [measurement_record(m, summaries[key], options.diagnostics.get(key))
+                         for key, m in options.measurements.items()],
         "verdicts": [{"model": model, "variant": variant, **verdict.as_dict()}
                      for model, variant, verdict in options.verdicts],
+        "failures": options.failures,
         "recorded_baseline": str(options.recorded[0]) if options.recorded else None,
-    })
+    }
+    options.results_data = data
+    options.results_path = write_run(options.results_dir, hardware.key, data)
+    from .report import write_reports
+
+    options.reports = write_reports(options.results_path, data, _judged_against(options, hardware))
+
+
+def _judged_against(options: SuiteOptions, hardware) -> dict:
+    """(model, variant) -> (baseline speedup, tolerance) for the charts."""
+    from . import baselines
+
+    try:
+        file = baselines.load_for(options.baselines, hardware.key)
+    except SuiteError:
+        return {}
+    found = {}
+    for (model, variant), m in options.measurements.items():
+        name = variant.removesuffix("+slowed")
+        entry = file and file.find(model, name, baselines.protocol_of(m.setup, m.audio_set, len(m.reference_texts)))
+        if entry and entry.speedup:
+            found[(model, name)] = (entry.speedup, file.tolerances_for(entry).speedup)
+    return found
 
 
 def pytest_exception_interact(node, call, report) -> None:

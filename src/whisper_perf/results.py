@@ -22,8 +22,8 @@ def _passes(passes) -> list:
     return [[[s.utterance, s.seconds, s.tokens] for s in p.samples] for p in passes]
 
 
-def measurement_record(m, summary) -> dict:
-    """A measurement (timing.Measurement) and its summary.Summary as plain data."""
+def measurement_record(m, summary, diagnostics: dict | None = None) -> dict:
+    """A measurement (timing.Measurement), its summary.Summary and its diagnostics as plain data."""
     return {
         "model": m.model, "variant": m.variant, "reference": m.reference, "audio_set": m.audio_set,
         "utterances": len(m.reference_texts), "audio_seconds": m.audio_seconds, "setup": m.setup,
@@ -32,7 +32,35 @@ def measurement_record(m, summary) -> dict:
         "loads": [load.as_dict() for load in m.loads],
         "samples": _passes(m.passes), "reference_samples": _passes(m.reference_passes),
         "transcripts": {u: t.text for u, t in m.passes[-1].transcripts.items()} if m.passes else {},
+        "diagnostics": diagnostics or {
+            "first_call_seconds": m.first_call_seconds,
+            "warmup_compile": m.warmup_compile.as_dict() if m.warmup_compile else None,
+            "timed_compile": m.timed_compile.as_dict() if m.timed_compile else None},
     }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def temporary_file(folder: Path, prefix: str) -> tuple[int, str]:
+    """``mkstemp`` in ``folder`` named ``.<prefix>.<pid>.<random>.tmp``, after removing such files
+    left by processes that no longer run (a writer killed with SIGKILL cannot clean up after
+    itself; a live writer's file is never touched)."""
+    for stale in Path(folder).glob(f".{prefix}.*.tmp"):
+        try:
+            pid = int(stale.name[len(prefix) + 2:].split(".", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            stale.unlink(missing_ok=True)
+    return tempfile.mkstemp(prefix=f".{prefix}.{os.getpid()}.", suffix=".tmp", dir=folder)
 
 
 def check_writable(folder: Path) -> None:
@@ -54,7 +82,7 @@ def write_run(folder: Path, hardware_key: str, data: dict) -> Path:
     target_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     text = json.dumps({"schema_version": SCHEMA_VERSION, **data}, indent=1, sort_keys=True, default=str) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".run-", suffix=".tmp", dir=target_dir)
+    fd, tmp = temporary_file(target_dir, "run")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -83,3 +111,26 @@ def load_run(path: Path) -> dict:
         raise UsageError(f"{path}: results schema_version {data.get('schema_version') if isinstance(data, dict) else None!r}, "
                          f"this suite reads {SCHEMA_VERSION}")
     return data
+
+
+def latest_cold_compile(folder: Path, hardware_key: str, versions: dict, model: str, variant: str,
+                        max_new_tokens: int) -> dict | None:
+    """The cold/warm compile latency an earlier run measured for the same hardware, torch and
+    transformers versions, model, variant and token budget (newest first), marked with its file."""
+    from .errors import SuiteError
+
+    for path in sorted((Path(folder) / hardware_key).glob("*.json"), reverse=True):
+        try:
+            data = load_run(path)
+        except SuiteError:
+            continue
+        software = data.get("software", {})
+        if any(software.get(k) != v for k, v in versions.items()):
+            continue
+        for m in data.get("measurements", []):
+            cold = (m.get("diagnostics") or {}).get("cold_compile")
+            if (cold and m["model"] == model and m["variant"] == variant
+                    and m["setup"].get("max_new_tokens") == max_new_tokens
+                    and cold.get("source") == "measured in this run"):
+                return {**cold, "source": f"measured by {path.name}"}
+    return None

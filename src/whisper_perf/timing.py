@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .audio import AudioSet
+from .compile_health import CompileWatch
 from .contention import Load, LoadMeter
 from .variants import Transcript, Variant, synchronize
 
@@ -99,6 +100,8 @@ class Measurement:
     first_call_seconds: float | None = None
     warmup_seconds: float | None = None
     rounds_requested: int = 0
+    warmup_compile: object = None  # compile_health.CompileHealth of the variant's warm-up
+    timed_compile: object = None  # ... of the timed rounds: anything compiled here is a recompile
 
     @property
     def busy_rounds(self) -> list[int]:
@@ -177,15 +180,18 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
         audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
         reference_texts={u.id: u.text for u in audio.utterances},
         first_call_seconds=variant.first_call_seconds, warmup_seconds=variant.warmup_seconds,
-        rounds_requested=rounds)
+        rounds_requested=rounds, warmup_compile=variant.warmup_compile)
     schedule = _Schedule(m, variant, reference, audio)
-    if pedantic is not None:
-        pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1, warmup_rounds=0)
-        schedule._close_round()
-    else:
-        schedule.run_rounds(rounds)
-    extra = rounds if extra_rounds is None else extra_rounds
-    while len(m.quiet_rounds) < rounds and extra > 0:
-        schedule.run_rounds(1)
-        extra -= 1
+    with CompileWatch() as watch:
+        if pedantic is not None:
+            pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1,
+                     warmup_rounds=0)
+            schedule._close_round()
+        else:
+            schedule.run_rounds(rounds)
+        extra = rounds if extra_rounds is None else extra_rounds
+        while len(m.quiet_rounds) < rounds and extra > 0:
+            schedule.run_rounds(1)
+            extra -= 1
+    m.timed_compile = watch.health if variant.spec.compiled else None
     return m

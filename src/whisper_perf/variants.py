@@ -132,6 +132,7 @@ class Variant:
     slowdown: object = None  # sensitivity.Slowdown when injected_slowdown
     first_call_seconds: float | None = None  # compile + first run (compiled variants)
     warmup_seconds: float | None = None
+    warmup_compile: object = None  # compile_health.CompileHealth of the warm-up (compiled variants)
 
     @property
     def name(self) -> str:
@@ -213,6 +214,15 @@ class Variant:
         self.warmup_seconds = time.perf_counter() - start
 
 
+def free_memory(hardware: Hardware) -> None:
+    """After a failed build or measurement, give its memory back before the next variant runs."""
+    import gc
+
+    gc.collect()
+    if hardware.is_cuda:
+        torch.cuda.empty_cache()
+
+
 def synchronize(hardware: Hardware) -> None:
     if hardware.is_cuda:
         torch.cuda.synchronize()
@@ -253,7 +263,11 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
         # reduce-overhead records CUDA graphs on the 2nd and 3rd calls; on CPU one call compiles all.
         # An eager build needs no full-budget warm-up: one ordinary call settles its allocations;
         # nor does a slowed twin, whose compiled forward is already warm.
-        variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1,
-                        full_budget=spec.compiled and not spec.slowed_of)
+        from .compile_health import CompileWatch
+
+        with CompileWatch() as watch:
+            variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1,
+                            full_budget=spec.compiled and not spec.slowed_of)
+        variant.warmup_compile = watch.health if spec.compiled else None
     return variant
 

@@ -131,3 +131,46 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     if entry is not None and entry.wer is not None:
         parts.append(f"baseline {100 * entry.wer:.2f}%")
     return Verdict("wer", Outcome.PASS, ", ".join(parts))
+
+
+def judge_compile_health(warmup, timed, expected: dict | None) -> Verdict:
+    """Compile health (compile_health.CompileHealth of the warm-up and of the timed rounds)
+    against the baseline's ``diagnostics``: any recompile inside the timed rounds fails (its
+    compile time lands in the timings), as do more graph breaks than the baseline or a CUDA-graph
+    skip reason the baseline did not have."""
+    expected = expected or {}
+    breaks = warmup.graph_breaks + timed.graph_breaks
+    skips = sorted(set(warmup.cudagraph_skip_reasons) | set(timed.cudagraph_skip_reasons))
+    problems = []
+    if timed.recompiles or timed.frames_compiled:
+        why = "; ".join(timed.recompile_reasons) or "no guard failure recorded"
+        problems.append(f"{max(timed.recompiles, timed.frames_compiled)} recompile(s) during the timed rounds, "
+                        f"after warm-up (failed guard: {why})")
+    if "graph_breaks" in expected and breaks > expected["graph_breaks"]:
+        reasons = "; ".join(sorted(set(warmup.graph_break_reasons) | set(timed.graph_break_reasons)))
+        problems.append(f"{breaks} graph break(s), baseline {expected['graph_breaks']} ({reasons})")
+    new_skips = [s for s in skips if s not in expected.get("cudagraph_skip_reasons", [])]
+    if "cudagraph_skip_reasons" in expected and new_skips:
+        problems.append(f"CUDA graphs newly skipped: {'; '.join(new_skips)}")
+    summary = (f"{warmup.graphs} graph(s) compiled in warm-up ({warmup.recompiles} recompile(s) there), "
+               f"{breaks} graph break(s), {timed.recompiles} recompile(s) while timed, "
+               f"{len(skips)} CUDA-graph skip reason(s){': ' + '; '.join(skips) if skips else ''}")
+    if problems:
+        return Verdict("compile health", Outcome.REGRESSION, "; ".join(problems) + f" [{summary}]")
+    if not expected:
+        return Verdict("compile health", Outcome.NO_BASELINE, summary + " (no baseline diagnostics to compare)")
+    return Verdict("compile health", Outcome.PASS, summary)
+
+
+def judge_ceiling(check: str, measured: float, baseline: float | None, tolerance: float, unit: str,
+                  record_hint: str) -> Verdict:
+    """A one-number check with no interval (peak memory, compile seconds): a regression above
+    ``baseline x (1 + tolerance)``."""
+    shown = f"{measured:.3g} {unit}"
+    if baseline is None:
+        return Verdict(check, Outcome.NO_BASELINE, f"{check} {shown} (no baseline; record one: {record_hint})")
+    ceiling = baseline * (1 + tolerance)
+    against = f"baseline {baseline:.3g} {unit}, tolerance {tolerance:.0%}"
+    if measured > ceiling:
+        return Verdict(check, Outcome.REGRESSION, f"{check} {shown} is above {ceiling:.3g} {unit} ({against})")
+    return Verdict(check, Outcome.PASS, f"{check} {shown} within {against}")

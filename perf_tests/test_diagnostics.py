@@ -1,0 +1,60 @@
+"""Why a verdict is what it is: compile health, compile time, peak memory, per-phase latency and
+the roofline of each variant, measured after its timed rounds (see whisper_perf.diagnostics) and
+judged against the diagnostics its baseline recorded."""
+
+import pytest
+
+from whisper_perf.variants import COMPILED_VARIANTS
+from whisper_perf.verdicts import Outcome, judge_ceiling, judge_compile_health
+
+
+def _report(pytestconfig, variant, verdict):
+    pytestconfig.whisper_perf.verdicts.append((variant.model_name, variant.name, verdict))
+    assert verdict.outcome is not Outcome.REGRESSION, verdict.message
+    if verdict.outcome is Outcome.NO_BASELINE:
+        pytest.skip(verdict.message)
+
+
+def test_diagnose(diagnostics, cold_compile, variant):
+    """The diagnostic calls ran and measured every phase (and, for a compiled variant, the cold
+    and warm compile latency, unless --compile-latency never)."""
+    if cold_compile is not None:
+        assert cold_compile["cold_seconds"] > 0 and cold_compile["warm_seconds"] > 0
+    phases = diagnostics["variant"]["phases"]
+    assert phases["first_token_ms"] > 0 and phases["steps"] >= 1
+    if not variant.spec.long_form:
+        assert phases["encoder_ms"] > 0
+        assert diagnostics["variant"]["roofline"]["floor_ms"] > 0
+
+
+@pytest.mark.variants(COMPILED_VARIANTS)
+def test_compile_health(measured, baseline_or_none, variant, pytestconfig):
+    entry, _ = baseline_or_none
+    verdict = judge_compile_health(measured.warmup_compile, measured.timed_compile,
+                                   entry.diagnostics if entry else None)
+    _report(pytestconfig, variant, verdict)
+
+
+@pytest.mark.variants(COMPILED_VARIANTS)
+@pytest.mark.parametrize("which", ["cold", "warm"])
+def test_compile_time(cold_compile, baseline_or_none, variant, which, record_hint, pytestconfig):
+    """The first compiled call (compile + one generate()) of a fresh process with an empty compile
+    cache (cold) and with the cache it filled (warm)."""
+    if cold_compile is None:
+        pytest.skip("compile latency not measured (--compile-latency never, or a sensitivity twin)")
+    entry, tolerances = baseline_or_none
+    expected = entry.diagnostics.get(f"{which}_compile_seconds") if entry else None
+    verdict = judge_ceiling(f"{which} compile (first call)", cold_compile[f"{which}_seconds"], expected,
+                            tolerances.compile_seconds, "s", record_hint)
+    _report(pytestconfig, variant, verdict)
+
+
+def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, pytestconfig):
+    entry, tolerances = baseline_or_none
+    memory = diagnostics["variant"]["peak_memory"]
+    if memory is None or memory["bytes"] is None:
+        pytest.skip("peak memory cannot be read on this platform")
+    expected = entry.diagnostics.get("peak_memory_bytes") if entry else None
+    verdict = judge_ceiling(f"peak memory ({memory['kind']})", memory["bytes"] / 2**20,
+                            expected / 2**20 if expected else None, tolerances.peak_memory, "MiB", record_hint)
+    _report(pytestconfig, variant, verdict)

@@ -1,0 +1,72 @@
+"""Why a verdict is what it is: the diagnostics of one model x variant, as plain data.
+
+Gathered after the variant's timed rounds (``measure``), from
+
+* its compile health in warm-up and in the timed rounds (``compile_health``),
+* diagnostic calls of the variant and of its eager reference: per-phase latency and peak memory
+  (``phases``), and the memory-bandwidth floor of a decode step (``roofline``),
+
+and stored in the results file, in a recorded baseline (``baseline_fields``), and in the report.
+"""
+
+from __future__ import annotations
+
+from .phases import measure_phases
+from .roofline import Bandwidth, decode_step_bytes, roofline
+
+# Diagnostic calls per build: few, since phases are medians over every decode step of each call.
+DIAGNOSTIC_UTTERANCES = 2
+
+
+def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
+    phases, memory = measure_phases(variant, utterances)
+    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None}
+    if bandwidth is not None and not variant.spec.long_form:
+        step = decode_step_bytes(variant.model, phases.mean_position)
+        data["roofline"] = roofline(step, bandwidth, phases.per_token_ms).as_dict()
+        data["step_bytes"] = {"weights": step.weights, "cross_attention_cache": step.cross_attention_cache,
+                              "self_attention_cache": step.self_attention_cache}
+    return data
+
+
+def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None) -> dict:
+    """Diagnostics of ``variant`` (and its ``reference``, when it has one) after ``measurement``."""
+    utterances = audio.spread(DIAGNOSTIC_UTTERANCES).utterances
+    data = {"bandwidth": bandwidth.as_dict() if bandwidth else None,
+            "first_call_seconds": measurement.first_call_seconds,
+            "warmup_seconds": measurement.warmup_seconds,
+            "warmup_compile": measurement.warmup_compile.as_dict() if measurement.warmup_compile else None,
+            "timed_compile": measurement.timed_compile.as_dict() if measurement.timed_compile else None,
+            "variant": _build(variant, utterances, bandwidth)}
+    if reference is not None:
+        data["reference"] = _build(reference, utterances, bandwidth)
+    return data
+
+
+def baseline_fields(diagnostics: dict) -> dict:
+    """The part of ``diagnose``'s data a baseline entry keeps (see baselines.DIAGNOSTIC_FIELDS)."""
+    fields: dict = {}
+    warmup, timed = diagnostics.get("warmup_compile"), diagnostics.get("timed_compile")
+    if warmup and timed:
+        fields["graph_breaks"] = warmup["graph_breaks"] + timed["graph_breaks"]
+        fields["graphs"] = warmup["graphs"]
+        fields["cudagraph_skip_reasons"] = sorted(set(warmup["cudagraph_skip_reasons"])
+                                                  | set(timed["cudagraph_skip_reasons"]))
+    if diagnostics.get("first_call_seconds") is not None and warmup:
+        fields["first_call_seconds"] = round(diagnostics["first_call_seconds"], 2)
+    cold = diagnostics.get("cold_compile")
+    if cold:
+        fields["cold_compile_seconds"] = round(cold["cold_seconds"], 2)
+        fields["warm_compile_seconds"] = round(cold["warm_seconds"], 2)
+    mine = diagnostics["variant"]
+    if mine.get("peak_memory") and mine["peak_memory"]["bytes"] is not None:
+        fields["peak_memory_bytes"] = int(mine["peak_memory"]["bytes"])
+    reference = diagnostics.get("reference")
+    if reference and reference.get("peak_memory") and reference["peak_memory"]["bytes"] is not None:
+        fields["reference_peak_memory_bytes"] = int(reference["peak_memory"]["bytes"])
+    phases = mine["phases"]
+    for key in ("per_token_ms", "first_token_ms", "encoder_ms"):
+        value = phases.get(key)
+        if value is not None and value == value:  # not NaN
+            fields[key] = round(value, 3)
+    return fields

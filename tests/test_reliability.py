@@ -1,0 +1,103 @@
+"""Faults: a writer killed mid-write, a run terminated mid-way, a variant whose compile fails.
+Real processes, real signals, a real broken compiler toolchain."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from test_suite_e2e import ROOT, outcomes, run_suite
+
+from whisper_perf import baselines
+
+
+def _baseline_text(key: str, version: str) -> str:
+    # notes long enough that a write takes a while, so that kills land inside it
+    entry = baselines.Entry(model="tiny.en", variant="compiled", protocol={"v": version}, seconds=1.0, wer=0.1)
+    return baselines.BaselineFile(key, notes=version * 2_000_000, entries=[entry]).to_json()
+
+
+def test_a_writer_killed_at_any_moment_leaves_the_old_or_the_new_baseline_complete(tmp_path):
+    key = "cpu-fault-injection"
+    path = baselines.path_for(tmp_path, key)
+    old, new = _baseline_text(key, "o"), _baseline_text(key, "n")
+    baselines.write_atomic(path, old)
+    writer = textwrap.dedent(f"""
+        import sys
+                from whisper_perf import baselines
+        old, new = Path(sys.argv[1]).read_text(), Path(sys.argv[2]).read_text()
+        i = 0
+        while True:
+            baselines.write_atomic(Path({str(path)!r}), new if i % 2 == 0 else old)
+            i += 1
+    """)
+    (tmp_path / "old.txt").write_text(old)
+    (tmp_path / "new.txt").write_text(new)
+    rng = random.Random(7)
+    for _ in range(12):
+        proc = subprocess.Popen([sys.executable, "-c", writer, str(tmp_path / "old.txt"), str(tmp_path / "new.txt")])
+        time.sleep(rng.uniform(0.5, 1.5))  # past the imports, somewhere inside a write
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        text = path.read_text()
+        assert text in (old, new), f"half-written baseline after a kill ({len(text)} bytes)"
+        assert baselines.load(path, key).hardware_key == key
+    # a killed writer cannot remove its temporary file; the next write removes such leftovers
+    baselines.write_atomic(path, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "old.txt", "new.txt"])
+
+
+def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_half_written(tmp_path):
+    folder, results = tmp_path / "baselines", tmp_path / "results"
+
+    def record(rounds: int) -> list[str]:
+        return [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "--record",
+                "--variant", "eager", "--limit", "2", "--rounds", str(rounds), "--compile-latency", "never",
+                "--baselines", str(folder), "--results-dir", str(results)]
+
+    first = subprocess.run(record(1), cwd=ROOT, capture_output=True, text=True)  # a baseline to protect
+    assert first.returncode == 0, first.stdout[-3000:]
+    (key_file,) = folder.glob("*.json")
+    before = key_file.read_bytes()
+    for seconds_after_header in (0.5, 12.0):  # while the model loads; during the timed calls
+        proc = subprocess.Popen(record(4), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = ""
+        for line in proc.stdout:
+            output += line
+            if line.startswith("whisper_perf: machine before timing"):
+                break
+        time.sleep(seconds_after_header)
+        proc.send_signal(signal.SIGTERM)
+        output += proc.stdout.read()
+        proc.wait(timeout=120)
+        assert proc.returncode == 2, output[-3000:]  # interrupted, as with Ctrl-C
+        assert "terminated by signal 15" in output, output[-3000:]
+        assert key_file.read_bytes() == before, "a terminated recording changed the baseline"
+        assert not [p for p in tmp_path.rglob("*.tmp")], "a half-written file was left behind"
+        for run_file in results.glob("*/*.json"):  # every results file is complete JSON
+            json.loads(run_file.read_text())
+
+
+def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report(tmp_path):
+    """A C++ toolchain that does not work (CXX=/bin/false) and an empty compile cache: inductor
+    cannot build the compiled variant; it fails once with the error, eager runs and reports."""
+    results = tmp_path / "results"
+    result = run_suite("--variant", "eager", "--variant", "compiled", "--limit", "1", "--rounds", "1",
+                       "--baselines", str(tmp_path / "none"), "--results-dir", str(results),
+                       env={"CXX": "/bin/false", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
+    assert result.returncode == 1, result.output[-4000:]
+    found = outcomes(result)
+    assert found["test_generate[tiny.en-eager]"] == "PASSED"
+    assert found["test_generate[tiny.en-compiled]"] == "ERROR"
+    assert "tiny.en/compiled could not be built on cpu-" in result.output
+    (run_file,) = results.glob("*/*.json")
+    data = json.loads(run_file.read_text())
+    (failure,) = data["failures"]
+    assert failure["variant"] == "compiled" and failure["stage"] == "build"
+    assert [m["variant"] for m in data["measurements"]] == ["eager"]
+    assert "## Variants that failed" in run_file.with_suffix(".md").read_text()
+    # built once: the variant's later tests fail fast with the recorded error
+    assert result.output.count("tiny.en/compiled could not be built") >= 2
