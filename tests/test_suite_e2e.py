@@ -309,3 +309,57 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(recorded
     reused = json.loads(later.read_text())["measurements"][0]["diagnostics"]["cold_compile"]
     assert reused["source"] == f"measured by {run_file.name}" and reused["cold_seconds"] == d["cold_compile"]["cold_seconds"]
     assert "## Verdicts" in summary.read_text() and f"measured by {run_file.name}" in summary.read_text()
+
+    # The two runs' real results files: merged into one report, drawn as a history, and compared
+    # side by side as an upgrade comparison would compare two environments.
+    merged = subprocess.run([sys.executable, "-m", "whisper_perf.merge", str(results), "--out", str(tmp_path / "m")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stderr
+    text = (tmp_path / "m" / "merged.md").read_text()
+    key = data["hardware"]["key"]
+    assert f"## {key}" in text and text.count("| tiny.en | compiled |") == 2
+    assert (tmp_path / "m" / "merged-speedup.png").read_bytes()[:4] == b"\x89PNG"
+    again = subprocess.run([sys.executable, "-m", "whisper_perf.merge", str(results), "--out", str(tmp_path / "m")],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 4 and "exists and is not empty" in again.stderr  # never over an earlier merge
+
+    history = subprocess.run([sys.executable, "-m", "whisper_perf.history", "--results-dir", str(results), "--out",
+                              str(tmp_path / "h")], cwd=ROOT, capture_output=True, text=True)
+    assert history.returncode == 0, history.stderr
+    trend = (tmp_path / "h" / "history.md").read_text()
+    assert trend.count(f"| {run_file.stem} |") == 1 and f"| {later.stem} |" in trend
+    assert (tmp_path / "h" / f"history-{key}.png").read_bytes()[:4] == b"\x89PNG"
+
+    from whisper_perf.baselines import Tolerances
+    from whisper_perf.upgrade import Environment, compare, render
+
+    before, after = Environment("current"), Environment("next")
+    before.runs, after.runs = [data], [json.loads(later.read_text())]
+    report = compare([before, after], Tolerances())
+    (row,) = report["rows"]
+    change = row["changes"]["next"]
+    assert change["verdict"] in ("no credible change", "regression", "improved")
+    assert change["speedup"]["low"] <= change["speedup"]["estimate"] <= change["speedup"]["high"]
+    assert "| tiny.en | compiled |" in render(report, key)
+
+
+def test_merge_refuses_other_protocols_and_schema_versions(tmp_path):
+    """Real results from one run, beside a copy that claims another protocol or schema."""
+    results = tmp_path / "results"
+    result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--results-dir", str(results),
+                       "--baselines", str(tmp_path / "none"))
+    assert result.returncode == 0, result.output[-3000:]
+    (real,) = results.glob("*/*.json")
+    data = json.loads(real.read_text())
+    data["measurements"][0]["utterances"] = 7
+    other = real.with_name("other-protocol.json")
+    other.write_text(json.dumps(data))
+    refused = subprocess.run([sys.executable, "-m", "whisper_perf.merge", str(real), str(other), "--out",
+                              str(tmp_path / "m")], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 4
+    assert f"{real} and {other} measured tiny.en/eager" in refused.stderr and "utterances 1 vs 7" in refused.stderr
+    data["schema_version"] = 99
+    other.write_text(json.dumps(data))
+    refused = subprocess.run([sys.executable, "-m", "whisper_perf.merge", str(real), str(other), "--out",
+                              str(tmp_path / "m")], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 4 and "schema_version 99" in refused.stderr
