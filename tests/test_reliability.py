@@ -50,6 +50,25 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_or_the_new_baseline_comple
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "old.txt", "new.txt"])
 
 
+def test_two_recordings_at_once_keep_both_sets_of_entries(tmp_path):
+    """Two processes recording into the same hardware file at the same time (read, add, write):
+    every entry of both survives."""
+    recorder = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from whisper_perf import baselines
+        from whisper_perf.hardware import Hardware
+        hardware = Hardware("cpu-concurrent", "cpu", "test", "x86_64", 1)
+        for i in range(25):
+            entry = baselines.Entry(model="tiny.en", variant=f"{{sys.argv[1]}}-{{i}}", protocol={{}}, seconds=1.0, wer=0.1)
+            baselines.record(Path({str(tmp_path)!r}), hardware, [entry])
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", recorder, name]) for name in ("a", "b")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    variants = {e.variant for e in baselines.load(tmp_path / "cpu-concurrent.json").entries}
+    assert variants == {f"{name}-{i}" for name in "ab" for i in range(25)}
+
+
 def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_half_written(tmp_path):
     folder, results = tmp_path / "baselines", tmp_path / "results"
 

@@ -302,11 +302,36 @@ def write_with_diff(path: Path, baseline: BaselineFile) -> str:
                                         f"a/{path.name}", f"b/{path.name}"))
 
 
+def _locked(path: Path):
+    """An exclusive lock on ``<path>.lock`` for a read-modify-write of ``path``: two recordings at
+    once (two variants recorded by two processes) both keep their entries, instead of the later
+    write dropping the earlier one's."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def hold():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, writes stay atomic
+            yield
+            return
+        with open(path.with_name(path.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    return hold()
+
+
 def record(folder: Path, hardware, entries: list[Entry]) -> tuple[Path, str]:
     """Upsert ``entries`` into the hardware's file (keeping every other entry), write it
     atomically, and return (path, unified diff of the change)."""
     path = path_for(folder, hardware.key)
-    baseline = load(path, hardware.key) if path.exists() else BaselineFile(hardware.key, hardware.device_name)
-    for entry in entries:
-        baseline.upsert(entry)
-    return path, write_with_diff(path, baseline)
+    with _locked(path):
+        baseline = load(path, hardware.key) if path.exists() else BaselineFile(hardware.key, hardware.device_name)
+        for entry in entries:
+            baseline.upsert(entry)
+        return path, write_with_diff(path, baseline)

@@ -259,9 +259,10 @@ def write_tolerances(root: Path, hardware_key: str, suggested: dict) -> str:
     path = baselines.path_for(root / "baselines", hardware_key)
     if not path.exists():
         raise SystemExit(f"{path} does not exist: record a baseline first (nox -s record)")
-    current = baselines.load(path, hardware_key)
-    current.tolerances = replace(current.tolerances, **suggested)
-    return baselines.write_with_diff(path, current)
+    with baselines._locked(path):
+        current = baselines.load(path, hardware_key)
+        current.tolerances = replace(current.tolerances, **suggested)
+        return baselines.write_with_diff(path, current)
 
 
 def record_baseline(cal: Calibration, baselines, say) -> dict | None:
