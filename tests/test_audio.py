@@ -58,6 +58,32 @@ def test_corrupt_file_names_the_file(tmp_path):
         load_audio_set(folder)
 
 
+def test_truncated_file_and_empty_set_are_usage_errors(tmp_path):
+    folder = _write_set(tmp_path, [{"file_name": "cut.flac", "text": "hello"}], np.zeros(16_000, np.float32))
+    data = (folder / "cut.flac").read_bytes()
+    (folder / "cut.flac").write_bytes(data[: len(data) // 3])  # a download cut short
+    with pytest.raises(UsageError, match=r"cut\.flac: "):
+        load_audio_set(folder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metadata.jsonl").write_text("")
+    with pytest.raises(UsageError, match="metadata.jsonl"):
+        load_audio_set(empty)
+
+
+def test_utterance_longer_than_whispers_window_is_refused_for_short_form(tmp_path):
+    from whisper_perf.audio import check_short_form
+
+    folder = _write_set(tmp_path, [{"file_name": "long.flac", "text": "hello", "id": "long"}],
+                        np.zeros(16_000 * 31, dtype=np.float32))
+    audio = load_audio_set(folder)
+    with pytest.raises(UsageError, match=r"--dataset x: long \(31\.0 s\) longer than 30 s.*--long-dataset"):
+        check_short_form(audio, "--dataset x")
+    shorter = _write_set(tmp_path / "ok", [{"file_name": "ok.flac", "text": "hello"}],
+                         np.zeros(16_000 * 29, dtype=np.float32))
+    assert check_short_form(load_audio_set(shorter), "ok").utterances[0].seconds == pytest.approx(29.0)
+
+
 def test_missing_reference_text_names_the_line(tmp_path):
     folder = _write_set(tmp_path, [{"file_name": "a.flac", "text": "hi"}, {"file_name": "b.flac", "text": " "}],
                         np.zeros(16_000, dtype=np.float32))

@@ -60,9 +60,15 @@ def decode(data: bytes | str | Path, origin: str) -> np.ndarray:
     """Decode audio bytes or a file to 16 kHz mono float32; resample and downmix when needed."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
+        expected = soundfile.info(source).frames
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
         samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, EOFError) as exc:
         raise UsageError(f"{origin}: cannot decode audio ({exc}). Replace or re-generate the file.") from exc
+    if 0 < samples.shape[0] < expected:  # a file cut short decodes without error, but not in full
+        raise UsageError(f"{origin}: truncated: its header promises {expected} samples, only {samples.shape[0]} "
+                         "decode. Replace or re-generate the file.")
     if samples.shape[0] == 0:
         raise UsageError(f"{origin}: the audio is empty. Replace or re-generate the file.")
     if samples.shape[1] > 1:
@@ -134,6 +140,20 @@ def load_hub(spec: str) -> AudioSet:
         utterances.append(Utterance(str(row.get("id", index)), decode(audio["bytes"] or audio["path"], origin),
                                     row[text_column].strip()))
     return AudioSet(name.split("/")[-1], tuple(utterances))
+
+
+SHORT_FORM_SECONDS = 30.0  # Whisper's window: short-form generate() sees no more
+
+
+def check_short_form(audio: AudioSet, origin: str) -> AudioSet:
+    """Refuse utterances that short-form ``generate()`` would silently cut at 30 s."""
+    too_long = [f"{u.id} ({len(u.audio) / SAMPLE_RATE:.1f} s)" for u in audio.utterances
+                if len(u.audio) > SHORT_FORM_SECONDS * SAMPLE_RATE]
+    if too_long:
+        raise UsageError(f"{origin}: {', '.join(too_long)} longer than {SHORT_FORM_SECONDS:.0f} s; short-form "
+                         "generate() would cut them and their WER would be wrong. Split them, or give them to the "
+                         "long-form pipeline variants with --long-dataset.")
+    return audio
 
 
 def load_audio_set(spec: str | Path) -> AudioSet:
