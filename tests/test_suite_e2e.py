@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--limit", "3", "--rounds", "3"]
 
 
-def run_suite(*args, env=None):
+def run_suite(*args, env=None, diagnostics=False):
+    """pytest perf_tests in a subprocess; the diagnostic calls only where a test looks at them
+    (they add seconds to every run)."""
+    if not diagnostics:
+        args = (*args, "-k", "not test_diagnostics")
     if "--results-dir" not in args:  # keep the project's results/ free of test runs
         args = (*args, "--results-dir", tempfile.mkdtemp(prefix="whisper-perf-results-"))
     if "--compile-latency" not in args:  # a minute of fresh-process compiles per variant: one test does it
@@ -46,7 +50,7 @@ def recorded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("baselines")
     bench = folder.parent / "bench.json"
     result = run_suite(*SMALL, "--variant", "eager", "--variant", "compiled", "--variant", "compiled-static",
-                       "--baselines", str(folder), "--record", f"--benchmark-json={bench}")
+                       "--baselines", str(folder), "--record", f"--benchmark-json={bench}", diagnostics=True)
     assert result.returncode == 0, result.output[-4000:]
     (path,) = folder.glob("*.json")
     return result, path, json.loads(bench.read_text())
@@ -274,7 +278,7 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(recorded
     _, path, _ = recorded
     results = tmp_path / "results"
     first = run_suite("--variant", "compiled", "--limit", "3", "--rounds", "2", "--baselines", str(path.parent),
-                      "--results-dir", str(results), "--compile-latency", "always")
+                      "--results-dir", str(results), "--compile-latency", "always", diagnostics=True)
     assert first.returncode in (0, 1), first.output[-4000:]
     (run_file,) = results.glob("*/*.json")
     data = json.loads(run_file.read_text())
@@ -302,7 +306,7 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(recorded
     summary = tmp_path / "step_summary.md"
     second = run_suite("--variant", "compiled", "--limit", "3", "--rounds", "2", "--baselines", str(path.parent),
                        "--results-dir", str(results), "--compile-latency", "auto",
-                       env={"GITHUB_STEP_SUMMARY": str(summary)})
+                       env={"GITHUB_STEP_SUMMARY": str(summary)}, diagnostics=True)
     assert second.returncode in (0, 1), second.output[-4000:]
     later = max(results.glob("*/*.json"))
     assert later != run_file and run_file.exists()  # a new file; the first run's is untouched

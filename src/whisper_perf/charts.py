@@ -29,7 +29,7 @@ def speedup_chart(data: dict, baselines: dict, path: Path) -> Path | None:
     for y, m in enumerate(rows):
         s = m["summary"]["speedup"]
         low, high = (s["low"], s["high"]) if s["low"] == s["low"] else (s["estimate"], s["estimate"])
-        ax.errorbar(s["estimate"], y, xerr=[[s["estimate"] - low], [high - s["estimate"]]], fmt="o", color="C0",
+        ax.errorbar(s["estimate"], y, xerr=[[max(0.0, s["estimate"] - low)], [max(0.0, high - s["estimate"])]], fmt="o", color="C0",
                     capsize=4, label="measured (95% CI)" if y == 0 else None)
         base = baselines.get((m["model"], m["variant"].removesuffix("+slowed")))
         if base:
