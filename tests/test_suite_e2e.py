@@ -351,8 +351,12 @@ def test_merge_refuses_other_protocols_and_schema_versions(tmp_path):
     """Real results from one run, beside a copy that claims another protocol or schema."""
     results = tmp_path / "results"
     result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--results-dir", str(results),
-                       "--baselines", str(tmp_path / "none"))
+                       "--baselines", str(tmp_path / "none"), f"--junitxml={tmp_path / 'junit.xml'}")
     assert result.returncode == 0, result.output[-3000:]
+    import xml.etree.ElementTree as ET  # --junitxml works as in any pytest run
+
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").iter("testcase")}
+    assert "test_generate[tiny.en-eager]" in cases and cases["test_time[tiny.en-eager]"].find("skipped") is not None
     (real,) = results.glob("*/*.json")
     data = json.loads(real.read_text())
     data["measurements"][0]["utterances"] = 7
