@@ -199,9 +199,14 @@ def write_reports(results_path, data: dict, baselines: dict) -> dict:
         for name, draw in (("speedup", lambda p: speedup_chart(data, baselines, p)),
                            ("phases", lambda p: phases_chart(data, p))):
             path = Path(f"{stem}-{name}.png")
-            if not path.exists() and draw(path):
-                charts[name] = path.name
-                written[name] = path
+            try:
+                if not path.exists() and draw(path):
+                    charts[name] = path.name
+                    written[name] = path
+            except Exception as exc:  # a chart is never worth a failed run: say so and go on
+                import warnings
+
+                warnings.warn(f"whisper_perf: could not draw {path.name}: {type(exc).__name__}: {exc}")
     markdown = markdown_report(data, charts)
     path = Path(f"{stem}.md")
     _write_new(path, markdown)
