@@ -69,7 +69,8 @@ def _small_whisper():
 
     config = WhisperConfig(vocab_size=1000, d_model=64, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
                            decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
-                           max_source_positions=1500, max_target_positions=448)
+                           max_source_positions=1500, max_target_positions=448, pad_token_id=0, bos_token_id=1,
+                           eos_token_id=2, decoder_start_token_id=3)
     return WhisperForConditionalGeneration(config).eval()
 
 

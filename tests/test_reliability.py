@@ -60,7 +60,7 @@ def test_two_recordings_at_once_keep_both_sets_of_entries(tmp_path):
         from whisper_perf.hardware import Hardware
         hardware = Hardware("cpu-concurrent", "cpu", "test", "x86_64", 1)
         for i in range(25):
-            entry = baselines.Entry(model="tiny.en", variant=f"{{sys.argv[1]}}-{{i}}", protocol={{}}, seconds=1.0, wer=0.1)
+            entry = baselines.Entry(model="tiny.en", variant=f"{{sys.argv[1]}}-{{i}}", protocol={{"utterances": 1}}, seconds=1.0, wer=0.1)
             baselines.record(Path({str(tmp_path)!r}), hardware, [entry])
     """)
     procs = [subprocess.Popen([sys.executable, "-c", recorder, name]) for name in ("a", "b")]

@@ -303,7 +303,7 @@ def write_with_diff(path: Path, baseline: BaselineFile) -> str:
 
 
 def _locked(path: Path):
-    """An exclusive lock on ``<path>.lock`` for a read-modify-write of ``path``: two recordings at
+    """An exclusive lock on ``.<name>.lock`` beside ``path`` for a read-modify-write of ``path``: two recordings at
     once (two variants recorded by two processes) both keep their entries, instead of the later
     write dropping the earlier one's."""
     import contextlib
@@ -316,7 +316,7 @@ def _locked(path: Path):
         except ImportError:  # not POSIX: no lock, writes stay atomic
             yield
             return
-        with open(path.with_name(path.name + ".lock"), "a") as handle:
+        with open(path.with_name(f".{path.name}.lock"), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
