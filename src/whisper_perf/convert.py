@@ -145,8 +145,7 @@ def build_checkpoint(source: Path, out_dir: Path) -> None:
     """Write a transformers checkpoint (model, processor, generation config) into ``out_dir``."""
     from tokenizers import AddedToken
     from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor,
-                              WhisperTokenizerFast)
+                              WhisperForConditionalGeneration, WhisperTokenizerFast)
 
     v = read_ct2(source / "model.bin")
     meta = json.loads((source / "config.json").read_text(encoding="utf-8"))
@@ -196,10 +195,11 @@ def build_checkpoint(source: Path, out_dir: Path) -> None:
                                      special=False) for i in range(N_TIMESTAMPS)])
     if len(tokenizer) != config.vocab_size:
         raise ConversionError(f"{source}: tokenizer has {len(tokenizer)} ids, model {config.vocab_size}")
-    processor = WhisperProcessor(WhisperFeatureExtractor(feature_size=config.num_mel_bins), tokenizer)
-
     model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
+    # The two halves of a WhisperProcessor, saved apart: WhisperProcessor.from_pretrained reads
+    # them back on every version, while its constructor refuses a fast tokenizer on 4.x.
+    WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
 
 
 def _sha256(path: Path) -> str:
