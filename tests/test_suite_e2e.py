@@ -371,3 +371,17 @@ def test_merge_refuses_other_protocols_and_schema_versions(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "whisper_perf.merge", str(real), str(other), "--out",
                               str(tmp_path / "m")], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 4 and "schema_version 99" in refused.stderr
+
+
+def test_unwritable_results_folder_and_contradictory_options_stop_before_any_work(tmp_path):
+    """Usage errors (exit 4) reported at start, before a model is loaded or anything is timed."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_suite("--results-dir", str(blocker / "runs"), "--variant", "eager", "--limit", "1")
+    assert result.returncode == 4, result.output[-3000:]
+    assert f"--results-dir {blocker / 'runs'}: cannot write there" in result.output
+    assert "test_generate" not in result.stdout
+    result = run_suite("--record", "--inject-slowdown", "0.1", "--variant", "compiled",
+                       env={"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
+    assert result.returncode == 4 and "--record with --inject-slowdown" in result.output
+    assert "test_generate" not in result.stdout
