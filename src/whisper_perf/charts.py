@@ -19,6 +19,14 @@ def _pyplot():
     return plt
 
 
+def error_bar(interval: dict) -> tuple[float, float]:
+    """(below, above) the estimate for an error bar of an interval's dict; none for one round
+    (NaN bounds), never negative (a bootstrap interval can sit beside its estimate)."""
+    if interval["low"] != interval["low"]:
+        return 0.0, 0.0
+    return max(0.0, interval["estimate"] - interval["low"]), max(0.0, interval["high"] - interval["estimate"])
+
+
 def speedup_chart(data: dict, baselines: dict, path: Path) -> Path | None:
     """``baselines``: (model, variant) -> (speedup, tolerance) of the entries judged against."""
     rows = [m for m in data["measurements"] if m["summary"].get("speedup")]
@@ -28,8 +36,8 @@ def speedup_chart(data: dict, baselines: dict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(rows) + 1.4))
     for y, m in enumerate(rows):
         s = m["summary"]["speedup"]
-        low, high = (s["low"], s["high"]) if s["low"] == s["low"] else (s["estimate"], s["estimate"])
-        ax.errorbar(s["estimate"], y, xerr=[[max(0.0, s["estimate"] - low)], [max(0.0, high - s["estimate"])]], fmt="o", color="C0",
+        below, above = error_bar(s)
+        ax.errorbar(s["estimate"], y, xerr=[[below], [above]], fmt="o", color="C0",
                     capsize=4, label="measured (95% CI)" if y == 0 else None)
         base = baselines.get((m["model"], m["variant"].removesuffix("+slowed")))
         if base:

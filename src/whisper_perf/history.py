@@ -82,7 +82,7 @@ def render(trends: dict) -> str:
 
 
 def chart(key: str, entry: dict, path: Path) -> Path:
-    from .charts import _pyplot
+    from .charts import _pyplot, error_bar
 
     plt = _pyplot()
     runs = entry["runs"]
@@ -93,9 +93,8 @@ def chart(key: str, entry: dict, path: Path) -> Path:
         speed = [(i, p["speedup"]) for i, p in zip(x, points) if p and p["speedup"]]
         if speed:
             est = [s["estimate"] for _, s in speed]
-            low = [max(0.0, s["estimate"] - (s["low"] if s["low"] == s["low"] else s["estimate"])) for _, s in speed]
-            high = [max(0.0, (s["high"] if s["high"] == s["high"] else s["estimate"]) - s["estimate"]) for _, s in speed]
-            top.errorbar([i for i, _ in speed], est, yerr=[low, high], fmt="o-", capsize=3, color=color,
+            bars = [error_bar(s) for _, s in speed]
+            top.errorbar([i for i, _ in speed], est, yerr=[[b for b, _ in bars], [a for _, a in bars]], fmt="o-", capsize=3, color=color,
                          label=" ".join(name))
         secs = [(i, p["seconds"]) for i, p in zip(x, points) if p]
         bottom.plot([i for i, _ in secs], [v for _, v in secs], "o-", color=color, label=" ".join(name))

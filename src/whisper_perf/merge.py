@@ -127,15 +127,15 @@ def chart(runs: list[tuple[Path, dict]], path: Path) -> Path | None:
                 latest[(data["hardware"]["key"], m["model"], m["variant"])] = m["summary"]["speedup"]
     if not latest:
         return None
-    from .charts import _pyplot
+    from .charts import _pyplot, error_bar
 
     plt = _pyplot()
     labels = sorted(latest)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4))
     for y, label in enumerate(labels):
         s = latest[label]
-        low, high = (s["low"], s["high"]) if s["low"] == s["low"] else (s["estimate"], s["estimate"])
-        ax.errorbar(s["estimate"], y, xerr=[[max(0.0, s["estimate"] - low)], [max(0.0, high - s["estimate"])]], fmt="o", capsize=3,
+        below, above = error_bar(s)
+        ax.errorbar(s["estimate"], y, xerr=[[below], [above]], fmt="o", capsize=3,
                     color=f"C{sorted({k for k, _, _ in labels}).index(label[0]) % 10}")
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_yticks(range(len(labels)), [" ".join(label) for label in labels], fontsize=8)
