@@ -47,6 +47,7 @@ def test_round_trip(tmp_path):
     (lambda d: d["entries"][0].update(seconds=0), "field 'seconds' must be positive"),
     (lambda d: d["entries"][0].update(speedup=-1.0), "field 'speedup' must be positive"),
     (lambda d: d["entries"][0].update(wer=True), "field 'wer' has bool"),
+    (lambda d: d["entries"][0].update(machine_probe_ms=-3.0), "field 'machine_probe_ms' must be positive"),
     (lambda d: d.update(tolerances={"speedup": 1.5}), "tolerance speedup=1.5"),
     (lambda d: d.update(tolerances={"sped": 0.1}), "unknown tolerance"),
     (lambda d: d["entries"][0].update(anomaly={"reference": "x"}), "anomaly: missing field 'reason'"),

@@ -39,7 +39,7 @@ QUIET = Load(10.0, 1.9, 0.01, 0.0, 0.5)
 BUSY = Load(10.0, 1.2, 0.76, 0.0, 2.4)
 
 
-def _measurement(loads, compiled=1.0):
+def _measurement(loads, compiled=1.0, probes=None):
     m = Measurement("tiny.en", "compiled", "eager", "short", 10.0, {}, {"a": "hello", "b": "world"})
     for r, load in enumerate(loads):
         slow = 3.0 if load.busy else 1.0  # the busy rounds are distorted
@@ -50,6 +50,7 @@ def _measurement(loads, compiled=1.0):
                 p.transcripts[u] = Transcript([1, 2], text)
             target.append(p)
         m.loads.append(load)
+    m.probes = list(probes or [])
     return m
 
 
@@ -70,3 +71,28 @@ def test_too_few_quiet_rounds_make_the_verdict_unreliable_with_evidence():
     assert verdict.outcome is Outcome.UNRELIABLE and verdict.message.startswith("unreliable: machine busy")
     assert judge_time(Interval(3.0, 2.9, 3.1, 0.95), 1.0, 0.1, "cmd", unreliable=s.unreliable).outcome \
         is Outcome.UNRELIABLE
+
+
+def test_machine_probe_of_the_rounds_used_is_summarized_and_compared_with_the_baselines():
+    from whisper_perf.machine_speed import changed
+
+    s = summarize(_measurement([QUIET, BUSY, QUIET, QUIET], probes=[20.0, 90.0, 22.0, 21.0]))
+    assert s.machine_probe_ms == 21.0  # median of the quiet rounds; the busy round's 90 ms left out
+    assert s.as_dict()["machine_probe_ms"] == 21.0
+    assert summarize(_measurement([QUIET, QUIET])).machine_probe_ms is None  # no probe, no claim
+
+    assert changed(21.0, 20.0) is None  # within 10%
+    assert changed(None, 20.0) is None and changed(21.0, None) is None  # baseline without a probe
+    slower = changed(30.0, 20.0)
+    assert slower.startswith("machine speed changed") and "30.0 ms in this run, 20.0 ms" in slower
+    assert "(50% slower, more than 10%)" in slower
+    assert "(25% faster" in changed(15.0, 20.0)
+    verdict = judge_time(Interval(3.0, 2.9, 3.1, 0.95), 1.0, 0.1, "cmd", unreliable=slower)
+    assert verdict.outcome is Outcome.UNRELIABLE and "machine speed changed" in verdict.message
+
+
+def test_machine_probe_is_a_real_measurement():
+    from whisper_perf.machine_speed import probe_ms
+
+    first, second = probe_ms(), probe_ms()
+    assert first > 0 and second > 0 and first != second  # timed, not a constant

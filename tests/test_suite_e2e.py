@@ -92,14 +92,16 @@ def test_benchmark_json_keeps_raw_samples_and_what_was_timed(recorded):
         assert 0 <= theirs - mine < 0.1 * theirs + 0.05
 
 
-def _edit(path: Path, tolerances=None, anomaly_on=None):
+def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None):
     data = json.loads(path.read_text())
     if tolerances:
         data["tolerances"].update(tolerances)
     for e in data["entries"]:
         if e["variant"] == anomaly_on:
             e["anomaly"] = {"reason": "compiled slower than eager (test)", "reference": "tests"}
-    folder = path.parent.parent / f"edited-{anomaly_on}"
+        if probe_factor:
+            e["machine_probe_ms"] *= probe_factor
+    folder = path.parent.parent / f"edited-{anomaly_on}-{probe_factor}"
     folder.mkdir(exist_ok=True)
     (folder / path.name).write_text(json.dumps(data))
     return folder
@@ -178,6 +180,27 @@ def test_results_file_per_run_holds_samples_verdicts_and_contention_evidence(rec
     speedup = next(v for v in data["verdicts"] if v["check"] == "speedup")
     assert 0.3 / 0.7 <= speedup["detectable"] < 2  # at least what the 30% tolerance lets through, plus noise
     assert re.search(r"could detect a slowdown of \d+% or more", result.stdout)
+    assert len(m["machine_probe_ms"]) == 2 and all(p > 0 for p in m["machine_probe_ms"])
+
+
+def test_machine_speed_change_leaves_times_unjudged_and_the_speedup_judged(recorded, tmp_path):
+    """A baseline recorded when the machine ran the torch-independent probe twice as fast: absolute
+    times are not comparable (skipped, saying why, with both probe times), the speedup still is."""
+    _, path, _ = recorded
+    recorded_probe = json.loads(path.read_text())["entries"][0]["machine_probe_ms"]
+    assert recorded_probe > 0
+    folder = _edit(path, WIDE, probe_factor=0.5)
+    result = run_suite("--limit", "3", "--rounds", "2", "--variant", "compiled", "--baselines", str(folder),
+                       "--results-dir", str(tmp_path))
+    got = outcomes(result)
+    assert result.returncode == 0, result.output[-4000:]
+    assert got["test_time[tiny.en-compiled]"] == "SKIPPED", got
+    assert got["test_speedup[tiny.en-compiled]"] == "PASSED", got
+    assert re.search(r"unreliable: machine speed changed: a fixed torch-independent workload took [\d.]+ ms in this "
+                     r"run, [\d.]+ ms when the baseline was recorded \(\d+% slower", result.stdout), result.stdout[-3000:]
+    (data,) = [json.loads(f.read_text()) for f in tmp_path.glob("cpu-*/*.json")]
+    outcomes_by_check = {v["check"]: v["outcome"] for v in data["verdicts"]}
+    assert outcomes_by_check["compiled time"] == "unreliable" and outcomes_by_check["speedup"] == "pass"
 
 
 def test_busy_machine_makes_verdicts_unreliable_not_failures(recorded, tmp_path):

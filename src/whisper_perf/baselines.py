@@ -75,6 +75,8 @@ class Entry:
     provenance: dict = field(default_factory=dict)
     # compile health, peak memory and compile latency when recorded (see DIAGNOSTIC_FIELDS)
     diagnostics: dict = field(default_factory=dict)
+    # machine_speed.probe_ms() while it was recorded: tells whether the machine's speed has moved since
+    machine_probe_ms: float | None = None
 
     @property
     def id(self) -> str:
@@ -208,7 +210,8 @@ def _entry(data: dict, where: str) -> Entry:
         reference_wer=_require(data, "reference_wer", (int, float), where, optional=True),
         speedup=_positive(data, "speedup", where, optional=True), speedup_interval=interval,
         anomaly=anomaly, tolerances=_tolerances(data.get("tolerances"), f"{where}, tolerances"),
-        provenance=data.get("provenance") or {}, diagnostics=_diagnostics(data.get("diagnostics"), where))
+        provenance=data.get("provenance") or {}, diagnostics=_diagnostics(data.get("diagnostics"), where),
+        machine_probe_ms=_positive(data, "machine_probe_ms", where, optional=True))
 
 
 def load(path: Path, hardware_key: str | None = None) -> BaselineFile:
@@ -277,7 +280,8 @@ def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None 
     entry = Entry(model=measurement.model, variant=measurement.variant,
                   protocol=protocol_of(measurement.setup, measurement.audio_set, len(measurement.reference_texts)),
                   seconds=round(summary.seconds.estimate, 4), wer=round(summary.wer, 4),
-                  provenance={**provenance, "rounds": len(measurement.passes)})
+                  provenance={**provenance, "rounds": len(measurement.passes)},
+                  machine_probe_ms=summary.machine_probe_ms)
     if diagnostics:
         from .diagnostics import baseline_fields
 

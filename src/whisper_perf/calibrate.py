@@ -52,8 +52,18 @@ class Run:
     def measurement(self, variant: str) -> dict | None:
         return next((m for m in (self.data or {}).get("measurements", []) if m["variant"] == variant), None)
 
-    def unreliable(self, variant: str) -> bool:
-        return any(v["outcome"] == "unreliable" for v in self.verdicts(variant))
+    def unreliable(self, variant: str, check: str = "speedup") -> bool:
+        """Whether ``check`` of ``variant`` was not judged (machine busy; for times also: machine
+        speed changed since the recording)."""
+        return any(v["outcome"] == "unreliable" for v in self.verdicts(variant, check))
+
+    def times_unreliable(self, variant: str) -> bool:
+        return any(v["outcome"] == "unreliable" and v["check"].endswith(("time", "(reference)"))
+                   for v in self.verdicts(variant))
+
+    def probe_ms(self, variant: str) -> float | None:
+        m = self.measurement(variant)
+        return m["summary"].get("machine_probe_ms") if m else None
 
     def flagged(self, variant: str) -> list[str]:
         """The checks of ``variant`` that failed (regressions) in this run."""
@@ -124,9 +134,14 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
     detected = [r for r in judged_slowed if any(v["outcome"] == "regression" for v in r.verdicts(twin, "speedup"))]
     detected_any = [r for r in judged_slowed if r.flagged(twin)]
 
+    # time checks are also left unjudged when the machine's speed moved since the recording
+    times_judged = [r for r in judged_aa if not r.times_unreliable(variant)]
+
     base_speedup, base_seconds = baseline["speedup"], baseline["seconds"]
     aa_speedups = [_speedup(r, variant) for r in judged_aa]
     aa_seconds = [r.measurement(variant)["summary"]["seconds"] for r in judged_aa]
+    judged_seconds = [r.measurement(variant)["summary"]["seconds"] for r in times_judged]
+    probes = [p for p in (r.probe_ms(variant) for r in judged_aa) if p]
     within_cv = [r.measurement(variant)["summary"]["noise_cv"] for r in judged_aa]
     half_widths = [(s["high"] - s["estimate"]) / s["estimate"] for s in aa_speedups]
     time_half_widths = [(s["estimate"] - s["low"]) / s["estimate"] for s in aa_seconds]
@@ -137,7 +152,7 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
     sd_speedup = _rel_sd([s["estimate"] for s in aa_speedups])
     sd_seconds = _rel_sd([s["estimate"] for s in aa_seconds])
     worst_speedup = max((1 - s["high"] / base_speedup for s in aa_speedups), default=0.0)
-    worst_seconds = max((s["low"] / base_seconds - 1 for s in aa_seconds), default=0.0)
+    worst_seconds = max((s["low"] / base_seconds - 1 for s in judged_seconds), default=0.0)
     if len(judged_aa) >= 3:
         suggest_speedup = _ceil_percent(max(0.02, worst_speedup + 0.01, 3 * sd_speedup - statistics.median(half_widths)))
         suggest_time = _ceil_percent(max(0.05, worst_seconds + 0.02, 3 * sd_seconds - statistics.median(time_half_widths)))
@@ -161,12 +176,16 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
     return {
         "runs": {"A/A": len(aa), "slowed": len(slowed), "unreliable_A/A": len(aa) - len(judged_aa),
                  "unreliable_slowed": len(slowed) - len(judged_slowed),
+                 "time_checks_unjudged_A/A": len(judged_aa) - len(times_judged),
                  "failed_to_produce_results": len([r for r in cal.runs if not r.data])},
         "false_alarms": len(false_alarms), "false_alarm_rate": len(false_alarms) / max(len(judged_aa), 1),
         "false_alarm_details": [f"run {r.index}: " + "; ".join(r.flagged(variant)) for r in false_alarms],
         "detected_by_speedup": len(detected), "detected_by_any_check": len(detected_any),
         "detection_rate": len(detected) / max(len(judged_slowed), 1),
-        "baseline": {"speedup": base_speedup, "seconds": base_seconds},
+        "baseline": {"speedup": base_speedup, "seconds": base_seconds,
+                     "machine_probe_ms": baseline.get("machine_probe_ms")},
+        "machine_probe_ms": {"min": min(probes), "max": max(probes)} if probes else None,
+        "aa_seconds": [s["estimate"] for s in aa_seconds],
         "aa_speedups": [s["estimate"] for s in aa_speedups],
         "slowed_speedups": [_speedup(r, twin)["estimate"] for r in judged_slowed],
         "noise": {"run_to_run_cv_seconds": sd_seconds, "run_to_run_cv_speedup": sd_speedup,
@@ -196,6 +215,13 @@ def _latest_default_results(root: Path, hardware_key: str) -> dict | None:
     return None
 
 
+def _probe_text(a: dict) -> str:
+    base, runs = a["baseline"].get("machine_probe_ms"), a.get("machine_probe_ms")
+    if not base or not runs:
+        return "-"
+    return f"{base:.1f} ms / {runs['min']:.1f}-{runs['max']:.1f} ms"
+
+
 def render(a: dict, cal: Calibration, minutes: float, default_results: dict | None) -> str:
     args = cal.args
     pct = lambda x: "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"  # noqa: E731
@@ -215,6 +241,9 @@ def render(a: dict, cal: Calibration, minutes: float, default_results: dict | No
         f"| caught by any check | {a['detected_by_any_check']} |",
         f"| runs judged unreliable (machine busy), not counted | {a['runs']['unreliable_A/A']} A/A, "
         f"{a['runs']['unreliable_slowed']} slowed |",
+        f"| A/A runs whose time checks were not judged (machine speed changed since the recording) | "
+        f"{a['runs']['time_checks_unjudged_A/A']} |",
+        f"| machine-speed probe: baseline / A/A runs (min-max) | {_probe_text(a)} |",
         f"| baseline speedup / compiled seconds | {a['baseline']['speedup']:.3f}x / {a['baseline']['seconds']:.2f} s |",
         f"| A/A speedups (min-max) | {min(a['aa_speedups'], default=float('nan')):.3f}-"
         f"{max(a['aa_speedups'], default=float('nan')):.3f}x |",
@@ -349,9 +378,12 @@ def main(argv: list[str] | None = None) -> int:
             if speedup is None:
                 return "no result"
             flag = " UNRELIABLE" if run.unreliable(variant) else " FLAGGED" if run.flagged(variant) else ""
+            if not run.unreliable(variant) and run.times_unreliable(variant):
+                flag += " (times not judged: machine speed changed)"
             return f"{speedup['estimate']:.3f}x{flag}"
 
-        say(f"run {i + 1}/{args.runs} ({run.seconds:.0f} s): A/A {show(args.variant)}, slowed {show(twin)}")
+        say(f"run {i + 1}/{args.runs} ({run.seconds:.0f} s): A/A {show(args.variant)}, slowed {show(twin)}; "
+            f"machine probe {run.probe_ms(args.variant) or float('nan'):.1f} ms")
     default_results = _latest_default_results(args.root, hardware_key)
     analysis = analyse(cal, args.variant, entry, default_results)
     minutes = (time.perf_counter() - start) / 60
@@ -363,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
          "analysis": analysis, "runs": [{"kind": r.kind, "index": r.index, "seconds": r.seconds,
                                          "exit_code": r.exit_code, "results": {
                                              v: {"speedup": _speedup(r, v), "flagged": r.flagged(v),
-                                                 "unreliable": r.unreliable(v)} for v in (args.variant, twin)}}
+                                                 "unreliable": r.unreliable(v),
+                                                 "times_unreliable": r.times_unreliable(v),
+                                                 "machine_probe_ms": r.probe_ms(v)} for v in (args.variant, twin)}}
                                         for r in cal.runs]},
         indent=1, default=str) + "\n", encoding="utf-8")
     print(report)

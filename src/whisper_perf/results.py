@@ -29,7 +29,7 @@ def measurement_record(m, summary, diagnostics: dict | None = None) -> dict:
         "utterances": len(m.reference_texts), "audio_seconds": m.audio_seconds, "setup": m.setup,
         "rounds_requested": m.rounds_requested, "first_call_seconds": m.first_call_seconds,
         "warmup_seconds": m.warmup_seconds, "summary": summary.as_dict(),
-        "loads": [load.as_dict() for load in m.loads],
+        "loads": [load.as_dict() for load in m.loads], "machine_probe_ms": [round(p, 3) for p in m.probes],
         "samples": _passes(m.passes), "reference_samples": _passes(m.reference_passes),
         "transcripts": {u: t.text for u, t in m.passes[-1].transcripts.items()} if m.passes else {},
         "diagnostics": diagnostics or {

@@ -3,6 +3,7 @@ whether the machine was quiet enough to trust them."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from . import accuracy
@@ -36,11 +37,13 @@ class Summary:
     reference_wer: float | None = None
     speedup: Interval | None = None
     exact_match: float | None = None  # share of utterances whose token ids equal the reference's
+    machine_probe_ms: float | None = None  # machine_speed.probe_ms(), median over the rounds used
 
     def as_dict(self) -> dict:
         data = {"seconds": self.seconds.as_dict(), "wer": self.wer, "rtfx": self.rtfx, "tokens": self.tokens,
                 "noise_cv": self.noise_cv, "rounds_used": self.rounds_used, "busy_rounds": self.busy_rounds,
-                "stalled_calls": self.stalled_calls, "unreliable": self.unreliable}
+                "stalled_calls": self.stalled_calls, "unreliable": self.unreliable,
+                "machine_probe_ms": self.machine_probe_ms}
         if self.speedup is not None:
             data.update(reference_seconds=self.reference_seconds.as_dict(), reference_wer=self.reference_wer,
                         speedup=self.speedup.as_dict(), exact_match=self.exact_match)
@@ -69,7 +72,9 @@ def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
     base = dict(seconds=seconds, wer=_wer(m, m.passes), rtfx=m.audio_seconds / seconds.estimate,
                 stalled_calls=stalled_calls(table),
                 tokens=m.passes[-1].tokens, noise_cv=coefficient_of_variation([p.seconds for p in passes]),
-                rounds_used=len(rounds), busy_rounds=len(m.busy_rounds), unreliable=unreliable)
+                rounds_used=len(rounds), busy_rounds=len(m.busy_rounds), unreliable=unreliable,
+                machine_probe_ms=(round(statistics.median(m.probes[r] for r in rounds), 3)
+                                  if len(m.probes) == len(m.passes) else None))
     if not m.reference_passes:
         return Summary(**base)
     references = [m.reference_passes[r] for r in rounds]

@@ -12,7 +12,8 @@ always goes first.  Measured on a 2-core VM, per-utterance interleaving cut the 
 spread of the speedup from 5.5% (a whole pass of one, then a whole pass of the other) to 2%.
 
 Each round is metered for contention (see ``contention``); a round taken on a busy machine is
-kept as evidence but not used, and is replaced by an extra round when the budget allows.
+kept as evidence but not used, and is replaced by an extra round when the budget allows.  Each
+round also starts with the machine-speed probe (see ``machine_speed``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from .audio import AudioSet
 from .compile_health import CompileWatch
 from .contention import Load, LoadMeter
+from .machine_speed import probe_ms
 from .variants import Transcript, Variant, synchronize
 
 
@@ -97,6 +99,7 @@ class Measurement:
     passes: list[Pass] = field(default_factory=list)
     reference_passes: list[Pass] = field(default_factory=list)
     loads: list[Load] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)  # machine_speed.probe_ms() before each round
     first_call_seconds: float | None = None
     warmup_seconds: float | None = None
     rounds_requested: int = 0
@@ -142,6 +145,7 @@ class _Schedule:
         index = self.calls % len(self.audio)
         if index == 0:  # a new round
             self._close_round()
+            self.m.probes.append(probe_ms())
             self.m.passes.append(Pass(self.variant.name))
             if self.reference:
                 self.m.reference_passes.append(Pass(self.reference.name))
