@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from whisper_perf.machine_speed import changed as machine_speed_changed
+from whisper_perf.machine_speed import adjustment
 from whisper_perf.variants import COMPILED_VARIANTS
 from whisper_perf.verdicts import Outcome, judge_speedup, judge_time, judge_wer
 
@@ -42,17 +42,18 @@ def test_speedup(summary, baseline, anomaly, variant, record_hint, pytestconfig)
 
 def test_time(summary, baseline, variant, record_hint, pytestconfig):
     """The variant's own summed time against the baseline, and its eager reference's (catches eager
-    and compiled slowing alike, which the speedup cannot see).  Not judged on a busy machine, nor on
-    a CPU whose speed moved since the recording (see whisper_perf.machine_speed)."""
+    and compiled slowing alike, which the speedup cannot see).  On a CPU, at the machine speed of
+    the recording (see whisper_perf.machine_speed); not judged on a busy machine, nor when the speed
+    moved too far to adjust for."""
     entry, tolerances = baseline
-    unreliable = summary.unreliable
-    if not unreliable and not variant.hardware.is_cuda:
-        unreliable = machine_speed_changed(summary.machine_probe_ms, entry.machine_probe_ms)
+    factor, speed_changed = (None, None) if variant.hardware.is_cuda else \
+        adjustment(summary.machine_probe_ms, entry.machine_probe_ms)
+    unreliable = summary.unreliable or speed_changed
     checks = [("compiled time" if variant.spec.compiled else "eager time", summary.seconds, entry.seconds)]
     if summary.reference_seconds is not None and entry.reference_seconds is not None:
         checks.append((f"{variant.spec.reference or 'eager'} time (reference)", summary.reference_seconds,
                        entry.reference_seconds))
-    verdicts = [judge_time(measured, base, tolerances.compiled_time, record_hint, check, unreliable)
+    verdicts = [judge_time(measured, base, tolerances.compiled_time, record_hint, check, unreliable, factor)
                 for check, measured, base in checks]
     for verdict in verdicts:
         pytestconfig.whisper_perf.verdicts.append((variant.model_name, variant.name, verdict))

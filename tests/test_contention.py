@@ -73,21 +73,30 @@ def test_too_few_quiet_rounds_make_the_verdict_unreliable_with_evidence():
         is Outcome.UNRELIABLE
 
 
-def test_machine_probe_of_the_rounds_used_is_summarized_and_compared_with_the_baselines():
-    from whisper_perf.machine_speed import changed
+def test_machine_probe_of_the_rounds_used_is_averaged_and_adjusts_or_withholds_time_verdicts():
+    from whisper_perf.machine_speed import adjustment
 
-    s = summarize(_measurement([QUIET, BUSY, QUIET, QUIET], probes=[20.0, 90.0, 22.0, 21.0]))
-    assert s.machine_probe_ms == 21.0  # median of the quiet rounds; the busy round's 90 ms left out
-    assert s.as_dict()["machine_probe_ms"] == 21.0
+    s = summarize(_measurement([QUIET, BUSY, QUIET, QUIET], probes=[[4.0, 6.0], [20.0, 30.0], [5.0, 5.0], [5.0, 5.0]]))
+    assert s.machine_probe_ms == 5.0  # mean over the calls of the quiet rounds; the busy round left out
+    assert s.as_dict()["machine_probe_ms"] == 5.0
     assert summarize(_measurement([QUIET, QUIET])).machine_probe_ms is None  # no probe, no claim
 
-    assert changed(21.0, 20.0) is None  # within 10%
-    assert changed(None, 20.0) is None and changed(21.0, None) is None  # baseline without a probe
-    slower = changed(30.0, 20.0)
-    assert slower.startswith("machine speed changed") and "30.0 ms in this run, 20.0 ms" in slower
-    assert "(50% slower, more than 10%)" in slower
-    assert "(25% faster" in changed(15.0, 20.0)
-    verdict = judge_time(Interval(3.0, 2.9, 3.1, 0.95), 1.0, 0.1, "cmd", unreliable=slower)
+    assert adjustment(None, 5.0) == (None, None) and adjustment(5.0, None) == (None, None)  # compare as measured
+    factor, why = adjustment(6.0, 5.0)  # the machine runs the probe 20% slower than at the recording
+    assert factor == pytest.approx(5 / 6) and why is None
+    factor, why = adjustment(7.0, 5.0)  # 40% slower: beyond what is adjusted for
+    assert factor is None and why.startswith("machine speed changed")
+    assert "took 7.00 ms in this run, 5.00 ms when the baseline was recorded (40% slower, more than the 30%" in why
+    assert "(40% faster" in adjustment(3.0, 5.0)[1]
+
+    # 1.2 s measured while the machine ran 20% slow is 1.0 s at the recording's speed: within 10% of 1.0 s.
+    slow_machine = judge_time(Interval(1.2, 1.18, 1.22, 0.95), 1.0, 0.1, "cmd", speed_factor=5 / 6)
+    assert slow_machine.outcome is Outcome.PASS
+    assert "at the recording's machine speed (x0.833; as measured 1.200 s [1.180, 1.220]" in slow_machine.message
+    # The same seconds on a machine at the recording's speed are a 20% regression.
+    assert judge_time(Interval(1.2, 1.18, 1.22, 0.95), 1.0, 0.1, "cmd", speed_factor=1.0).outcome \
+        is Outcome.REGRESSION
+    verdict = judge_time(Interval(3.0, 2.9, 3.1, 0.95), 1.0, 0.1, "cmd", unreliable=why)
     assert verdict.outcome is Outcome.UNRELIABLE and "machine speed changed" in verdict.message
 
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .baselines import Tolerances
-from .results import load_run
+from .machine_speed import adjustment
+from .results import load_run, runs_newest_first
 from .stats import Interval, detectable_speedup_loss
 from .variants import slowed_twin
 
@@ -113,6 +114,13 @@ def _speedup(run: Run, variant: str) -> dict | None:
     return m["summary"].get("speedup") if m else None
 
 
+def _adjusted_seconds(run: Run, variant: str, baseline_probe: float | None) -> dict:
+    """The run's summed seconds at the machine speed of the recording (as the time checks compare)."""
+    summary = run.measurement(variant)["summary"]
+    factor, _ = adjustment(summary.get("machine_probe_ms"), baseline_probe)
+    return {k: summary["seconds"][k] * (factor or 1.0) for k in ("estimate", "low", "high")}
+
+
 def _rel_sd(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else float("nan")
 
@@ -140,7 +148,7 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
     base_speedup, base_seconds = baseline["speedup"], baseline["seconds"]
     aa_speedups = [_speedup(r, variant) for r in judged_aa]
     aa_seconds = [r.measurement(variant)["summary"]["seconds"] for r in judged_aa]
-    judged_seconds = [r.measurement(variant)["summary"]["seconds"] for r in times_judged]
+    judged_seconds = [_adjusted_seconds(r, variant, baseline.get("machine_probe_ms")) for r in times_judged]
     probes = [p for p in (r.probe_ms(variant) for r in judged_aa) if p]
     within_cv = [r.measurement(variant)["summary"]["noise_cv"] for r in judged_aa]
     half_widths = [(s["high"] - s["estimate"]) / s["estimate"] for s in aa_speedups]
@@ -150,14 +158,16 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
     # standard deviations of the run-to-run spread beyond the worst one seen (the baseline is one
     # run too, so its own error is part of what the tolerance must absorb).
     sd_speedup = _rel_sd([s["estimate"] for s in aa_speedups])
-    sd_seconds = _rel_sd([s["estimate"] for s in aa_seconds])
+    sd_raw_seconds = _rel_sd([s["estimate"] for s in aa_seconds])
+    sd_seconds = _rel_sd([s["estimate"] for s in judged_seconds])  # as the time checks compare them
     worst_speedup = max((1 - s["high"] / base_speedup for s in aa_speedups), default=0.0)
     worst_seconds = max((s["low"] / base_seconds - 1 for s in judged_seconds), default=0.0)
+    # too few runs to see the run-to-run spread: keep what is in effect
+    suggest_speedup, suggest_time = cal.tolerances.speedup, cal.tolerances.compiled_time
     if len(judged_aa) >= 3:
         suggest_speedup = _ceil_percent(max(0.02, worst_speedup + 0.01, 3 * sd_speedup - statistics.median(half_widths)))
+    if len(times_judged) >= 3:
         suggest_time = _ceil_percent(max(0.05, worst_seconds + 0.02, 3 * sd_seconds - statistics.median(time_half_widths)))
-    else:  # too few runs to see the run-to-run spread: keep what is in effect
-        suggest_speedup, suggest_time = cal.tolerances.speedup, cal.tolerances.compiled_time
     # With the suggested tolerance, would the slowed runs still have been caught?
     caught_with_suggested = [r for r in judged_slowed
                              if _speedup(r, twin)["high"] < base_speedup * (1 - suggest_speedup)]
@@ -188,7 +198,8 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
         "aa_seconds": [s["estimate"] for s in aa_seconds],
         "aa_speedups": [s["estimate"] for s in aa_speedups],
         "slowed_speedups": [_speedup(r, twin)["estimate"] for r in judged_slowed],
-        "noise": {"run_to_run_cv_seconds": sd_seconds, "run_to_run_cv_speedup": sd_speedup,
+        "noise": {"run_to_run_cv_seconds": sd_raw_seconds, "run_to_run_cv_adjusted_seconds": sd_seconds,
+                  "run_to_run_cv_speedup": sd_speedup,
                   "within_run_cv_seconds_median": statistics.median(within_cv) if within_cv else None,
                   "speedup_half_width_median": statistics.median(half_widths) if half_widths else None},
         "detectable_slowdown_calibration_median": (statistics.median(detectable_calibration)
@@ -200,13 +211,7 @@ def analyse(cal: Calibration, variant: str, baseline: dict, default_results: dic
 
 
 def _latest_default_results(root: Path, hardware_key: str) -> dict | None:
-    from .errors import SuiteError
-
-    for path in sorted((root / "results" / "runs" / hardware_key).glob("*.json"), reverse=True):
-        try:
-            data = load_run(path)
-        except SuiteError:
-            continue  # another schema, or damaged: not a default run to learn from
+    for path, data in runs_newest_first(root / "results" / "runs", hardware_key):
         options = data.get("options", {})
         if options.get("profile") == "quick" and not options.get("inject_slowdown") \
                 and not options.get("record") and data.get("measurements"):
@@ -219,7 +224,7 @@ def _probe_text(a: dict) -> str:
     base, runs = a["baseline"].get("machine_probe_ms"), a.get("machine_probe_ms")
     if not base or not runs:
         return "-"
-    return f"{base:.1f} ms / {runs['min']:.1f}-{runs['max']:.1f} ms"
+    return f"{base:.2f} ms / {runs['min']:.2f}-{runs['max']:.2f} ms (mean per call)"
 
 
 def render(a: dict, cal: Calibration, minutes: float, default_results: dict | None) -> str:
@@ -241,7 +246,7 @@ def render(a: dict, cal: Calibration, minutes: float, default_results: dict | No
         f"| caught by any check | {a['detected_by_any_check']} |",
         f"| runs judged unreliable (machine busy), not counted | {a['runs']['unreliable_A/A']} A/A, "
         f"{a['runs']['unreliable_slowed']} slowed |",
-        f"| A/A runs whose time checks were not judged (machine speed changed since the recording) | "
+        f"| A/A runs whose time checks were not judged (machine speed moved too far to adjust for) | "
         f"{a['runs']['time_checks_unjudged_A/A']} |",
         f"| machine-speed probe: baseline / A/A runs (min-max) | {_probe_text(a)} |",
         f"| baseline speedup / compiled seconds | {a['baseline']['speedup']:.3f}x / {a['baseline']['seconds']:.2f} s |",
@@ -249,7 +254,8 @@ def render(a: dict, cal: Calibration, minutes: float, default_results: dict | No
         f"{max(a['aa_speedups'], default=float('nan')):.3f}x |",
         f"| slowed speedups (min-max) | {min(a['slowed_speedups'], default=float('nan')):.3f}-"
         f"{max(a['slowed_speedups'], default=float('nan')):.3f}x |",
-        f"| run-to-run CV of summed compiled seconds | {pct(a['noise']['run_to_run_cv_seconds'])} |",
+        f"| run-to-run CV of summed compiled seconds: as measured / at the recording's machine speed | "
+        f"{pct(a['noise']['run_to_run_cv_seconds'])} / {pct(a['noise']['run_to_run_cv_adjusted_seconds'])} |",
         f"| run-to-run CV of the speedup | {pct(a['noise']['run_to_run_cv_speedup'])} |",
         f"| within-run CV of pass totals (median) | {pct(a['noise']['within_run_cv_seconds_median'])} |",
         f"| speedup interval upper half-width (median) | {pct(a['noise']['speedup_half_width_median'])} |",
@@ -383,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             return f"{speedup['estimate']:.3f}x{flag}"
 
         say(f"run {i + 1}/{args.runs} ({run.seconds:.0f} s): A/A {show(args.variant)}, slowed {show(twin)}; "
-            f"machine probe {run.probe_ms(args.variant) or float('nan'):.1f} ms")
+            f"machine probe {run.probe_ms(args.variant) or float('nan'):.2f} ms")
     default_results = _latest_default_results(args.root, hardware_key)
     analysis = analyse(cal, args.variant, entry, default_results)
     minutes = (time.perf_counter() - start) / 60

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 # Bump when the conversion changes, so old caches are not reused.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: feature extractor and tokenizer saved apart (loads on transformers 4.x)
 
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 

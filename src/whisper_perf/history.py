@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .merge import load_all, result_files
+from .results import require_new_folder
 
 
 def _line(m: dict) -> tuple:
@@ -122,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = load_all(result_files([args.results_dir]), check_protocols=False)
-        if args.out.exists() and any(args.out.iterdir()):
-            raise UsageError(f"--out {args.out}: exists and is not empty; choose a new folder")
+        require_new_folder(args.out)
     except UsageError as exc:
         print(f"UsageError: {exc}", file=sys.stderr)
         return 4

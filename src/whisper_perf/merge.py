@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 from .errors import UsageError
+from .results import require_new_folder
+from .stats import interval_text
 
 PROTOCOL_FIELDS = ("audio_set", "utterances", "max_new_tokens", "fixed_work", "dtype")
 
@@ -81,14 +83,6 @@ def load_all(files: list[Path], check_protocols: bool = True) -> list[tuple[Path
     return runs
 
 
-def _iv(d: dict | None) -> str:
-    if not d:
-        return "-"
-    if d["low"] != d["low"]:
-        return f"{d['estimate']:.3f}x"
-    return f"{d['estimate']:.3f}x [{d['low']:.3f}, {d['high']:.3f}]"
-
-
 def render(runs: list[tuple[Path, dict]]) -> str:
     by_key: dict[str, list] = {}
     for path, data in runs:
@@ -108,7 +102,7 @@ def render(runs: list[tuple[Path, dict]]) -> str:
                 shown = f"**REGRESSION: {', '.join(bad)}**" if bad else (
                     f"{len(verdicts)} passed or skipped" if verdicts else "not judged")
                 lines.append(f"| {path.stem} | {data['software']['torch']} | {data['software']['transformers']} | "
-                             f"{m['model']} | {m['variant']} | {_iv(s.get('speedup'))} | {s['seconds']['estimate']:.2f} | "
+                             f"{m['model']} | {m['variant']} | {interval_text(s.get('speedup'))} | {s['seconds']['estimate']:.2f} | "
                              f"{(s.get('reference_seconds') or {}).get('estimate', float('nan')):.2f} | "
                              f"{100 * s['wer']:.1f}% | {shown} |")
             for f in data.get("failures", []):
@@ -153,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = load_all(result_files(args.paths))
-        if args.out.exists() and any(args.out.iterdir()):
-            raise UsageError(f"--out {args.out}: exists and is not empty; choose a new folder (an earlier merge "
-                             "is never overwritten)")
+        require_new_folder(args.out)
     except UsageError as exc:
         print(f"UsageError: {exc}", file=sys.stderr)
         return 4

@@ -335,7 +335,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 
     from .baselines import entry_from, record
     from .hardware import detect_hardware, software
-    from .results import measurement_record, write_run
+    from .results import run_record, write_run
     from .summary import summarize
 
     options: SuiteOptions = getattr(session.config, "whisper_perf", None)
@@ -364,21 +364,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             entries = [entry_from(m, summaries[key], provenance, options.diagnostics.get(key))
                        for key, m in options.measurements.items()]
             options.recorded = record(options.baselines, hardware, entries)
-    data = {
-        "hardware": hardware.as_dict(), "software": software(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "exit_status": int(session.exitstatus),
-        "options": {"profile": options.profile, "models": options.models, "variants": options.variants,
-                    "rounds": options.rounds, "utterances": options.limit, "confidence": options.confidence,
-                    "record": options.record, "inject_slowdown": options.inject_slowdown,
-                    **options.settings.as_dict()},
-        "measurements": [measurement_record(m, summaries[key], options.diagnostics.get(key))
-                         for key, m in options.measurements.items()],
-        "verdicts": [{"model": model, "variant": variant, **verdict.as_dict()}
-                     for model, variant, verdict in options.verdicts],
-        "failures": options.failures,
-        "recorded_baseline": str(options.recorded[0]) if options.recorded else None,
-    }
+    data = run_record(options, hardware, summaries, int(session.exitstatus))
     options.results_data = data
     options.results_path = write_run(options.results_dir, hardware.key, data)
     from .report import write_reports

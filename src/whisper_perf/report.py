@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .stats import interval_text
 from .summary import Summary
 from .timing import Measurement
 
@@ -73,14 +74,6 @@ def _mib(memory: dict | None) -> str:
     return f"{memory['bytes'] / 2**20:,.0f}"
 
 
-def _interval_text(d: dict | None) -> str:
-    if not d:
-        return "-"
-    if d["low"] != d["low"]:  # NaN: one round
-        return f"{d['estimate']:.3f}x"
-    return f"{d['estimate']:.3f}x [{d['low']:.3f}, {d['high']:.3f}]"
-
-
 def markdown_report(data: dict, charts: dict[str, str] | None = None) -> str:
     """The run's report from its results data (results.write_run's content): verdicts first,
     then timings, compile health, compile latency, peak memory, per-phase latency and roofline."""
@@ -109,12 +102,13 @@ def markdown_report(data: dict, charts: dict[str, str] | None = None) -> str:
     measurements = data["measurements"]
     lines += ["", "## Timings (summed generate() seconds over the audio set)", "",
               _md_table(("model", "variant", "vs", "utterances", "rounds", "eager s", "variant s", "speedup [95% CI]",
-                         "RTFx", "WER", "busy rounds", "stalled calls"), [
+                         "RTFx", "WER", "busy rounds", "stalled calls", "machine probe ms"), [
                   (m["model"], m["variant"], m["reference"] or "-", m["utterances"], m["summary"]["rounds_used"],
                    _fmt((m["summary"].get("reference_seconds") or {}).get("estimate"), ".2f"),
-                   _fmt(m["summary"]["seconds"]["estimate"], ".2f"), _interval_text(m["summary"].get("speedup")),
+                   _fmt(m["summary"]["seconds"]["estimate"], ".2f"), interval_text(m["summary"].get("speedup")),
                    _fmt(m["summary"]["rtfx"], ".1f"), _fmt(100 * m["summary"]["wer"], ".1f", "%"),
-                   m["summary"]["busy_rounds"], m["summary"].get("stalled_calls", 0)) for m in measurements])]
+                   m["summary"]["busy_rounds"], m["summary"].get("stalled_calls", 0),
+                   _fmt(m["summary"].get("machine_probe_ms"), ".1f")) for m in measurements])]
     compiled = [m for m in measurements if (m.get("diagnostics") or {}).get("warmup_compile")]
     if compiled:
         rows = []

@@ -29,13 +29,36 @@ def measurement_record(m, summary, diagnostics: dict | None = None) -> dict:
         "utterances": len(m.reference_texts), "audio_seconds": m.audio_seconds, "setup": m.setup,
         "rounds_requested": m.rounds_requested, "first_call_seconds": m.first_call_seconds,
         "warmup_seconds": m.warmup_seconds, "summary": summary.as_dict(),
-        "loads": [load.as_dict() for load in m.loads], "machine_probe_ms": [round(p, 3) for p in m.probes],
+        "loads": [load.as_dict() for load in m.loads], "machine_probe_ms": [[round(p, 3) for p in r] for r in m.probes],
         "samples": _passes(m.passes), "reference_samples": _passes(m.reference_passes),
         "transcripts": {u: t.text for u, t in m.passes[-1].transcripts.items()} if m.passes else {},
         "diagnostics": diagnostics or {
             "first_call_seconds": m.first_call_seconds,
             "warmup_compile": m.warmup_compile.as_dict() if m.warmup_compile else None,
             "timed_compile": m.timed_compile.as_dict() if m.timed_compile else None},
+    }
+
+
+def run_record(options, hardware, summaries: dict, exit_status: int) -> dict:
+    """The content of a run's results file: the environment, the options (plugin.SuiteOptions),
+    every measurement with its summary (``summaries``: (model, variant) -> summary.Summary) and
+    diagnostics, every verdict, and what failed."""
+    from .hardware import software
+
+    return {
+        "hardware": hardware.as_dict(), "software": software(),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exit_status": exit_status,
+        "options": {"profile": options.profile, "models": options.models, "variants": options.variants,
+                    "rounds": options.rounds, "utterances": options.limit, "confidence": options.confidence,
+                    "record": options.record, "inject_slowdown": options.inject_slowdown,
+                    **options.settings.as_dict()},
+        "measurements": [measurement_record(m, summaries[key], options.diagnostics.get(key))
+                         for key, m in options.measurements.items()],
+        "verdicts": [{"model": model, "variant": variant, **verdict.as_dict()}
+                     for model, variant, verdict in options.verdicts],
+        "failures": options.failures,
+        "recorded_baseline": str(options.recorded[0]) if options.recorded else None,
     }
 
 
@@ -113,17 +136,32 @@ def load_run(path: Path) -> dict:
     return data
 
 
-def latest_cold_compile(folder: Path, hardware_key: str, versions: dict, model: str, variant: str,
-                        max_new_tokens: int) -> dict | None:
-    """The cold/warm compile latency an earlier run measured for the same hardware, torch and
-    transformers versions, model, variant and token budget (newest first), marked with its file."""
+def runs_newest_first(folder: Path, hardware_key: str):
+    """(path, data) of the readable results files of ``hardware_key`` under ``folder``, newest
+    first; files of another schema, or damaged ones, are passed over."""
     from .errors import SuiteError
 
     for path in sorted((Path(folder) / hardware_key).glob("*.json"), reverse=True):
         try:
-            data = load_run(path)
+            yield path, load_run(path)
         except SuiteError:
             continue
+
+
+def require_new_folder(path: Path, option: str = "--out") -> None:
+    """A report folder must be new or empty: an earlier report is never overwritten."""
+    from .errors import UsageError
+
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"{option} {path}: exists and is not an empty folder; choose a new folder "
+                         "(an earlier report is never overwritten)")
+
+
+def latest_cold_compile(folder: Path, hardware_key: str, versions: dict, model: str, variant: str,
+                        max_new_tokens: int) -> dict | None:
+    """The cold/warm compile latency an earlier run measured for the same hardware, torch and
+    transformers versions, model, variant and token budget (newest first), marked with its file."""
+    for path, data in runs_newest_first(folder, hardware_key):
         software = data.get("software", {})
         if any(software.get(k) != v for k, v in versions.items()):
             continue

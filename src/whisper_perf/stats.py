@@ -34,6 +34,9 @@ class Interval:
     def as_dict(self) -> dict:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence}
 
+    def scaled(self, factor: float) -> "Interval":
+        return Interval(self.estimate * factor, self.low * factor, self.high * factor, self.confidence)
+
 
 def _matrix(samples) -> np.ndarray:
     """rounds x utterances array of seconds, from a list of per-round lists."""
@@ -182,3 +185,12 @@ def change_interval(before, after, confidence: float = 0.95, resamples: int = 40
         (lambda side, seed: _total_draws(side, resamples, seed))
     (a, a_draws), (b, b_draws) = draw(before, 1), draw(after, 2)
     return _interval(b / a, b_draws / a_draws, confidence)
+
+
+def interval_text(d: dict | None, unit: str = "x", digits: int = 3) -> str:
+    """An interval (stats.Interval.as_dict()) as "1.095x [1.070, 1.120]"; "-" when absent."""
+    if not d:
+        return "-"
+    if d["low"] != d["low"]:  # NaN: one round
+        return f"{d['estimate']:.{digits}f}{unit}"
+    return f"{d['estimate']:.{digits}f}{unit} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"

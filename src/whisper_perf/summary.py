@@ -37,7 +37,7 @@ class Summary:
     reference_wer: float | None = None
     speedup: Interval | None = None
     exact_match: float | None = None  # share of utterances whose token ids equal the reference's
-    machine_probe_ms: float | None = None  # machine_speed.probe_ms(), median over the rounds used
+    machine_probe_ms: float | None = None  # machine_speed.probe_ms(), mean over the calls of the rounds used
 
     def as_dict(self) -> dict:
         data = {"seconds": self.seconds.as_dict(), "wer": self.wer, "rtfx": self.rtfx, "tokens": self.tokens,
@@ -58,6 +58,15 @@ def _busy_evidence(m: Measurement) -> str:
             f"are not shared, and run again")
 
 
+def _probe_mean(m: Measurement, rounds: list[int]) -> float | None:
+    """The machine-speed probe's mean over the calls of ``rounds``: the mean, as the times it
+    adjusts are sums over the same calls."""
+    if len(m.probes) != len(m.passes):
+        return None
+    values = [p for r in rounds for p in m.probes[r]]
+    return round(statistics.fmean(values), 4) if values else None
+
+
 def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
     """Summarize the quiet rounds; with fewer than two, all rounds, marked unreliable."""
     order = list(m.reference_texts)
@@ -73,8 +82,7 @@ def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
                 stalled_calls=stalled_calls(table),
                 tokens=m.passes[-1].tokens, noise_cv=coefficient_of_variation([p.seconds for p in passes]),
                 rounds_used=len(rounds), busy_rounds=len(m.busy_rounds), unreliable=unreliable,
-                machine_probe_ms=(round(statistics.median(m.probes[r] for r in rounds), 3)
-                                  if len(m.probes) == len(m.passes) else None))
+                machine_probe_ms=_probe_mean(m, rounds))
     if not m.reference_passes:
         return Summary(**base)
     references = [m.reference_passes[r] for r in rounds]

@@ -13,7 +13,7 @@ spread of the speedup from 5.5% (a whole pass of one, then a whole pass of the o
 
 Each round is metered for contention (see ``contention``); a round taken on a busy machine is
 kept as evidence but not used, and is replaced by an extra round when the budget allows.  Each
-round also starts with the machine-speed probe (see ``machine_speed``).
+timed call is preceded by the machine-speed probe (see ``machine_speed``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Measurement:
     passes: list[Pass] = field(default_factory=list)
     reference_passes: list[Pass] = field(default_factory=list)
     loads: list[Load] = field(default_factory=list)
-    probes: list[float] = field(default_factory=list)  # machine_speed.probe_ms() before each round
+    probes: list[list[float]] = field(default_factory=list)  # per round: machine_speed.probe_ms() per call
     first_call_seconds: float | None = None
     warmup_seconds: float | None = None
     rounds_requested: int = 0
@@ -145,7 +145,7 @@ class _Schedule:
         index = self.calls % len(self.audio)
         if index == 0:  # a new round
             self._close_round()
-            self.m.probes.append(probe_ms())
+            self.m.probes.append([])
             self.m.passes.append(Pass(self.variant.name))
             if self.reference:
                 self.m.reference_passes.append(Pass(self.reference.name))
@@ -159,7 +159,9 @@ class _Schedule:
                 self.pending_reference = (self.m.reference_passes[-1], utterance)
         self.current = utterance
         self.calls += 1
-        return (self.variant.inputs(utterance),), {}
+        inputs = self.variant.inputs(utterance)
+        self.m.probes[-1].append(probe_ms())  # just before the timed call: the machine's speed now
+        return (inputs,), {}
 
     def target(self, inputs) -> None:
         _record(self.variant, self.m.passes[-1], self.current, inputs)

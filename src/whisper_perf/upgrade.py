@@ -37,6 +37,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .stats import interval_text
+
 CURRENT = "current"
 
 
@@ -214,14 +216,6 @@ def compare(envs: list[Environment], tolerances) -> dict:
             "rows": rows}
 
 
-def _iv(d: dict | None, unit: str = "x", digits: int = 3) -> str:
-    if not d:
-        return "-"
-    if d["low"] != d["low"]:
-        return f"{d['estimate']:.{digits}f}{unit}"
-    return f"{d['estimate']:.{digits}f}{unit} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
-
-
 def render(report: dict, hardware_key: str) -> str:
     envs = report["environments"]
     base = envs[0]
@@ -245,13 +239,13 @@ def render(report: dict, hardware_key: str) -> str:
             if "error" in side:
                 cells += [f"**failed: {side['error']}**", "-", "-"]
             else:
-                cells += [_iv(side.get("speedup")), _iv(side.get("seconds"), " s", 2), f"{100 * side['wer']:.1f}%"]
+                cells += [interval_text(side.get("speedup")), interval_text(side.get("seconds"), " s", 2), f"{100 * side['wer']:.1f}%"]
         for e in envs[1:]:
             change = row["changes"].get(e["name"], {})
             verdict = change.get("verdict", "-")
             shown = f"**{verdict.upper()}**" if verdict in ("regression", "failed") else verdict
-            parts = [f"speedup x{_iv(change.get('speedup'), '', 3)}" if change.get("speedup") else "",
-                     f"time x{_iv(change.get('seconds'), '', 3)}" if change.get("seconds") else "",
+            parts = [f"speedup x{interval_text(change.get('speedup'), '', 3)}" if change.get("speedup") else "",
+                     f"time x{interval_text(change.get('seconds'), '', 3)}" if change.get("seconds") else "",
                      change.get("detail", "")]
             cells += [shown, "; ".join(p for p in parts if p).replace("|", "/")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

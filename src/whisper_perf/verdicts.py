@@ -95,9 +95,17 @@ def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anoma
 
 
 def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, record_hint: str,
-               check: str = "compiled time", unreliable: str | None = None) -> Verdict:
+               check: str = "compiled time", unreliable: str | None = None,
+               speed_factor: float | None = None) -> Verdict:
+    """``speed_factor`` (machine_speed.adjustment): compare ``seconds x speed_factor``, this run's
+    time at the machine speed of the recording."""
+    as_measured = _ci(seconds, " s")
+    if speed_factor is not None:
+        seconds = seconds.scaled(speed_factor)
     low, high = _bounds(seconds)
     measured = _ci(seconds, " s")
+    if speed_factor is not None:
+        measured += f" at the recording's machine speed (x{speed_factor:.3f}; as measured {as_measured})"
     detectable = detectable_time_increase(seconds, tolerance)
     if unreliable:
         return _unreliable(check, measured, unreliable, detectable)
