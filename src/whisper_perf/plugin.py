@@ -49,6 +49,7 @@ class SuiteOptions:
     failed_measurements: dict = field(default_factory=dict)  # (model, variant) -> error of its timing
     memory_bandwidth: float | None = None  # --memory-bandwidth (GB/s)
     compile_latency: str = "auto"  # --compile-latency
+    cold_compiles_measured: int = 0  # variants whose cold/warm compile latency this run measured
     verdicts: list = field(default_factory=list)  # (model, variant, verdicts.Verdict)
     recorded: tuple | None = None  # (path, diff) once --record has written
     reports: dict = field(default_factory=dict)  # name -> path of the run's Markdown and charts
@@ -115,7 +116,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where each run writes its results file, one new file per run (default: results/runs)")
     group.addoption("--compile-latency", default="auto", choices=["auto", "always", "never"],
                     help="cold/warm compile latency in fresh processes (about a minute per compiled variant on a "
-                         "CPU): auto = when no earlier run measured it with these versions here (default)")
+                         "CPU): auto = when no earlier run measured it with these versions here, one variant per "
+                         "run unless recording (default)")
     group.addoption("--memory-bandwidth", type=float, default=None, metavar="GBPS",
                     help="memory bandwidth in GB/s for the roofline (default: the data-sheet figure of a known "
                          "GPU, or measured on a CPU)")
