@@ -14,8 +14,8 @@ from __future__ import annotations
 from .phases import measure_phases
 from .roofline import Bandwidth, decode_step_bytes, roofline
 
-# Diagnostic calls per build: few, since phases are medians over every decode step of each call.
-DIAGNOSTIC_UTTERANCES = 2
+# Diagnostic calls per build: one; its phases are medians over every decode step of the call.
+DIAGNOSTIC_UTTERANCES = 1
 
 
 def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:

@@ -124,7 +124,7 @@ def _vm_hwm() -> int | None:
     return None
 
 
-def measure_phases(variant, utterances, encoder_calls: int = 3) -> tuple[PhaseTimes, PeakMemory]:
+def measure_phases(variant, utterances, encoder_calls: int = 2) -> tuple[PhaseTimes, PeakMemory]:
     """Diagnostic calls of ``variant`` over ``utterances``: its phase times and peak memory."""
     from .variants import synchronize
 
