@@ -23,6 +23,12 @@ PYTHON = os.environ.get("WHISPER_PERF_PYTHON")  # None: the Python that runs nox
 
 
 def install(session: nox.Session, *extra: str) -> None:
+    if session.venv_backend == "none":
+        # `nox --no-venv` (alias of --force-venv-backend none): the environment as it is, e.g. a GPU
+        # image; nox refuses session.install there. Install nothing and check the requirements,
+        # which names every missing one (README "Running in an existing environment").
+        session.run("python", "-m", "whisper_perf.requirements")
+        return
     # A reused environment that already holds these exact requirements skips pip (a warm run
     # saves ~20 s); the package is installed in editable mode, so code changes need no reinstall.
     wanted = "\n".join([TORCH, TRANSFORMERS, *extra, hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()])

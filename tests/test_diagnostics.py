@@ -1,15 +1,25 @@
-"""Compile health from torch's own records (real torch.compile of small functions), the roofline
-arithmetic (a real Whisper module), the GPU bandwidth table, and diagnostics in baseline files."""
+"""Compile health from torch's own records (real torch.compile of small functions, torch's own
+CUDA-graph skip function), the CUDA peak-memory arithmetic, the roofline arithmetic (a real Whisper
+module), the GPU bandwidth table, diagnostics of a real tiny.en build without a bandwidth, and
+diagnostics in baseline files."""
 
+import dataclasses
 import json
+import logging
 
 import pytest
 import torch
 
 from whisper_perf import baselines
-from whisper_perf.compile_health import CompileWatch
-from whisper_perf.roofline import Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth, roofline
+from whisper_perf.compile_health import SKIP_LOGGERS, CompileWatch
+from whisper_perf.diagnostics import baseline_fields, diagnose
+from whisper_perf.phases import CUDA_PEAK_KIND, cuda_peak_rise
+from whisper_perf.report import _diagnostic_sections, diagnostics_table
+from whisper_perf.roofline import (Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth,
+                                   missing_bandwidth, roofline)
 from whisper_perf.verdicts import Outcome, judge_ceiling, judge_compile_health
+
+MUTATION = "skipping cudagraphs due to mutated inputs (1 instances). Found from : \n  File \"x.py\", line 1"
 
 
 def test_compile_watch_sees_graphs_then_nothing_then_a_recompile_with_its_failed_guard():
@@ -26,12 +36,12 @@ def test_compile_watch_sees_graphs_then_nothing_then_a_recompile_with_its_failed
     with CompileWatch() as steady:
         compiled(torch.randn(4))
     assert steady.health.frames_compiled == 0 and steady.health.recompiles == 0
-    assert judge_compile_health(warmup.health, steady.health, {"graph_breaks": 0}).outcome is Outcome.PASS
+    assert judge_compile_health(warmup.health, steady.health, {"graph_breaks": 0}, cuda=False).outcome is Outcome.PASS
     with CompileWatch() as timed:
         compiled(torch.randn(5))  # another shape under dynamic=False: a recompile
     assert timed.health.recompiles == 1
     assert any("size mismatch" in r for r in timed.health.recompile_reasons), timed.health.recompile_reasons
-    verdict = judge_compile_health(warmup.health, timed.health, {"graph_breaks": 0})
+    verdict = judge_compile_health(warmup.health, timed.health, {"graph_breaks": 0}, cuda=False)
     assert verdict.outcome is Outcome.REGRESSION
     assert "recompile(s) during the timed rounds" in verdict.message and "size mismatch" in verdict.message
 
@@ -49,9 +59,9 @@ def test_compile_watch_counts_a_graph_break_and_the_verdict_names_it():
     assert watch.health.graph_breaks >= 1 and watch.health.graphs == 2
     assert watch.health.graph_break_reasons
     quiet = CompileWatch().health  # nothing in the timed window
-    assert judge_compile_health(watch.health, quiet, {"graph_breaks": 0}).outcome is Outcome.REGRESSION
-    assert judge_compile_health(watch.health, quiet, {"graph_breaks": 1}).outcome is Outcome.PASS
-    assert judge_compile_health(watch.health, quiet, None).outcome is Outcome.NO_BASELINE
+    assert judge_compile_health(watch.health, quiet, {"graph_breaks": 0}, cuda=False).outcome is Outcome.REGRESSION
+    assert judge_compile_health(watch.health, quiet, {"graph_breaks": 1}, cuda=False).outcome is Outcome.PASS
+    assert judge_compile_health(watch.health, quiet, None, cuda=False).outcome is Outcome.NO_BASELINE
 
 
 def test_new_cudagraph_skip_reason_fails_a_known_one_does_not():
@@ -59,9 +69,88 @@ def test_new_cudagraph_skip_reason_fails_a_known_one_does_not():
     warmup.cudagraph_skip_reasons = ["skipping cudagraphs due to mutated inputs (1 instances)"]
     timed = CompileWatch().health
     known = {"graph_breaks": 0, "cudagraph_skip_reasons": list(warmup.cudagraph_skip_reasons)}
-    assert judge_compile_health(warmup, timed, known).outcome is Outcome.PASS
-    verdict = judge_compile_health(warmup, timed, {"graph_breaks": 0, "cudagraph_skip_reasons": []})
+    assert judge_compile_health(warmup, timed, known, cuda=True).outcome is Outcome.PASS
+    verdict = judge_compile_health(warmup, timed, {"graph_breaks": 0, "cudagraph_skip_reasons": []}, cuda=True)
     assert verdict.outcome is Outcome.REGRESSION and "mutated inputs" in verdict.message
+
+
+def _skip_filters() -> list:
+    return [f for name in SKIP_LOGGERS for f in logging.getLogger(name).filters]
+
+
+def test_compile_watch_reads_a_run_time_cudagraph_skip_from_torchs_own_skip_function():
+    """A skip decided at run time (CUDA-graph trees: mutated inputs, the re-record limit) reaches no
+    compilation metric, only torch's skip log and counter; the watch reads both."""
+    from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
+
+    with CompileWatch() as quiet:
+        pass
+    assert quiet.health.cudagraph_skips == 0 and quiet.health.cudagraph_skip_reasons == []
+    with CompileWatch() as watch:
+        log_cudagraph_skip_and_bump_counter(MUTATION)
+    log_cudagraph_skip_and_bump_counter(MUTATION)  # after the window: not counted in it
+    health = watch.health
+    assert health.cudagraph_skips == 1 and health.cudagraph_skips_unexplained == 0
+    assert health.cudagraph_skip_reasons == ["skipping cudagraphs due to mutated inputs (1 instances). Found from :"]
+    assert _skip_filters() == []
+    known = {"graph_breaks": 0, "cudagraph_skip_reasons": list(health.cudagraph_skip_reasons)}
+    new = judge_compile_health(health, quiet.health, {"graph_breaks": 0, "cudagraph_skip_reasons": []}, cuda=True)
+    assert new.outcome is Outcome.REGRESSION and "newly skipped: skipping cudagraphs due to mutated" in new.message
+    assert judge_compile_health(health, quiet.health, known, cuda=True).outcome is Outcome.PASS
+    timed = judge_compile_health(quiet.health, health, known, cuda=True)  # known, but while timed
+    assert timed.outcome is Outcome.REGRESSION
+    assert "1 CUDA-graph skip(s) during the timed rounds (skipping cudagraphs due to mutated" in timed.message
+
+
+def test_compile_watch_reads_the_skip_even_where_inductor_warnings_are_silenced():
+    from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
+
+    inductor, skip_logger = logging.getLogger("torch._inductor"), logging.getLogger(SKIP_LOGGERS[0])
+    levels = inductor.level, skip_logger.level
+    inductor.setLevel(logging.ERROR)  # what TORCH_LOGS="-inductor" does
+    try:
+        with CompileWatch() as watch:
+            log_cudagraph_skip_and_bump_counter(MUTATION)
+        assert not skip_logger.isEnabledFor(logging.WARNING)  # silenced again after the window
+    finally:
+        inductor.setLevel(levels[0])
+    assert watch.health.cudagraph_skips == 1 and len(watch.health.cudagraph_skip_reasons) == 1
+    assert skip_logger.level == levels[1] and _skip_filters() == []
+
+
+def test_a_skip_torch_counts_without_a_reason_fails_on_cuda_and_is_not_judged_on_a_cpu():
+    """On a CPU, reduce-overhead compiles graphs without a CUDA device: torch bumps the skip counter
+    for each without logging a reason (CUDA graphs do not apply there)."""
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: torch.cos(x) + 1, mode="reduce-overhead", fullgraph=True)
+    with CompileWatch() as warmup:
+        compiled(torch.randn(4))
+    health = warmup.health
+    assert health.cudagraph_skips >= 1 and health.cudagraph_skips_unexplained == health.cudagraph_skips
+    assert health.cudagraph_skip_reasons == []
+    quiet = CompileWatch().health
+    expected = {"graph_breaks": 0, "cudagraph_skip_reasons": []}
+    assert judge_compile_health(health, quiet, expected, cuda=False).outcome is Outcome.PASS
+    verdict = judge_compile_health(health, quiet, expected, cuda=True)
+    assert verdict.outcome is Outcome.REGRESSION
+    assert f"{health.cudagraph_skips} CUDA-graph skip(s) in warm-up, reason not recorded by torch" in verdict.message
+
+
+def test_cuda_peak_memory_is_the_rise_above_what_was_allocated_at_the_start(tmp_path):
+    gib = 2**30
+    # 3 GiB held by earlier builds (weights, caches, CUDA-graph pools); this build's calls peak at 3.5
+    peak = cuda_peak_rise(start_allocated=3 * gib, peak_allocated=3 * gib + gib // 2, start_reserved=4 * gib,
+                          peak_reserved=5 * gib)
+    assert (peak.bytes, peak.start_bytes, peak.reserved_bytes, peak.reserved_start_bytes) == \
+           (gib // 2, 3 * gib, gib, 4 * gib)
+    assert peak.kind == CUDA_PEAK_KIND
+    # the same build after more builds ran: the same rise, so the same verdict
+    assert cuda_peak_rise(7 * gib, 7 * gib + gib // 2, 9 * gib, 9 * gib).bytes == peak.bytes
+    diagnostics = {"variant": {"phases": {}, "peak_memory": peak.as_dict()},
+                   "reference": {"phases": {}, "peak_memory": cuda_peak_rise(gib, 2 * gib, gib, gib).as_dict()}}
+    fields = baseline_fields(diagnostics)
+    assert fields == {"peak_memory_bytes": gib // 2, "reference_peak_memory_bytes": gib}
+    assert baselines.load(_file_with(tmp_path, fields)).entries[0].diagnostics == fields  # validated as recorded
 
 
 def _small_whisper():
@@ -100,15 +189,25 @@ def test_roofline_floor_and_percentage():
 
 @pytest.mark.parametrize("name, gbps", [
     ("NVIDIA H100 80GB HBM3", 3350), ("NVIDIA H100 PCIe", 2000), ("NVIDIA H100 NVL", 3900), ("NVIDIA H200", 4800),
-    ("NVIDIA GH200 480GB", 4000), ("NVIDIA A100-SXM4-80GB", 2039), ("NVIDIA A100-SXM4-40GB", 1555),
-    ("NVIDIA A100 80GB PCIe", 1935), ("NVIDIA L4", 300), ("NVIDIA L40S", 864), ("NVIDIA A10G", 600),
-    ("Tesla T4", 320)])
+    ("NVIDIA H200 NVL", 4800), ("NVIDIA GH200 480GB", 4000), ("NVIDIA A100-SXM4-80GB", 2039),
+    ("NVIDIA A100-SXM4-40GB", 1555), ("NVIDIA A100 80GB PCIe", 1935), ("NVIDIA L4", 300), ("NVIDIA L40S", 864),
+    ("NVIDIA A10G", 600), ("Tesla T4", 320), ("NVIDIA A40", 696), ("NVIDIA L20", 864),
+    ("NVIDIA RTX 6000 Ada Generation", 960)])
 def test_gpu_bandwidth_table_matches_the_most_specific_name(name, gbps):
     assert gpu_bandwidth(name).gbps == gbps
 
 
-def test_unknown_gpu_has_no_bandwidth_and_cpu_bandwidth_is_measured():
+@pytest.mark.parametrize("name", ["Some Future Accelerator", "NVIDIA Z99-unknown-xyz", "NVIDIA RTX A4000",
+                                  "NVIDIA RTX A400", "NVIDIA RTX A1000", "NVIDIA H800"])
+def test_a_gpu_missing_from_the_table_has_no_bandwidth(name):
+    assert gpu_bandwidth(name) is None  # whole words: "a40" is not the RTX A4000
+
+
+def test_unknown_gpu_has_no_bandwidth_and_cpu_bandwidth_is_measured(cpu):
     assert gpu_bandwidth("Some Future Accelerator") is None
+    gpu = dataclasses.replace(cpu, device="cuda", device_name="NVIDIA Z99-unknown-xyz")
+    assert missing_bandwidth(gpu) == ("not available: GPU 'NVIDIA Z99-unknown-xyz' is not in the bandwidth "
+                                      "table (pass --memory-bandwidth GBPS)")
     measured = measure_cpu_bandwidth(mebibytes=16, repeats=2)
     assert measured.gbps > 0.1 and measured.source.startswith("measured")
 
@@ -137,3 +236,28 @@ def test_baseline_diagnostics_are_validated_by_name_and_type(tmp_path):
         baselines.load(_file_with(tmp_path, {"grpah_breaks": 0}))
     with pytest.raises(baselines.BaselineError, match="field 'peak_memory_bytes' must be a non-negative int"):
         baselines.load(_file_with(tmp_path, {"peak_memory_bytes": -5}))
+
+
+def test_diagnose_without_a_bandwidth_reports_the_roofline_as_not_available(tiny_en, cpu, short_set):
+    """A real tiny.en eager build on the CPU, diagnosed as on a GPU missing from the bandwidth table
+    (``bandwidth_for`` gave None): no KeyError, the reason instead, "n/a" in both reports."""
+    from whisper_perf.generation import GenerationSettings
+    from whisper_perf.timing import Measurement
+    from whisper_perf.variants import VARIANTS, build_variant
+
+    source, model, processor = tiny_en
+    variant = build_variant(VARIANTS["eager"], source.name, model, processor, cpu,
+                            GenerationSettings(max_new_tokens=8))  # short: the roofline is not the point
+    measurement = Measurement(source.name, "eager", None, short_set.name, 1.0, variant.describe(), {})
+    data = diagnose(measurement, variant, None, short_set, bandwidth=None)
+    mine = data["variant"]
+    assert data["bandwidth"] is None and mine["roofline"] is None
+    assert mine["roofline_not_available"] == missing_bandwidth(cpu)
+    assert mine["phases"]["per_token_ms"] > 0
+    memory = mine["peak_memory"]  # the CPU keeps total-RSS semantics: no start figure
+    assert memory["bytes"] > 0 and memory["start_bytes"] is None and "RSS" in memory["kind"]
+    record = {"model": source.name, "variant": "eager", "reference": None, "diagnostics": data}
+    terminal = diagnostics_table([record])
+    assert "n/a" in terminal.splitlines()[2] and f"roofline {missing_bandwidth(cpu)}" in terminal
+    markdown = "\n".join(_diagnostic_sections([record]))
+    assert "| n/a | n/a | n/a |" in markdown and f"Roofline {missing_bandwidth(cpu)}." in markdown

@@ -19,16 +19,53 @@ def _generate(model, processor, utterance, settings):
         return model.generate(features, **kwargs)[0]
 
 
-def test_fixed_work_generates_exactly_the_budget(tiny_en, short_set):
+def _steps_per_generate(variant, call):
+    """Decoder steps (forward calls) of each ``generate()`` that ``call()`` makes."""
+    steps: list[int] = []
+    forward, generate = variant.model.forward, variant.model.generate
+
+    def counted_forward(*args, **kwargs):
+        steps[-1] += 1
+        return forward(*args, **kwargs)
+
+    def counted_generate(*args, **kwargs):
+        steps.append(0)
+        return generate(*args, **kwargs)
+
+    variant.model.forward, variant.model.generate = counted_forward, counted_generate
+    try:
+        call()
+    finally:
+        variant.model.forward, variant.model.generate = forward, generate
+    return steps
+
+
+def test_fixed_work_generates_exactly_the_budget_even_where_the_model_would_stop(tiny_en, short_set):
+    """A budget two tokens past where the transcript ends: a minimum that counted the decoder
+    prompt (two tokens for tiny.en) would let the model stop where it wants to."""
     _, model, processor = tiny_en
     shortest = min(short_set.utterances, key=lambda u: u.seconds)
     eot = processor.tokenizer.eos_token_id
-    free = text_token_ids(_generate(model, processor, shortest, GenerationSettings(48)), eot)
-    fixed = _generate(model, processor, shortest, GenerationSettings(48, fixed_work=True))
-    assert len(free) < 48  # the short sentence ends early on its own...
-    new_tokens = fixed[-48:]  # ...and fixed work runs the whole budget (prompt tokens may precede on 4.x)
-    assert len(fixed) >= 48 and eot not in new_tokens[:-1].tolist()
-    assert text_token_ids(new_tokens, eot)[: len(free)] == free
+    features = processor(shortest.audio, sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        natural = text_token_ids(model.generate(features, **configure(model, GenerationSettings(64)))[0], eot)
+        budget = len(natural) + 2
+        fixed = model.generate(features, **configure(model, GenerationSettings(budget, fixed_work=True)))[0]
+    assert len(text_token_ids(fixed, eot)) == budget
+    assert text_token_ids(fixed, eot)[: len(natural)] == natural
+
+
+def test_warm_up_generates_the_full_budget_in_every_pipeline_call(tiny_en, cpu, long_set):
+    """The warm-up's full budget reaches the ASR pipeline (which, up to at least transformers 5.17,
+    passes its own copy of the generation config, made when it was built): every chunk's
+    generate() runs the whole budget."""
+    source, model, processor = tiny_en
+    budget = 96  # more than the ~80 tokens a 30-s chunk of this speech holds
+    variant = build_variant(VARIANTS["pipeline"], source.name, model, processor, cpu, GenerationSettings(budget))
+    steps = _steps_per_generate(variant, lambda: variant.warm_up(long_set.utterances[0], calls=1))
+    chunks = len(steps) // 2  # the full-budget call, then one as timed
+    assert chunks >= 2 and steps[:chunks] == [budget] * chunks
+    assert min(steps[chunks:]) < budget  # the timed settings stop where the speech does
 
 
 def test_budget_is_respected_and_generate_does_not_warn_about_lengths(tiny_en, short_set):

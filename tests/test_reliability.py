@@ -100,12 +100,13 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
             json.loads(run_file.read_text())
 
 
-def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report(tmp_path):
+def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report_and_record(tmp_path):
     """A C++ toolchain that does not work (CXX=/bin/false) and an empty compile cache: inductor
-    cannot build the compiled variant; it fails once with the error, eager runs and reports."""
-    results = tmp_path / "results"
-    result = run_suite("--variant", "eager", "--variant", "compiled", "--limit", "1", "--rounds", "1",
-                       "--baselines", str(tmp_path / "none"), "--results-dir", str(results),
+    cannot build the compiled variant; it fails once with the error, eager runs, reports, and is
+    recorded: one failing variant does not block the baseline of the others."""
+    results, folder = tmp_path / "results", tmp_path / "baselines"
+    result = run_suite("--record", "--variant", "eager", "--variant", "compiled", "--limit", "1", "--rounds", "1",
+                       "--baselines", str(folder), "--results-dir", str(results), "--compile-latency", "never",
                        env={"CXX": "/bin/false", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
     assert result.returncode == 1, result.output[-4000:]
     found = outcomes(result)
@@ -120,3 +121,7 @@ def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report
     assert "## Variants that failed" in run_file.with_suffix(".md").read_text()
     # built once: the variant's later tests fail fast with the recorded error
     assert result.output.count("tiny.en/compiled could not be built") >= 2
+    (baseline_path,) = folder.glob("*.json")
+    recorded = baselines.load(baseline_path)
+    assert [(e.model, e.variant) for e in recorded.entries] == [("tiny.en", "eager")]
+    assert "Not recorded: tiny.en/compiled failed in this run" in result.output

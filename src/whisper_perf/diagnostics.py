@@ -12,20 +12,27 @@ and stored in the results file, in a recorded baseline (``baseline_fields``), an
 from __future__ import annotations
 
 from .phases import measure_phases
-from .roofline import Bandwidth, decode_step_bytes, roofline
+from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
 
 # Diagnostic calls per build: one; its phases are medians over every decode step of the call.
 DIAGNOSTIC_UTTERANCES = 1
 
 
 def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
+    """Phases and peak memory of one build; for a short-form build also its roofline, or, without a
+    bandwidth (a GPU missing from the table), ``roofline: None`` and ``roofline_not_available``."""
     phases, memory = measure_phases(variant, utterances)
     data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None}
-    if bandwidth is not None and not variant.spec.long_form:
-        step = decode_step_bytes(variant.model, phases.mean_position)
-        data["roofline"] = roofline(step, bandwidth, phases.per_token_ms).as_dict()
-        data["step_bytes"] = {"weights": step.weights, "cross_attention_cache": step.cross_attention_cache,
-                              "self_attention_cache": step.self_attention_cache}
+    if variant.spec.long_form:
+        return data
+    if bandwidth is None:
+        data["roofline"] = None
+        data["roofline_not_available"] = missing_bandwidth(variant.hardware)
+        return data
+    step = decode_step_bytes(variant.model, phases.mean_position)
+    data["roofline"] = roofline(step, bandwidth, phases.per_token_ms).as_dict()
+    data["step_bytes"] = {"weights": step.weights, "cross_attention_cache": step.cross_attention_cache,
+                          "self_attention_cache": step.self_attention_cache}
     return data
 
 

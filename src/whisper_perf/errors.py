@@ -9,7 +9,8 @@ Exit codes of a run (``nox -s perf`` / ``pytest perf_tests``), stable for CI to 
 3     internal error                                                           (pytest's own)
 4     usage or configuration error: a bad option, a malformed baseline file     (pytest's own)
 5     no tests collected                                                       (pytest's own)
-6     environment error: a model, dataset or GPU the run needs is not available here
+6     environment error: a model, dataset or GPU the run needs is not available here, or a
+      required package is missing or too old (whisper_perf.requirements)
 ====  =========================================================================================
 """
 

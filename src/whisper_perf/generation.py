@@ -3,8 +3,9 @@
 Whisper's ``generate()`` changed across releases; what is built here per version:
 - token budget: transformers 5.x fills a default ``max_length`` into the config that Whisper
   passes on, so ``max_new_tokens`` as an argument warns "Both max_new_tokens and max_length
-  seem to have been set".  On 5.x Whisper counts ``max_length``/``min_length`` in new tokens
-  (it adds the prompt length itself), so the budget goes there; on 4.x it goes in
+  seem to have been set".  On 5.x Whisper counts ``max_length`` in new tokens (it adds the
+  prompt length itself), so the budget goes there, and fixed work in ``min_new_tokens`` of the
+  config (``min_length`` would count the prompt); on 4.x both go in the arguments
   ``max_new_tokens``/``min_new_tokens`` as documented.
 - prompt: the converted checkpoints carry no ``forced_decoder_ids`` (they raise on 4.51/4.52);
   multilingual models get ``language="en", task="transcribe"`` explicitly.
@@ -34,11 +35,24 @@ class GenerationSettings:
 
 
 def configure(model, settings: GenerationSettings) -> dict:
-    """Write ``settings`` into ``model.generation_config``; return the kwargs for ``generate()``."""
-    config = model.generation_config
+    """Write ``settings`` into ``model.generation_config``; return the kwargs for ``generate()``.
+
+    The ASR pipeline reaches the same settings: on 4.x they are per-call kwargs; 5.x releases up
+    to at least 5.17 pass the pipeline's own copy of the config, made when it was built, but
+    ``generate()`` fills what that copy leaves unset from the model's config (tested: every chunk
+    of a full-budget warm-up generates the whole budget)."""
+    _write(model.generation_config, settings)
     kwargs: dict = {}
-    if getattr(config, "is_multilingual", False):
+    if getattr(model.generation_config, "is_multilingual", False):
         kwargs.update(language=settings.language, task="transcribe")
+    if not BUDGET_IN_CONFIG:
+        kwargs["max_new_tokens"] = settings.max_new_tokens
+        if settings.fixed_work:
+            kwargs["min_new_tokens"] = settings.max_new_tokens
+    return kwargs
+
+
+def _write(config, settings: GenerationSettings) -> None:
     config.forced_decoder_ids = None
     if hasattr(config, "disable_compile"):
         # The suite compiles forward itself (the published recipe).  transformers >= 4.50 would
@@ -48,12 +62,11 @@ def configure(model, settings: GenerationSettings) -> dict:
     if BUDGET_IN_CONFIG:
         config.max_new_tokens = None
         config.max_length = settings.max_new_tokens
-        config.min_length = settings.max_new_tokens if settings.fixed_work else None
-    else:
-        kwargs["max_new_tokens"] = settings.max_new_tokens
-        if settings.fixed_work:
-            kwargs["min_new_tokens"] = settings.max_new_tokens
-    return kwargs
+        # Whisper adds its decoder prompt to max_length but not to min_length, so a min_length of
+        # the budget would guarantee only budget - prompt new tokens; min_new_tokens counts new
+        # tokens only (generate() adds the prompt length itself).
+        config.min_length = None
+        config.min_new_tokens = settings.max_new_tokens if settings.fixed_work else None
 
 
 def text_token_ids(sequence, eot_id: int) -> list[int]:

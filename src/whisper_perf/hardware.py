@@ -107,5 +107,19 @@ def software() -> dict:
                                 timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "python": sys.version.split()[0], "cuda": torch.version.cuda, "commit": commit}
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__,
+                "python": sys.version.split()[0], "cuda": torch.version.cuda, "commit": commit}
+    if torch.cuda.is_available():
+        versions["driver"] = nvidia_driver()
+    return versions
+
+
+def nvidia_driver() -> str | None:
+    """The NVIDIA kernel driver's version (a GPU timing depends on it as on the CUDA runtime)."""
+    from pathlib import Path
+
+    try:  # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  ..."
+        words = Path("/proc/driver/nvidia/version").read_text().split()
+        return next((w for w in words if w[:1].isdigit() and "." in w), None)
+    except OSError:
+        return None

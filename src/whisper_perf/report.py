@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .architectures import is_random
 from .stats import interval_text
 from .summary import Summary
 from .timing import Measurement
@@ -13,6 +14,13 @@ def _fmt(value, spec: str, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return format(value, spec) + suffix
+
+
+def _wer(model: str, wer: float | None, suffix: str = "") -> str:
+    """A WER cell: no number for random weights, whose transcripts mean nothing (architectures.is_random)."""
+    if wer is not None and is_random(model):
+        return "n/a (random weights)"
+    return _fmt(None if wer is None else 100 * wer, ".1f", suffix)
 
 
 def _interval(interval) -> str:
@@ -40,8 +48,8 @@ def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
                      _fmt(ref, ".2f"),
                      _fmt(s.seconds.estimate, ".2f"), _fmt(s.speedup and s.speedup.estimate, ".3f", "x"),
                      _interval(s.speedup), _fmt(s.rtfx, ".1f"),
-                     _fmt(None if s.reference_wer is None else 100 * s.reference_wer, ".1f"),
-                     _fmt(100 * s.wer, ".1f"), _fmt(None if s.exact_match is None else 100 * s.exact_match, ".0f", "%"),
+                     _wer(m.model, s.reference_wer), _wer(m.model, s.wer),
+                     _fmt(None if s.exact_match is None else 100 * s.exact_match, ".0f", "%"),
                      _fmt(m.first_call_seconds, ".1f")))
     return _table(header, rows)
 
@@ -106,68 +114,121 @@ def markdown_report(data: dict, charts: dict[str, str] | None = None) -> str:
                   (m["model"], m["variant"], m["reference"] or "-", m["utterances"], m["summary"]["rounds_used"],
                    _fmt((m["summary"].get("reference_seconds") or {}).get("estimate"), ".2f"),
                    _fmt(m["summary"]["seconds"]["estimate"], ".2f"), interval_text(m["summary"].get("speedup")),
-                   _fmt(m["summary"]["rtfx"], ".1f"), _fmt(100 * m["summary"]["wer"], ".1f", "%"),
+                   _fmt(m["summary"]["rtfx"], ".1f"), _wer(m["model"], m["summary"]["wer"], "%"),
                    m["summary"]["busy_rounds"], m["summary"].get("stalled_calls", 0),
                    _fmt(m["summary"].get("machine_probe_ms"), ".1f")) for m in measurements])]
-    compiled = [m for m in measurements if (m.get("diagnostics") or {}).get("warmup_compile")]
-    if compiled:
-        rows = []
-        for m in compiled:
-            d = m["diagnostics"]
-            w, t = d["warmup_compile"], d["timed_compile"] or {}
-            skips = sorted(set(w["cudagraph_skip_reasons"]) | set(t.get("cudagraph_skip_reasons", [])))
-            rows.append((m["model"], m["variant"], w["graphs"], w["graph_breaks"] + t.get("graph_breaks", 0),
-                         w["recompiles"], t.get("recompiles", 0), "; ".join(skips) or "none",
-                         "; ".join(t.get("recompile_reasons", [])) or "-"))
-        lines += ["", "## Compile health", "",
-                  "Graphs compiled and recompiles during warm-up; recompiles while timed must be 0.", "",
-                  _md_table(("model", "variant", "graphs", "graph breaks", "recompiles (warm-up)",
-                             "recompiles (timed)", "CUDA graphs skipped", "failed guard (timed)"), rows)]
-        rows = []
-        for m in compiled:
-            d = m["diagnostics"]
-            cache = d["warmup_compile"].get("fx_graph_cache") or {}
-            cold = d.get("cold_compile") or {}
-            rows.append((m["model"], m["variant"], _fmt(d.get("first_call_seconds"), ".1f"),
-                         _fmt(d["warmup_compile"].get("compile_seconds"), ".1f"),
-                         ", ".join(f"{k} {v}" for k, v in sorted(cache.items())) or "-",
-                         _fmt(cold.get("cold_seconds"), ".1f"), _fmt(cold.get("warm_seconds"), ".1f"),
-                         cold.get("source", "not measured")))
-        lines += ["", "## Compile latency", "",
-                  "First compiled call in this run (compile with this machine's caches + one generate()), "
-                  "dynamo's compile time in warm-up, FX graph cache use; cold/warm: first call in a fresh process "
-                  "with an empty compile cache, then again with the cache it filled.", "",
-                  _md_table(("model", "variant", "first call s", "compile s", "FX graph cache", "cold s", "warm s",
-                             "cold/warm"), rows)]
-    diagnosed = [m for m in measurements if (m.get("diagnostics") or {}).get("variant")]
-    if diagnosed:
-        rows, phase_rows = [], []
-        for m in diagnosed:
-            d = m["diagnostics"]
-            ref = d.get("reference") or {}
-            rows.append((m["model"], m["variant"], _mib(d["variant"].get("peak_memory")),
-                         _mib(ref.get("peak_memory")), (d["variant"].get("peak_memory") or {}).get("kind", "-")))
-            for build, b in (("variant", d["variant"]), (m["reference"] or "", ref)):
-                if not b:
-                    continue
-                p, r = b["phases"], b.get("roofline") or {}
-                phase_rows.append((m["model"], m["variant"] if build == "variant" else f"{build} (reference)",
-                                   _ms(p["encoder_ms"]), _ms(p["first_token_ms"]), _fmt(p["per_token_ms"], ".2f"),
-                                   _fmt(p["steps"], ".0f"), _fmt(r.get("bytes_per_step") and r["bytes_per_step"] / 1e6, ".1f"),
-                                   _fmt(r.get("floor_ms"), ".2f"), _fmt(r.get("percent_of_roofline"), ".0f", "%")))
-        bw = next((m["diagnostics"].get("bandwidth") for m in diagnosed if m["diagnostics"].get("bandwidth")), None)
-        lines += ["", "## Peak memory (MiB)", "",
-                  _md_table(("model", "variant", "variant", "eager reference", "what"), rows),
-                  "", "## Per-phase latency and roofline", "",
-                  "Diagnostic calls after the timed rounds. Per token: median interval between decoder steps. "
-                  "Floor: bytes one decode step must read / memory bandwidth"
-                  + (f" ({bw['gbps']:.0f} GB/s, {bw['source']})" if bw else "")
-                  + "; % of roofline = floor / per-token time (see README, \"Roofline\").", "",
-                  _md_table(("model", "build", "encoder ms", "first token ms", "per token ms", "steps",
-                             "MB per step", "floor ms", "% of roofline"), phase_rows)]
+    lines += _compile_sections(measurements, _on_cuda(hw))
+    lines += _diagnostic_sections(measurements)
     if charts:
         lines += ["", "## Charts", ""] + [f"![{name}]({path})" for name, path in charts.items()]
     return "\n".join(lines) + "\n"
+
+
+def _on_cuda(hardware: dict) -> bool:
+    return hardware.get("device", hardware.get("key", "").split("-")[0]) == "cuda"
+
+
+def _cudagraph_cells(warmup: dict, timed: dict, on_cuda: bool) -> tuple[str, str]:
+    """(skips in warm-up / while timed, their reasons) for the compile-health table; on a CPU torch
+    counts a reasonless skip for every reduce-overhead graph, so the count is not shown."""
+    reasons = sorted(set(warmup["cudagraph_skip_reasons"]) | set(timed.get("cudagraph_skip_reasons", [])))
+    if not on_cuda:
+        return "n/a (CPU)", "; ".join(reasons) or "-"
+    unexplained = warmup.get("cudagraph_skips_unexplained", 0) + timed.get("cudagraph_skips_unexplained", 0)
+    if unexplained:
+        reasons.append(f"{unexplained}: reason not recorded by torch")
+    counts = f"{warmup.get('cudagraph_skips', 0)} / {timed.get('cudagraph_skips', 0)}"
+    return counts, "; ".join(reasons) or "none"
+
+
+def _compile_sections(measurements: list[dict], on_cuda: bool) -> list[str]:
+    """The report's compile-health and compile-latency sections (compiled variants only)."""
+    compiled = [m for m in measurements if (m.get("diagnostics") or {}).get("warmup_compile")]
+    if not compiled:
+        return []
+    health, latency = [], []
+    for m in compiled:
+        d = m["diagnostics"]
+        w, t = d["warmup_compile"], d["timed_compile"] or {}
+        health.append((m["model"], m["variant"], w["graphs"], w["graph_breaks"] + t.get("graph_breaks", 0),
+                       w["recompiles"], t.get("recompiles", 0), *_cudagraph_cells(w, t, on_cuda),
+                       "; ".join(t.get("recompile_reasons", [])) or "-"))
+        cache, cold = w.get("fx_graph_cache") or {}, d.get("cold_compile") or {}
+        latency.append((m["model"], m["variant"], _fmt(d.get("first_call_seconds"), ".1f"),
+                        _fmt(w.get("compile_seconds"), ".1f"),
+                        ", ".join(f"{k} {v}" for k, v in sorted(cache.items())) or "-",
+                        _fmt(cold.get("cold_seconds"), ".1f"), _fmt(cold.get("warm_seconds"), ".1f"),
+                        cold.get("source", "not measured")))
+    return ["", "## Compile health", "",
+            "Graphs compiled and recompiles during warm-up; recompiles while timed must be 0. CUDA-graph skips "
+            "(warm-up / timed): compile-time and run-time skips as torch counted them; while timed they must be 0, "
+            "and every skip needs a reason the baseline knows.", "",
+            _md_table(("model", "variant", "graphs", "graph breaks", "recompiles (warm-up)", "recompiles (timed)",
+                       "CUDA-graph skips (warm-up / timed)", "skip reasons", "failed guard (timed)"), health),
+            "", "## Compile latency", "",
+            "First compiled call in this run (compile with this machine's caches + one generate()), "
+            "dynamo's compile time in warm-up, FX graph cache use; cold/warm: first call in a fresh process "
+            "with an empty compile cache, then again with the cache it filled.", "",
+            _md_table(("model", "variant", "first call s", "compile s", "FX graph cache", "cold s", "warm s",
+                       "cold/warm"), latency)]
+
+
+def _mib_start(memory: dict | None) -> str:
+    """What was allocated when a CUDA build's diagnostic calls started ("-" on a CPU)."""
+    if not memory or memory.get("start_bytes") is None:
+        return "-"
+    return f"{memory['start_bytes'] / 2**20:,.0f}"
+
+
+def _roofline_cells(build: dict) -> tuple[str, str, str]:
+    """MB per step, floor ms, % of roofline; "n/a" where the roofline is not available."""
+    if build.get("roofline_not_available"):
+        return "n/a", "n/a", "n/a"
+    r = build.get("roofline") or {}
+    return (_fmt(r.get("bytes_per_step") and r["bytes_per_step"] / 1e6, ".1f"), _fmt(r.get("floor_ms"), ".2f"),
+            _fmt(r.get("percent_of_roofline"), ".0f", "%"))
+
+
+def _roofline_gaps(measurements: list[dict]) -> list[str]:
+    """The distinct reasons a roofline is not available in these results."""
+    reasons = {b.get("roofline_not_available") for m in measurements for b in
+               ((m.get("diagnostics") or {}).get("variant") or {}, (m.get("diagnostics") or {}).get("reference") or {})}
+    return sorted(r for r in reasons if r)
+
+
+def _diagnostic_sections(measurements: list[dict]) -> list[str]:
+    """The report's peak-memory and per-phase latency / roofline sections."""
+    diagnosed = [m for m in measurements if (m.get("diagnostics") or {}).get("variant")]
+    if not diagnosed:
+        return []
+    rows, phase_rows = [], []
+    for m in diagnosed:
+        d = m["diagnostics"]
+        mine, ref = d["variant"], d.get("reference") or {}
+        rows.append((m["model"], m["variant"], _mib(mine.get("peak_memory")), _mib_start(mine.get("peak_memory")),
+                     _mib(ref.get("peak_memory")), _mib_start(ref.get("peak_memory")),
+                     (mine.get("peak_memory") or {}).get("kind", "-")))
+        for build, b in (("variant", mine), (m["reference"] or "", ref)):
+            if b:
+                p = b["phases"]
+                phase_rows.append((m["model"], m["variant"] if build == "variant" else f"{build} (reference)",
+                                   _ms(p["encoder_ms"]), _ms(p["first_token_ms"]), _fmt(p["per_token_ms"], ".2f"),
+                                   _fmt(p["steps"], ".0f"), *_roofline_cells(b)))
+    bw = next((m["diagnostics"].get("bandwidth") for m in diagnosed if m["diagnostics"].get("bandwidth")), None)
+    gaps = "".join(f" Roofline {reason}." for reason in _roofline_gaps(diagnosed))
+    return ["", "## Peak memory (MiB)", "",
+            "CUDA: the rise of `max_memory_allocated` above what was allocated when the build's diagnostic calls "
+            "started (\"at start\": every build measured before it, with its caches and CUDA-graph pool, is still "
+            "alive); CPU: the process's peak resident set.", "",
+            _md_table(("model", "variant", "variant", "variant at start", "eager reference", "reference at start",
+                       "what"), rows),
+            "", "## Per-phase latency and roofline", "",
+            "Diagnostic calls after the timed rounds. Per token: median interval between decoder steps. "
+            "Floor: bytes one decode step must read / memory bandwidth"
+            + (f" ({bw['gbps']:.0f} GB/s, {bw['source']})" if bw else "")
+            + "; % of roofline = floor / per-token time (see README, \"Roofline\")." + gaps, "",
+            _md_table(("model", "build", "encoder ms", "first token ms", "per token ms", "steps",
+                       "MB per step", "floor ms", "% of roofline"), phase_rows)]
 
 
 def _write_new(path, text: str) -> None:
@@ -221,15 +282,18 @@ def diagnostics_table(measurements: list[dict]) -> str:
         d = m.get("diagnostics") or {}
         w, t, cold = d.get("warmup_compile") or {}, d.get("timed_compile") or {}, d.get("cold_compile") or {}
         mine = d.get("variant") or {}
-        p, r = mine.get("phases") or {}, mine.get("roofline") or {}
+        p = mine.get("phases") or {}
         if not (w or mine):
             continue
+        _, floor, percent = _roofline_cells(mine)
         rows.append((m["model"], m["variant"], _fmt(w.get("graphs"), "d"),
                      _fmt(w.get("graph_breaks", 0) + t.get("graph_breaks", 0) if w else None, "d"),
                      _fmt(t.get("recompiles") if t else None, "d"), _fmt(cold.get("cold_seconds"), ".1f"),
                      _fmt(cold.get("warm_seconds"), ".1f"), _mib(mine.get("peak_memory")),
                      _fmt(p.get("encoder_ms"), ".1f"), _fmt(p.get("first_token_ms"), ".1f"),
-                     _fmt(p.get("per_token_ms"), ".2f"), _fmt(r.get("floor_ms"), ".2f"),
-                     _fmt(r.get("percent_of_roofline"), ".0f", "%")))
-    return _table(("model", "variant", "graphs", "breaks", "recompiles timed", "cold s", "warm s", "peak MiB",
-                   "encoder ms", "1st token ms", "per token ms", "floor ms", "roofline"), rows) if rows else ""
+                     _fmt(p.get("per_token_ms"), ".2f"), floor, percent))
+    if not rows:
+        return ""
+    table = _table(("model", "variant", "graphs", "breaks", "recompiles timed", "cold s", "warm s", "peak MiB",
+                    "encoder ms", "1st token ms", "per token ms", "floor ms", "roofline"), rows)
+    return "\n".join([table, *(f"roofline {reason}" for reason in _roofline_gaps(measurements))])

@@ -22,21 +22,23 @@ Python overhead all show up as distance from the floor.
 
 Bandwidth: a table of the peak figures vendors publish for common GPUs (matched on the device
 name; ``--memory-bandwidth`` overrides it), and on a CPU a measured copy bandwidth (a 256 MiB
-``Tensor.copy_`` with the suite's threads, best of five, counting bytes read and written).
+``Tensor.copy_`` with the suite's threads, best of five, counting bytes read and written).  A GPU
+missing from the table has no floor: the diagnostics say so (``missing_bandwidth``).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 
 # Peak DRAM bandwidth in GB/s from the vendors' data sheets, matched in order on the lower-cased
-# device name as torch reports it.
+# device name as torch reports it, as whole words ("a40" is not "RTX A4000", "h200" not "GH200").
 GPU_BANDWIDTH_GBPS: list[tuple[str, float]] = [
-    ("gh200", 4000.0),  # before "h200", which its name contains
-    ("h200", 4800.0),
+    ("gh200", 4000.0),
+    ("h200", 4800.0),  # SXM and NVL
     ("h100 nvl", 3900.0),
     ("h100 pcie", 2000.0),
     ("h100", 3350.0),  # SXM5 80GB HBM3
@@ -46,9 +48,12 @@ GPU_BANDWIDTH_GBPS: list[tuple[str, float]] = [
     ("a100", 1555.0),  # 40GB
     ("a10g", 600.0),
     ("a10", 600.0),
+    ("a40", 696.0),  # 48 GB GDDR6, 384-bit at 14.5 Gbps
     ("l40s", 864.0),
     ("l40", 864.0),
+    ("l20", 864.0),  # 48 GB GDDR6, 384-bit at 18 Gbps
     ("l4", 300.0),
+    ("rtx 6000 ada", 960.0),  # 48 GB GDDR6, 384-bit at 20 Gbps
     ("t4", 320.0),
     ("v100", 900.0),
     ("rtx 4090", 1008.0),
@@ -68,9 +73,17 @@ class Bandwidth:
 def gpu_bandwidth(device_name: str) -> Bandwidth | None:
     name = device_name.lower()
     for needle, gbps in GPU_BANDWIDTH_GBPS:
-        if needle in name:
+        if re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", name):
             return Bandwidth(gbps, f"data-sheet peak for '{needle}'")
     return None
+
+
+def missing_bandwidth(hardware) -> str:
+    """Why there is no floor when ``bandwidth_for`` found no bandwidth."""
+    if hardware.is_cuda:
+        return (f"not available: GPU '{hardware.device_name}' is not in the bandwidth table "
+                "(pass --memory-bandwidth GBPS)")
+    return "not available: no memory bandwidth (pass --memory-bandwidth GBPS)"
 
 
 def measure_cpu_bandwidth(mebibytes: int = 256, repeats: int = 5) -> Bandwidth:

@@ -122,8 +122,14 @@ def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, rec
     return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}", detectable)
 
 
-def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tolerances: Tolerances) -> Verdict:
-    """WER parity: with the eager build of this run, and with the baseline's WER."""
+def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tolerances: Tolerances,
+              not_applicable: str | None = None, exact_match: float | None = None) -> Verdict:
+    """WER parity: with the eager build of this run, and with the baseline's WER.  ``not_applicable``
+    (why WER means nothing, e.g. random weights): not judged, shown as "n/a (random weights)", with
+    the share of utterances whose token ids equal eager's (``exact_match``) for information."""
+    if not_applicable:
+        same = "" if exact_match is None else f"; token ids same as eager in {exact_match:.0%} of utterances"
+        return Verdict("wer", Outcome.NO_BASELINE, f"n/a (random weights): {not_applicable}{same}")
     problems = []
     if reference_wer is not None and abs(wer - reference_wer) > tolerances.wer_vs_eager:
         problems.append(f"WER {100 * wer:.2f}% differs from eager's {100 * reference_wer:.2f}% by more than "
@@ -141,11 +147,28 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     return Verdict("wer", Outcome.PASS, ", ".join(parts))
 
 
-def judge_compile_health(warmup, timed, expected: dict | None) -> Verdict:
+def _cudagraph_problems(warmup, timed) -> list[str]:
+    """CUDA graphs skipped while timed (those calls ran without them, whatever the baseline says),
+    and skips in warm-up that torch counted without logging a reason (nothing to compare)."""
+    problems = []
+    if timed.cudagraph_skips:
+        why = list(timed.cudagraph_skip_reasons)
+        if timed.cudagraph_skips_unexplained:
+            why.append(f"{timed.cudagraph_skips_unexplained} with reason not recorded by torch")
+        problems.append(f"{timed.cudagraph_skips} CUDA-graph skip(s) during the timed rounds ({'; '.join(why)})")
+    if warmup.cudagraph_skips_unexplained:
+        problems.append(f"{warmup.cudagraph_skips_unexplained} CUDA-graph skip(s) in warm-up, "
+                        "reason not recorded by torch")
+    return problems
+
+
+def judge_compile_health(warmup, timed, expected: dict | None, *, cuda: bool) -> Verdict:
     """Compile health (compile_health.CompileHealth of the warm-up and of the timed rounds)
     against the baseline's ``diagnostics``: any recompile inside the timed rounds fails (its
     compile time lands in the timings), as do more graph breaks than the baseline or a CUDA-graph
-    skip reason the baseline did not have."""
+    skip reason the baseline did not have.  On CUDA (``cuda``) so does any CUDA-graph skip while
+    timed, or one without a reason; on a CPU torch counts a reasonless skip for every graph of a
+    ``reduce-overhead`` build (CUDA graphs do not apply there), so skip counts are not judged."""
     expected = expected or {}
     breaks = warmup.graph_breaks + timed.graph_breaks
     skips = sorted(set(warmup.cudagraph_skip_reasons) | set(timed.cudagraph_skip_reasons))
@@ -160,9 +183,14 @@ def judge_compile_health(warmup, timed, expected: dict | None) -> Verdict:
     new_skips = [s for s in skips if s not in expected.get("cudagraph_skip_reasons", [])]
     if "cudagraph_skip_reasons" in expected and new_skips:
         problems.append(f"CUDA graphs newly skipped: {'; '.join(new_skips)}")
+    if cuda:
+        problems += _cudagraph_problems(warmup, timed)
+        counted = (f"{warmup.cudagraph_skips} CUDA-graph skip(s) in warm-up, {timed.cudagraph_skips} while timed"
+                   f"{': ' + '; '.join(skips) if skips else ''}")
+    else:
+        counted = f"CUDA graphs n/a on a CPU{' (skip reasons: ' + '; '.join(skips) + ')' if skips else ''}"
     summary = (f"{warmup.graphs} graph(s) compiled in warm-up ({warmup.recompiles} recompile(s) there), "
-               f"{breaks} graph break(s), {timed.recompiles} recompile(s) while timed, "
-               f"{len(skips)} CUDA-graph skip reason(s){': ' + '; '.join(skips) if skips else ''}")
+               f"{breaks} graph break(s), {timed.recompiles} recompile(s) while timed, {counted}")
     if problems:
         return Verdict("compile health", Outcome.REGRESSION, "; ".join(problems) + f" [{summary}]")
     if not expected:
