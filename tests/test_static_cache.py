@@ -17,11 +17,15 @@ def few(short_set):
     return AudioSet("few", short_set.utterances[:3])
 
 
-def _tensors(cache):
-    for part in (cache.self_attention_cache, cache.cross_attention_cache):
-        for layer in part.layers:
-            yield layer.keys
-            yield layer.values
+def _tensors(cache, parts=("self_attention_cache", "cross_attention_cache")):
+    for part in (getattr(cache, name) for name in parts):
+        if hasattr(part, "layers"):
+            for layer in part.layers:
+                yield layer.keys
+                yield layer.values
+        else:  # transformers before 4.56: one list of keys and one of values
+            yield from part.key_cache
+            yield from part.value_cache
 
 
 def test_prebuilt_cache_is_allocated_before_any_call_and_reused_unchanged(tiny_en, cpu, few):
@@ -36,8 +40,8 @@ def test_prebuilt_cache_is_allocated_before_any_call_and_reused_unchanged(tiny_e
     assert len(tensors) == 4 * model.config.decoder_layers
     assert all(t.dtype == model.dtype and t.device == model.device for t in tensors)
     assert all(getattr(t, "_dynamo_static_input_type", None) for t in tensors)
-    assert cache.self_attention_cache.layers[0].keys.shape[2] >= 32 + 2
-    assert cache.cross_attention_cache.layers[0].keys.shape[2] == model.config.max_source_positions
+    assert next(_tensors(cache, ["self_attention_cache"])).shape[2] >= 32 + 2
+    assert next(_tensors(cache, ["cross_attention_cache"])).shape[2] == model.config.max_source_positions
     addresses = [t.data_ptr() for t in tensors]
     variant.warm_up(few.utterances[0])
     eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, settings)
