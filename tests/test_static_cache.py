@@ -54,6 +54,22 @@ def test_prebuilt_cache_is_allocated_before_any_call_and_reused_unchanged(tiny_e
     assert all(s.tokens > 0 for s in m.passes[0].samples)
 
 
+def test_prebuilt_cache_has_a_layer_per_decoder_layer():
+    """Whisper's config maps num_hidden_layers to the encoder's layers: large-v3-turbo has 32
+    of them and 4 decoder layers, and the cache holds 4 (not 32, eight times the memory)."""
+    from types import SimpleNamespace
+
+    from whisper_perf.architectures import whisper_config
+    from whisper_perf.static_cache import build_cache
+
+    config = whisper_config("large-v3-turbo")
+    cache = build_cache(SimpleNamespace(config=config, dtype=torch.float16, device=torch.device("cpu")), 16)
+    tensors = list(_tensors(cache))
+    assert (config.encoder_layers, config.decoder_layers) == (32, 4) and len(tensors) == 4 * 4
+    assert all(t.dtype == torch.float16 for t in tensors)
+    assert next(_tensors(cache, ["cross_attention_cache"])).shape == (1, 20, 1500, 64)
+
+
 def test_pipeline_over_the_prebuilt_cache_transcribes_like_the_eager_pipeline(tiny_en, cpu, long_set):
     """Over the first 40 s of the long clip (two chunks: the pipeline's chunking and its cache
     resets between chunks, at a fraction of the whole clip's cost)."""
@@ -83,15 +99,15 @@ def test_each_compiled_build_has_its_own_recompile_budget():
 
     def compile_builds(prepare):
         for build, module in enumerate([Step(), Step()]):
-            compiled = torch.compile(prepare(module.forward), fullgraph=True)
+            compiled = torch.compile(prepare(module.forward, build), fullgraph=True)
             for n in (3 + 4 * build, 5 + 4 * build):
                 assert torch.equal(compiled(torch.ones(n)), module(torch.ones(n)))
 
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
     with torch._dynamo.config.patch({limit: 2, "automatic_dynamic_shapes": False}):
         torch._dynamo.reset()
-        compile_builds(own_code)
+        compile_builds(lambda method, build: own_code(method, f"build{build}"))
         torch._dynamo.reset()
         with pytest.raises(torch._dynamo.exc.FailOnRecompileLimitHit):
-            compile_builds(lambda method: method)
+            compile_builds(lambda method, build: method)
     torch._dynamo.reset()

@@ -15,6 +15,7 @@ Whisper's ``generate()`` changed across releases; what is built here per version
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import transformers
@@ -22,6 +23,20 @@ from packaging.version import Version
 
 TRANSFORMERS = Version(transformers.__version__)
 BUDGET_IN_CONFIG = TRANSFORMERS.major >= 5
+
+
+class _MinNewTokensNotice(logging.Filter):
+    """Drops one warning: on 5.x Whisper's generate() fills the global default ``min_length=0``
+    into its config, so every fixed-work call (every warm-up, every ``--fixed-work`` call) would
+    warn that "Both `min_new_tokens` and `min_length` seem to have been set", though
+    ``min_new_tokens`` is what it then applies, as intended."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`min_new_tokens` will take precedence" not in record.getMessage()
+
+
+if BUDGET_IN_CONFIG:
+    logging.getLogger("transformers.generation.utils").addFilter(_MinNewTokensNotice())
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ part the encoder's frames (1500 for every Whisper: 30 s of audio).
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 
@@ -56,10 +57,19 @@ def build_cache(model, max_new_tokens: int):
     device and dtype."""
     from transformers import EncoderDecoderCache
 
-    config = model.config
+    config = _decoder_shaped(model.config)
     own = min(config.max_target_positions, max_new_tokens + MAX_PROMPT_TOKENS)
     return EncoderDecoderCache(_static_cache(config, own, model.dtype, model.device),
                                _static_cache(config, config.max_source_positions, model.dtype, model.device))
+
+
+def _decoder_shaped(config):
+    """A copy of ``config`` whose layer count is the decoder's: ``StaticCache`` makes one layer per
+    ``num_hidden_layers``, which Whisper's config maps to its *encoder* layers (32 against 4 for
+    large-v3-turbo: eight times the cache, all of it zeroed in every call)."""
+    shaped = copy.deepcopy(config)
+    shaped.num_hidden_layers = config.decoder_layers  # through attribute_map where the config has one
+    return shaped
 
 
 class PrebuiltCache:

@@ -126,8 +126,8 @@ def share_weights_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def own_code(method):
-    """``method`` over a copy of its function's code object.
+def own_code(method, tag: str):
+    """``method`` over a copy of its function's code object, named ``<name>__<tag>``.
 
     dynamo keeps its compiled graphs, guards and recompile count per code object, across every
     ``torch.compile`` wrapper of it.  Every compiled variant compiles the same
@@ -135,11 +135,14 @@ def own_code(method):
     one process hit the recompile limit (8) with ``FailOnRecompileLimitHit`` (without fullgraph it
     would have run eager silently), and each call of a later variant checked the guards of the
     earlier ones.  With its own code object, each variant compiles, recompiles and is limited
-    on its own."""
+    on its own; its own name keeps it apart where torch keys state by code equality or name
+    (``guard_failures``, automatic-dynamic shapes) and names the variant in dynamo's messages."""
     import types
 
     function = method.__func__
-    copy_ = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
+    code = function.__code__
+    own = code.replace(co_name=f"{code.co_name}__{tag.replace('-', '_').replace('+', '_')}")
+    copy_ = types.FunctionType(own, function.__globals__, function.__name__,
                                function.__defaults__, function.__closure__)
     copy_.__kwdefaults__ = function.__kwdefaults__
     copy_.__dict__.update(function.__dict__)
@@ -309,7 +312,7 @@ def _compile(spec: VariantSpec, model, hardware: Hardware, inject_slowdown: floa
     """Compile ``model.forward`` as ``spec`` says (or, for a sensitivity twin, take the original's
     compiled forward and slow it down); returns the twin's ``Slowdown`` or None."""
     if not spec.slowed_of:
-        model.forward = torch.compile(own_code(model.forward), mode=spec.compile_mode, fullgraph=True)
+        model.forward = torch.compile(own_code(model.forward, spec.name), mode=spec.compile_mode, fullgraph=True)
         return None
     if compiled_original is None or not inject_slowdown:
         raise ValueError(f"{spec.name} needs the compiled {spec.slowed_of} and a slowdown to inject")
