@@ -269,14 +269,10 @@ def pytest_runtest_makereport(item, call):
 def _failure_of_a_variant(item, options) -> bool:
     """Whether a failed test whose ``variant`` fixture never resolved belongs to a variant that
     failed to build (recorded in ``options.failures`` by the variant fixture)."""
-    from .models import EMBEDDED_NAMES, short_name
-
+    source = getattr(item, "funcargs", {}).get("model_source")  # resolved before the variant's build
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if "variant_name" not in params or "model_spec" not in params:
-        return False
-    spec = params["model_spec"]
-    model = "tiny.en" if spec in EMBEDDED_NAMES else short_name(spec)
-    return any((f["model"], f["variant"]) == (model, params["variant_name"]) for f in options.failures)
+    return source is not None and "variant_name" in params and any(
+        (f["model"], f["variant"]) == (source.name, params["variant_name"]) for f in options.failures)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
