@@ -15,5 +15,5 @@ except ModuleNotFoundError as exc:
 exit_if_unmet()
 
 # The suite's plugin (options, header, parametrization) and the fixture modules in fixtures/.
-pytest_plugins = ["whisper_perf.plugin", "fixtures.speech", "fixtures.models", "fixtures.variants",
+pytest_plugins = ["whisper_perf.plugin", "fixtures.run", "fixtures.speech", "fixtures.models", "fixtures.variants",
                   "fixtures.measurements"]

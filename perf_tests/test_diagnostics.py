@@ -8,8 +8,8 @@ from whisper_perf.variants import COMPILED_VARIANTS
 from whisper_perf.verdicts import Outcome, judge_ceiling, judge_compile_health
 
 
-def _report(pytestconfig, variant, verdict):
-    pytestconfig.whisper_perf.verdicts.append((variant.model_name, variant.name, verdict))
+def _report(add_verdict, variant, verdict):
+    add_verdict(variant, verdict)
     assert verdict.outcome is not Outcome.REGRESSION, verdict.message
     if verdict.outcome is Outcome.NO_BASELINE:
         pytest.skip(verdict.message)
@@ -32,16 +32,16 @@ def test_diagnose(diagnostics, cold_compile, variant):
 
 
 @pytest.mark.variants(COMPILED_VARIANTS)
-def test_compile_health(measured, baseline_or_none, variant, pytestconfig):
+def test_compile_health(measured, baseline_or_none, variant, add_verdict):
     entry, _ = baseline_or_none
     verdict = judge_compile_health(measured.warmup_compile, measured.timed_compile,
                                    entry.diagnostics if entry else None, cuda=variant.hardware.is_cuda)
-    _report(pytestconfig, variant, verdict)
+    _report(add_verdict, variant, verdict)
 
 
 @pytest.mark.variants(COMPILED_VARIANTS)
 @pytest.mark.parametrize("which", ["cold", "warm"])
-def test_compile_time(cold_compile, baseline_or_none, variant, which, record_hint, pytestconfig):
+def test_compile_time(cold_compile, baseline_or_none, variant, which, record_hint, add_verdict):
     """The first compiled call (compile + one generate()) of a fresh process with an empty compile
     cache (cold) and with the cache it filled (warm)."""
     if cold_compile is None:
@@ -50,10 +50,10 @@ def test_compile_time(cold_compile, baseline_or_none, variant, which, record_hin
     expected = entry.diagnostics.get(f"{which}_compile_seconds") if entry else None
     verdict = judge_ceiling(f"{which} compile (first call)", cold_compile[f"{which}_seconds"], expected,
                             tolerances.compile_seconds, "s", record_hint)
-    _report(pytestconfig, variant, verdict)
+    _report(add_verdict, variant, verdict)
 
 
-def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, pytestconfig):
+def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, add_verdict):
     entry, tolerances = baseline_or_none
     memory = diagnostics["variant"]["peak_memory"]
     if memory is None or memory["bytes"] is None:
@@ -61,4 +61,4 @@ def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, pytest
     expected = entry.diagnostics.get("peak_memory_bytes") if entry else None
     verdict = judge_ceiling(f"peak memory ({memory['kind']})", memory["bytes"] / 2**20,
                             expected / 2**20 if expected else None, tolerances.peak_memory, "MiB", record_hint)
-    _report(pytestconfig, variant, verdict)
+    _report(add_verdict, variant, verdict)

@@ -5,20 +5,16 @@ from whisper_perf.timing import measure
 from whisper_perf.variants import free_memory
 
 
-def test_generate(benchmark, variant, reference_variant, audio_for, pytestconfig):
-    options = pytestconfig.whisper_perf
-    key = (variant.model_name, variant.name)
+def test_generate(benchmark, variant, reference_variant, audio_for, run_config, run_session):
     try:
-        m = measure(variant, reference_variant, audio_for, options.rounds, pedantic=benchmark.pedantic,
-                    extra_rounds=options.busy_retries)
+        m = measure(variant, reference_variant, audio_for, run_config.rounds, pedantic=benchmark.pedantic,
+                    extra_rounds=run_config.busy_retries)
     except Exception as exc:  # e.g. out of memory: recorded, so that the variant's other tests fail fast
         free_memory(variant.hardware)
-        options.failed_measurements[key] = (f"{variant.model_name}/{variant.name}: timing failed: "
-                                            f"{type(exc).__name__}: {exc}")
-        options.failures.append({"model": key[0], "variant": key[1], "stage": "timing",
-                                 "error": options.failed_measurements[key]})
+        run_session.add_failure(variant.model_name, variant.name, "timing",
+                                f"{variant.model_name}/{variant.name}: timing failed: {type(exc).__name__}: {exc}")
         raise
-    options.measurements[key] = m
+    run_session.add_measurement((variant.model_name, variant.name), m)
     # pytest-benchmark's rounds are single generate() calls; the full record is in the results file.
     benchmark.extra_info.update(
         setup=m.setup, audio_set=m.audio_set, audio_seconds=m.audio_seconds, utterances=len(audio_for),
@@ -30,6 +26,6 @@ def test_generate(benchmark, variant, reference_variant, audio_for, pytestconfig
     empty = [uid for uid, t in last.transcripts.items() if not t.text.strip()]
     assert not empty, f"{variant.name} transcribed nothing for {empty}"
     if not variant.spec.long_form:
-        budget = options.settings.max_new_tokens
+        budget = run_config.settings.max_new_tokens
         over = [s.utterance for s in last.samples if s.tokens > budget]
         assert not over, f"{variant.name} generated more than {budget} tokens for {over}"

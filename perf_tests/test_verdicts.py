@@ -7,9 +7,8 @@ import torch
 import transformers
 
 from whisper_perf.architectures import is_random
-from whisper_perf.machine_speed import adjustment
 from whisper_perf.variants import COMPILED_VARIANTS
-from whisper_perf.verdicts import Outcome, judge_speedup, judge_time, judge_wer
+from whisper_perf.verdicts import Outcome, judge_speedup, judge_times, judge_wer
 
 
 @pytest.fixture
@@ -26,52 +25,45 @@ def anomaly(baseline, request):
     return None
 
 
-def _report(pytestconfig, variant, verdict):
-    pytestconfig.whisper_perf.verdicts.append((variant.model_name, variant.name, verdict))
+def _report(add_verdict, variant, verdict):
+    add_verdict(variant, verdict)
     if verdict.outcome is Outcome.UNRELIABLE:
         pytest.skip(verdict.message)  # not judged: says what it could not see, raises no false alarm
 
 
 @pytest.mark.variants(COMPILED_VARIANTS)
-def test_speedup(summary, baseline, anomaly, variant, record_hint, pytestconfig):
+def test_speedup(summary, baseline, anomaly, variant, record_hint, add_verdict):
     entry, tolerances = baseline
     verdict = judge_speedup(summary.speedup, entry, tolerances, anomaly is not None, record_hint,
                             summary.unreliable)
-    _report(pytestconfig, variant, verdict)
+    _report(add_verdict, variant, verdict)
     assert verdict.outcome not in (Outcome.REGRESSION, Outcome.KNOWN_ANOMALY), verdict.message
 
 
-def test_time(summary, baseline, variant, record_hint, pytestconfig):
+def test_time(summary, baseline, variant, record_hint, add_verdict):
     """The variant's own summed time against the baseline, and its eager reference's (catches eager
     and compiled slowing alike, which the speedup cannot see).  On a CPU, at the machine speed of
     the recording (see whisper_perf.machine_speed); not judged on a busy machine, nor when the speed
     moved too far to adjust for."""
     entry, tolerances = baseline
-    factor, speed_changed = (None, None) if variant.hardware.is_cuda else \
-        adjustment(summary.machine_probe_ms, entry.machine_probe_ms)
-    unreliable = summary.unreliable or speed_changed
-    checks = [("compiled time" if variant.spec.compiled else "eager time", summary.seconds, entry.seconds)]
-    if summary.reference_seconds is not None and entry.reference_seconds is not None:
-        checks.append((f"{variant.spec.reference or 'eager'} time (reference)", summary.reference_seconds,
-                       entry.reference_seconds))
-    verdicts = [judge_time(measured, base, tolerances.compiled_time, record_hint, check, unreliable, factor)
-                for check, measured, base in checks]
+    verdicts = judge_times(summary, entry, tolerances, record_hint, compiled=variant.spec.compiled,
+                           reference=variant.spec.reference, on_cuda=variant.hardware.is_cuda)
     for verdict in verdicts:
-        pytestconfig.whisper_perf.verdicts.append((variant.model_name, variant.name, verdict))
+        add_verdict(variant, verdict)
     failed = [v.message for v in verdicts if v.outcome is Outcome.REGRESSION]
     assert not failed, "; ".join(failed)
-    if unreliable:
+    if verdicts[0].outcome is Outcome.UNRELIABLE:
         pytest.skip(verdicts[0].message)
 
 
-def test_wer_parity(summary, baseline_or_none, variant, pytestconfig):
+def test_wer_parity(summary, baseline_or_none, variant, add_verdict):
     """Compiled variants transcribe like their eager build, and every variant like its baseline.
     Not for random weights (--model arch:NAME), whose transcripts mean nothing."""
     entry, tolerances = baseline_or_none
     not_applicable = (f"WER not applicable: {variant.model_name} has random weights"
                       if is_random(variant.model_name) else None)
     verdict = judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable, summary.exact_match)
-    _report(pytestconfig, variant, verdict)
+    _report(add_verdict, variant, verdict)
     if not_applicable:
         pytest.skip(verdict.message)
     assert verdict.outcome is not Outcome.REGRESSION, (

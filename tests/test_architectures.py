@@ -100,7 +100,7 @@ def one(short_set):
     return AudioSet("one", short_set.utterances[:1])  # compiling costs most here: one utterance is enough
 
 
-@pytest.mark.parametrize("name", ["tiny", "base"])
+@pytest.mark.parametrize("name", ["base"])  # (large-v3-turbo's shape: the next test)
 def test_fixed_work_eager_and_compiled_generate_the_budget_with_the_same_ids(name, cpu, one):
     source = resolve_model(f"arch:{name}")
     model, processor = load_model(source, cpu.device)

@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from whisper_perf import baselines
+from whisper_perf import baselines, files
 from whisper_perf.baselines import Anomaly, BaselineError, Entry, Tolerances
 from whisper_perf.stats import Interval
-from whisper_perf.verdicts import Outcome, judge_speedup, judge_time, judge_wer
+from whisper_perf.summary import Summary
+from whisper_perf.verdicts import Outcome, judge_speedup, judge_time, judge_times, judge_wer
 
 PROTOCOL = {"dataset": "short", "utterances": 56, "max_new_tokens": 128, "fixed_work": False,
             "dtype": "float32", "batch_size": 1}
@@ -103,9 +104,9 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(baselines.os, "fsync", fail)
+    monkeypatch.setattr(files.os, "fsync", fail)
     with pytest.raises(OSError):
-        baselines.write_atomic(path, "new")
+        files.replace_atomically(path, "new")
     assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
 
 
@@ -157,3 +158,22 @@ def test_wer_rules():
     assert broken.outcome is Outcome.REGRESSION and "eager's 7.00%" in broken.message
     assert judge_wer(0.09, 0.09, entry(), tol).outcome is Outcome.REGRESSION  # both changed: baseline catches it
     assert judge_wer(0.09, 0.09, None, tol).outcome is Outcome.PASS
+
+
+def test_a_busy_machine_or_a_changed_machine_speed_is_not_judged():
+    """Not judged (UNRELIABLE, saying why), whatever the numbers: the speedup on a busy machine, and
+    the times when the machine-speed probe moved too far since the recording."""
+    busy = judge_speedup(ci(0.5, 0.45, 0.55), entry(), Tolerances(), False, "cmd", "machine busy in 3 of 3 rounds")
+    assert busy.outcome is Outcome.UNRELIABLE and busy.message.startswith("unreliable: machine busy in 3 of 3")
+    summary = Summary(seconds=ci(20.0, 19.5, 20.5), wer=0.07, rtfx=5.0, tokens=100, noise_cv=0.01, rounds_used=3,
+                      busy_rounds=0, reference_seconds=ci(22.0, 21.5, 22.5), reference_wer=0.07,
+                      speedup=ci(1.1, 1.05, 1.15), machine_probe_ms=8.0)
+    base = entry(seconds=10.0, reference_seconds=11.0, machine_probe_ms=4.0)  # the machine ran the probe twice as fast then
+    verdicts = judge_times(summary, base, Tolerances(), "cmd", compiled=True, reference="eager", on_cuda=False)
+    assert [v.check for v in verdicts] == ["compiled time", "eager time (reference)"]
+    assert all(v.outcome is Outcome.UNRELIABLE and "machine speed changed" in v.message for v in verdicts)
+    same_speed = judge_times(summary, entry(seconds=10.0, reference_seconds=11.0, machine_probe_ms=8.0), Tolerances(), "cmd", compiled=True,
+                             reference="eager", on_cuda=False)
+    assert same_speed[0].outcome is Outcome.REGRESSION  # 20 s against the baseline's 10 s, judged
+    on_cuda = judge_times(summary, base, Tolerances(), "cmd", compiled=True, reference="eager", on_cuda=True)
+    assert on_cuda[0].outcome is Outcome.REGRESSION  # no CPU probe on a GPU: judged as measured

@@ -15,6 +15,7 @@ from whisper_perf.compile_health import SKIP_LOGGERS, CompileWatch
 from whisper_perf.diagnostics import baseline_fields, diagnose
 from whisper_perf.phases import CUDA_PEAK_KIND, cuda_peak_rise
 from whisper_perf.report import _diagnostic_sections, diagnostics_table
+from whisper_perf.results import Diagnostics, MeasurementRecord
 from whisper_perf.roofline import (Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth,
                                    missing_bandwidth, roofline)
 from whisper_perf.verdicts import Outcome, judge_ceiling, judge_compile_health
@@ -256,7 +257,8 @@ def test_diagnose_without_a_bandwidth_reports_the_roofline_as_not_available(tiny
     assert mine["phases"]["per_token_ms"] > 0
     memory = mine["peak_memory"]  # the CPU keeps total-RSS semantics: no start figure
     assert memory["bytes"] > 0 and memory["start_bytes"] is None and "RSS" in memory["kind"]
-    record = {"model": source.name, "variant": "eager", "reference": None, "diagnostics": data}
+    record = MeasurementRecord(source.name, "eager", None, short_set.name, 1, 1.0, variant.describe(),
+                               summary=None, diagnostics=Diagnostics.from_dict(data))
     terminal = diagnostics_table([record])
     assert "n/a" in terminal.splitlines()[2] and f"roofline {missing_bandwidth(cpu)}" in terminal
     markdown = "\n".join(_diagnostic_sections([record]))

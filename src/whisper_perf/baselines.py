@@ -9,7 +9,6 @@ the entry and the field) and written atomically (temporary file + rename).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from .errors import UsageError
+from .files import replace_atomically
 
 SCHEMA_VERSION = 1
 
@@ -247,6 +247,15 @@ def load(path: Path, hardware_key: str | None = None) -> BaselineFile:
     return baseline
 
 
+def lookup(baseline: BaselineFile | None, model: str, variant: str, protocol: dict) -> tuple[Entry | None, Tolerances]:
+    """(this model x variant x protocol's entry or None, the tolerances it is judged with): the
+    one lookup every verdict, chart and report uses."""
+    entry = baseline.find(model, variant, protocol) if baseline else None
+    if entry is not None:
+        return entry, baseline.tolerances_for(entry)
+    return None, baseline.tolerances if baseline else Tolerances()
+
+
 def path_for(folder: Path, hardware_key: str) -> Path:
     return folder / f"{hardware_key}.json"
 
@@ -254,24 +263,6 @@ def path_for(folder: Path, hardware_key: str) -> Path:
 def load_for(folder: Path, hardware_key: str) -> BaselineFile | None:
     path = path_for(folder, hardware_key)
     return load(path, hardware_key) if path.exists() else None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over
-    ``path``: a reader (or a crash) sees the old file or the new one, never a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from .results import temporary_file
-
-    fd, tmp = temporary_file(path.parent, path.name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None = None) -> Entry:
@@ -301,7 +292,7 @@ def write_with_diff(path: Path, baseline: BaselineFile) -> str:
 
     before = path.read_text(encoding="utf-8") if path.exists() else ""
     after = baseline.to_json()
-    write_atomic(path, after)
+    replace_atomically(path, after)
     return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                         f"a/{path.name}", f"b/{path.name}"))
 

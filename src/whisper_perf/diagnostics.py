@@ -11,6 +11,7 @@ and stored in the results file, in a recorded baseline (``baseline_fields``), an
 
 from __future__ import annotations
 
+from .compile_health import CompileHealth, CompileTotals
 from .phases import measure_phases
 from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
 
@@ -55,10 +56,9 @@ def baseline_fields(diagnostics: dict) -> dict:
     fields: dict = {}
     warmup, timed = diagnostics.get("warmup_compile"), diagnostics.get("timed_compile")
     if warmup and timed:
-        fields["graph_breaks"] = warmup["graph_breaks"] + timed["graph_breaks"]
-        fields["graphs"] = warmup["graphs"]
-        fields["cudagraph_skip_reasons"] = sorted(set(warmup["cudagraph_skip_reasons"])
-                                                  | set(timed["cudagraph_skip_reasons"]))
+        totals = CompileTotals.of(CompileHealth.from_dict(warmup), CompileHealth.from_dict(timed))
+        fields.update(graph_breaks=totals.graph_breaks, graphs=totals.graphs,
+                      cudagraph_skip_reasons=totals.cudagraph_skip_reasons)
     if diagnostics.get("first_call_seconds") is not None and warmup:
         fields["first_call_seconds"] = round(diagnostics["first_call_seconds"], 2)
     cold = diagnostics.get("cold_compile")

@@ -65,6 +65,21 @@ def _in_hub_cache(repo_id: str) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
+def looks_like_path(spec: str) -> bool:
+    """A folder, not a hub id: hub ids are ``name`` or ``owner/name``; ``/data/x``, ``./x``,
+    ``~/x``, ``a/b/c`` or ``x/`` can only be folders."""
+    return (spec.startswith(("/", ".", "~")) or spec.endswith("/") or spec.count("/") > 1
+            or os.sep != "/" and os.sep in spec)
+
+
+def check_model_spec(spec: str) -> None:
+    """At configure time, before any work: a ``--model`` that can only be a folder must exist."""
+    if looks_like_path(spec) and not Path(spec).expanduser().exists():
+        raise UsageError(f"--model {spec}: no such folder. Give the folder of a model saved with "
+                         "save_pretrained(), a hub id such as openai/whisper-large-v3-turbo, or tiny.en "
+                         "(the embedded default).")
+
+
 def resolve_model(spec: str) -> ModelSource:
     """Check that ``spec`` can be loaded here, before any long work starts."""
     if spec in EMBEDDED_NAMES:

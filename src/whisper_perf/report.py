@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from .architectures import is_random
+from .compile_health import CompileTotals
+from .files import write_new
+from .results import MeasurementRecord, RunResult
 from .stats import interval_text
-from .summary import Summary
-from .timing import Measurement
+from .verdicts import Outcome
+
+if TYPE_CHECKING:  # reading a results file needs no torch
+    from .summary import Summary
+    from .timing import Measurement
 
 
 def _fmt(value, spec: str, suffix: str = "") -> str:
@@ -23,12 +30,6 @@ def _wer(model: str, wer: float | None, suffix: str = "") -> str:
     return _fmt(None if wer is None else 100 * wer, ".1f", suffix)
 
 
-def _interval(interval) -> str:
-    if interval is None or math.isnan(interval.low):
-        return "-"
-    return f"[{interval.low:.3f}, {interval.high:.3f}]"
-
-
 def _table(header: tuple, rows: list[tuple]) -> str:
     rows = [header, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -38,7 +39,7 @@ def _table(header: tuple, rows: list[tuple]) -> str:
 
 
 def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
-    header = ("model", "variant", "vs", "audio", "rounds", "eager s", "variant s", "speedup", "95% CI", "RTFx",
+    header = ("model", "variant", "vs", "audio", "rounds", "eager s", "variant s", "speedup [95% CI]", "RTFx",
               "WER eager", "WER", "same ids", "1st call s")
     rows = []
     for m, s in items:
@@ -46,8 +47,7 @@ def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
         rounds = f"{s.rounds_used}" + (f" (+{s.busy_rounds} busy)" if s.busy_rounds else "")
         rows.append((m.model, m.variant, m.reference or "-", f"{m.audio_set} x{len(m.reference_texts)}", rounds,
                      _fmt(ref, ".2f"),
-                     _fmt(s.seconds.estimate, ".2f"), _fmt(s.speedup and s.speedup.estimate, ".3f", "x"),
-                     _interval(s.speedup), _fmt(s.rtfx, ".1f"),
+                     _fmt(s.seconds.estimate, ".2f"), interval_text(s.speedup), _fmt(s.rtfx, ".1f"),
                      _wer(m.model, s.reference_wer), _wer(m.model, s.wer),
                      _fmt(None if s.exact_match is None else 100 * s.exact_match, ".0f", "%"),
                      _fmt(m.first_call_seconds, ".1f")))
@@ -58,14 +58,14 @@ def verdict_table(verdicts: list[tuple[str, str, object]]) -> str:
     """(model, variant, verdicts.Verdict) rows; "detects" is the smallest slowdown the check could
     have flagged in this run (tolerance + measured noise)."""
     return _table(("model", "variant", "check", "verdict", "detects", "detail"),
-                  [(model, variant, v.check, v.outcome.value.upper(),
-                    _fmt(None if v.detectable is None else 100 * v.detectable, ".0f", "%"), v.message)
+                  [(model, variant, v.check, v.outcome.value.upper(), _detects(v), v.message)
                    for model, variant, v in verdicts])
 
 
 # ---- Markdown: the report a person reads (CI step summary, results/runs/<key>/<run>.md) ----
 
-def _md_table(header: tuple, rows: list[tuple]) -> str:
+def md_table(header: tuple, rows: list[tuple]) -> str:
+    """A Markdown table (every report of the suite builds its tables here); cells are escaped."""
     clean = lambda cell: str(cell).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
@@ -82,80 +82,76 @@ def _mib(memory: dict | None) -> str:
     return f"{memory['bytes'] / 2**20:,.0f}"
 
 
-def markdown_report(data: dict, charts: dict[str, str] | None = None) -> str:
-    """The run's report from its results data (results.write_run's content): verdicts first,
-    then timings, compile health, compile latency, peak memory, per-phase latency and roofline."""
-    hw, sw, options = data["hardware"], data["software"], data["options"]
-    failed = [v for v in data["verdicts"] if v["outcome"] in ("regression", "anomaly gone")]
-    failed += data.get("failures", [])
-    head = "REGRESSION" if failed else "no regression" if data["verdicts"] else "nothing judged"
-    lines = [f"# Whisper torch.compile: {head} on {hw['key']}", "",
+def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str:
+    """The run's report (results.RunResult): verdicts first, then timings, compile health, compile
+    latency, peak memory, per-phase latency and roofline."""
+    hw, sw, options = run.hardware, run.software, run.options
+    failed = bool(run.failing() or run.failures)
+    head = "REGRESSION" if failed else "no regression" if run.verdicts else "nothing judged"
+    lines = [f"# Whisper torch.compile: {head} on {run.hardware_key}", "",
              f"{hw['device_name']}; torch {sw['torch']}, transformers {sw['transformers']}, Python {sw['python']}"
              + (f", CUDA {sw['cuda']}" if sw.get("cuda") else "") + (f"; commit {sw['commit']}" if sw.get("commit") else "")
-             + f"; profile {options['profile']}, {options['rounds']} rounds, exit status {data['exit_status']}; "
-             f"finished {data['finished']}.", ""]
+             + f"; profile {options['profile']}, {options['rounds']} rounds, exit status {run.exit_status}; "
+             f"finished {run.finished}.", ""]
     lines += ["## Verdicts", ""]
-    if data["verdicts"]:
-        lines.append(_md_table(("model", "variant", "check", "verdict", "detects", "detail"), [
-            (v["model"], v["variant"], v["check"],
-             f"**{v['outcome'].upper()}**" if v["outcome"] in ("regression", "anomaly gone") else v["outcome"].upper(),
-             _fmt(None if v.get("detectable") is None else 100 * v["detectable"], ".0f", "%"), v["message"])
-            for v in data["verdicts"]]))
+    if run.verdicts:
+        lines.append(md_table(("model", "variant", "check", "verdict", "detects", "detail"), [
+            (v.model, v.variant, v.verdict.check, _outcome_cell(v.verdict.outcome), _detects(v.verdict), v.verdict.message)
+            for v in run.verdicts]))
     else:
         lines.append("No verdicts (recording, or no baseline for this hardware).")
-    if data.get("failures"):
+    if run.failures:
         lines += ["", "## Variants that failed", "",
-                  _md_table(("model", "variant", "stage", "error"),
-                            [(f["model"], f["variant"], f["stage"], f"**{f['error']}**") for f in data["failures"]])]
-    measurements = data["measurements"]
+                  md_table(("model", "variant", "stage", "error"),
+                           [(f.model, f.variant, f.stage, f"**{f.error}**") for f in run.failures])]
     lines += ["", "## Timings (summed generate() seconds over the audio set)", "",
-              _md_table(("model", "variant", "vs", "utterances", "rounds", "eager s", "variant s", "speedup [95% CI]",
-                         "RTFx", "WER", "busy rounds", "stalled calls", "machine probe ms"), [
-                  (m["model"], m["variant"], m["reference"] or "-", m["utterances"], m["summary"]["rounds_used"],
-                   _fmt((m["summary"].get("reference_seconds") or {}).get("estimate"), ".2f"),
-                   _fmt(m["summary"]["seconds"]["estimate"], ".2f"), interval_text(m["summary"].get("speedup")),
-                   _fmt(m["summary"]["rtfx"], ".1f"), _wer(m["model"], m["summary"]["wer"], "%"),
-                   m["summary"]["busy_rounds"], m["summary"].get("stalled_calls", 0),
-                   _fmt(m["summary"].get("machine_probe_ms"), ".1f")) for m in measurements])]
-    lines += _compile_sections(measurements, _on_cuda(hw))
-    lines += _diagnostic_sections(measurements)
+              md_table(("model", "variant", "vs", "utterances", "rounds", "eager s", "variant s", "speedup [95% CI]",
+                        "RTFx", "WER", "busy rounds", "stalled calls", "machine probe ms"), [
+                  (m.model, m.variant, m.reference or "-", m.utterances, m.summary.rounds_used,
+                   _fmt(m.summary.reference_seconds and m.summary.reference_seconds.estimate, ".2f"),
+                   _fmt(m.summary.seconds.estimate, ".2f"), interval_text(m.summary.speedup),
+                   _fmt(m.summary.rtfx, ".1f"), _wer(m.model, m.summary.wer, "%"), m.summary.busy_rounds,
+                   m.summary.stalled_calls, _fmt(m.summary.machine_probe_ms, ".1f")) for m in run.measurements])]
+    lines += _compile_sections(run.measurements, run.on_cuda)
+    lines += _diagnostic_sections(run.measurements)
     if charts:
         lines += ["", "## Charts", ""] + [f"![{name}]({path})" for name, path in charts.items()]
     return "\n".join(lines) + "\n"
 
 
-def _on_cuda(hardware: dict) -> bool:
-    return hardware.get("device", hardware.get("key", "").split("-")[0]) == "cuda"
+def _outcome_cell(outcome: Outcome) -> str:
+    return f"**{outcome.value.upper()}**" if outcome.fails else outcome.value.upper()
 
 
-def _cudagraph_cells(warmup: dict, timed: dict, on_cuda: bool) -> tuple[str, str]:
+def _detects(verdict) -> str:
+    return _fmt(None if verdict.detectable is None else 100 * verdict.detectable, ".0f", "%")
+
+
+def _cudagraph_cells(totals: CompileTotals, on_cuda: bool) -> tuple[str, str]:
     """(skips in warm-up / while timed, their reasons) for the compile-health table; on a CPU torch
     counts a reasonless skip for every reduce-overhead graph, so the count is not shown."""
-    reasons = sorted(set(warmup["cudagraph_skip_reasons"]) | set(timed.get("cudagraph_skip_reasons", [])))
+    reasons = list(totals.cudagraph_skip_reasons)
     if not on_cuda:
         return "n/a (CPU)", "; ".join(reasons) or "-"
-    unexplained = warmup.get("cudagraph_skips_unexplained", 0) + timed.get("cudagraph_skips_unexplained", 0)
-    if unexplained:
-        reasons.append(f"{unexplained}: reason not recorded by torch")
-    counts = f"{warmup.get('cudagraph_skips', 0)} / {timed.get('cudagraph_skips', 0)}"
+    if totals.cudagraph_skips_unexplained:
+        reasons.append(f"{totals.cudagraph_skips_unexplained}: reason not recorded by torch")
+    counts = f"{totals.cudagraph_skips_warmup} / {totals.cudagraph_skips_timed}"
     return counts, "; ".join(reasons) or "none"
 
 
-def _compile_sections(measurements: list[dict], on_cuda: bool) -> list[str]:
+def _compile_sections(measurements: list[MeasurementRecord], on_cuda: bool) -> list[str]:
     """The report's compile-health and compile-latency sections (compiled variants only)."""
-    compiled = [m for m in measurements if (m.get("diagnostics") or {}).get("warmup_compile")]
+    compiled = [m for m in measurements if m.diagnostics.compile]
     if not compiled:
         return []
     health, latency = [], []
     for m in compiled:
-        d = m["diagnostics"]
-        w, t = d["warmup_compile"], d["timed_compile"] or {}
-        health.append((m["model"], m["variant"], w["graphs"], w["graph_breaks"] + t.get("graph_breaks", 0),
-                       w["recompiles"], t.get("recompiles", 0), *_cudagraph_cells(w, t, on_cuda),
-                       "; ".join(t.get("recompile_reasons", [])) or "-"))
-        cache, cold = w.get("fx_graph_cache") or {}, d.get("cold_compile") or {}
-        latency.append((m["model"], m["variant"], _fmt(d.get("first_call_seconds"), ".1f"),
-                        _fmt(w.get("compile_seconds"), ".1f"),
+        d, c = m.diagnostics, m.diagnostics.compile
+        health.append((m.model, m.variant, c.graphs, c.graph_breaks, c.recompiles_warmup, c.recompiles_timed,
+                       *_cudagraph_cells(c, on_cuda), "; ".join(c.recompile_reasons_timed) or "-"))
+        cache, cold = d.warmup_compile.fx_graph_cache or {}, d.cold_compile or {}
+        latency.append((m.model, m.variant, _fmt(d.first_call_seconds, ".1f"),
+                        _fmt(d.warmup_compile.compile_seconds, ".1f"),
                         ", ".join(f"{k} {v}" for k, v in sorted(cache.items())) or "-",
                         _fmt(cold.get("cold_seconds"), ".1f"), _fmt(cold.get("warm_seconds"), ".1f"),
                         cold.get("source", "not measured")))
@@ -163,14 +159,14 @@ def _compile_sections(measurements: list[dict], on_cuda: bool) -> list[str]:
             "Graphs compiled and recompiles during warm-up; recompiles while timed must be 0. CUDA-graph skips "
             "(warm-up / timed): compile-time and run-time skips as torch counted them; while timed they must be 0, "
             "and every skip needs a reason the baseline knows.", "",
-            _md_table(("model", "variant", "graphs", "graph breaks", "recompiles (warm-up)", "recompiles (timed)",
-                       "CUDA-graph skips (warm-up / timed)", "skip reasons", "failed guard (timed)"), health),
+            md_table(("model", "variant", "graphs", "graph breaks", "recompiles (warm-up)", "recompiles (timed)",
+                      "CUDA-graph skips (warm-up / timed)", "skip reasons", "failed guard (timed)"), health),
             "", "## Compile latency", "",
             "First compiled call in this run (compile with this machine's caches + one generate()), "
             "dynamo's compile time in warm-up, FX graph cache use; cold/warm: first call in a fresh process "
             "with an empty compile cache, then again with the cache it filled.", "",
-            _md_table(("model", "variant", "first call s", "compile s", "FX graph cache", "cold s", "warm s",
-                       "cold/warm"), latency)]
+            md_table(("model", "variant", "first call s", "compile s", "FX graph cache", "cold s", "warm s",
+                      "cold/warm"), latency)]
 
 
 def _mib_start(memory: dict | None) -> str:
@@ -191,52 +187,46 @@ def _roofline_cells(build: dict) -> tuple[str, str, str]:
 
 def _roofline_gaps(measurements: list[dict]) -> list[str]:
     """The distinct reasons a roofline is not available in these results."""
-    reasons = {b.get("roofline_not_available") for m in measurements for b in
-               ((m.get("diagnostics") or {}).get("variant") or {}, (m.get("diagnostics") or {}).get("reference") or {})}
+    reasons = {b.get("roofline_not_available") for m in measurements
+               for b in (m.diagnostics.variant or {}, m.diagnostics.reference or {})}
     return sorted(r for r in reasons if r)
 
 
 def _diagnostic_sections(measurements: list[dict]) -> list[str]:
     """The report's peak-memory and per-phase latency / roofline sections."""
-    diagnosed = [m for m in measurements if (m.get("diagnostics") or {}).get("variant")]
+    diagnosed = [m for m in measurements if m.diagnostics.variant]
     if not diagnosed:
         return []
     rows, phase_rows = [], []
     for m in diagnosed:
-        d = m["diagnostics"]
-        mine, ref = d["variant"], d.get("reference") or {}
-        rows.append((m["model"], m["variant"], _mib(mine.get("peak_memory")), _mib_start(mine.get("peak_memory")),
+        mine, ref = m.diagnostics.variant, m.diagnostics.reference or {}
+        rows.append((m.model, m.variant, _mib(mine.get("peak_memory")), _mib_start(mine.get("peak_memory")),
                      _mib(ref.get("peak_memory")), _mib_start(ref.get("peak_memory")),
                      (mine.get("peak_memory") or {}).get("kind", "-")))
-        for build, b in (("variant", mine), (m["reference"] or "", ref)):
+        for build, b in (("variant", mine), (m.reference or "", ref)):
             if b:
                 p = b["phases"]
-                phase_rows.append((m["model"], m["variant"] if build == "variant" else f"{build} (reference)",
+                phase_rows.append((m.model, m.variant if build == "variant" else f"{build} (reference)",
                                    _ms(p["encoder_ms"]), _ms(p["first_token_ms"]), _fmt(p["per_token_ms"], ".2f"),
                                    _fmt(p["steps"], ".0f"), *_roofline_cells(b)))
-    bw = next((m["diagnostics"].get("bandwidth") for m in diagnosed if m["diagnostics"].get("bandwidth")), None)
+    bw = next((m.diagnostics.bandwidth for m in diagnosed if m.diagnostics.bandwidth), None)
     gaps = "".join(f" Roofline {reason}." for reason in _roofline_gaps(diagnosed))
     return ["", "## Peak memory (MiB)", "",
             "CUDA: the rise of `max_memory_allocated` above what was allocated when the build's diagnostic calls "
             "started (\"at start\": every build measured before it, with its caches and CUDA-graph pool, is still "
             "alive); CPU: the process's peak resident set.", "",
-            _md_table(("model", "variant", "variant", "variant at start", "eager reference", "reference at start",
+            md_table(("model", "variant", "variant", "variant at start", "eager reference", "reference at start",
                        "what"), rows),
             "", "## Per-phase latency and roofline", "",
             "Diagnostic calls after the timed rounds. Per token: median interval between decoder steps. "
             "Floor: bytes one decode step must read / memory bandwidth"
             + (f" ({bw['gbps']:.0f} GB/s, {bw['source']})" if bw else "")
             + "; % of roofline = floor / per-token time (see README, \"Roofline\")." + gaps, "",
-            _md_table(("model", "build", "encoder ms", "first token ms", "per token ms", "steps",
+            md_table(("model", "build", "encoder ms", "first token ms", "per token ms", "steps",
                        "MB per step", "floor ms", "% of roofline"), phase_rows)]
 
 
-def _write_new(path, text: str) -> None:
-    with open(path, "x", encoding="utf-8") as handle:  # "x": never replaces an earlier run's file
-        handle.write(text)
-
-
-def write_reports(results_path, data: dict, baselines: dict) -> dict:
+def write_reports(results_path, run: RunResult, baselines: dict) -> dict:
     """Beside the run's results file: ``<run>.md`` and ``<run>-speedup.png``/``-phases.png``;
     the Markdown is also appended to ``$GITHUB_STEP_SUMMARY`` when set.  Returns name -> path."""
     import os
@@ -251,8 +241,8 @@ def write_reports(results_path, data: dict, baselines: dict) -> dict:
     except ImportError:  # matplotlib missing: the text report still says everything
         speedup_chart = phases_chart = None
     if speedup_chart is not None:
-        for name, draw in (("speedup", lambda p: speedup_chart(data, baselines, p)),
-                           ("phases", lambda p: phases_chart(data, p))):
+        for name, draw in (("speedup", lambda p: speedup_chart(run, baselines, p)),
+                           ("phases", lambda p: phases_chart(run, p))):
             path = Path(f"{stem}-{name}.png")
             try:
                 if not path.exists() and draw(path):
@@ -262,33 +252,29 @@ def write_reports(results_path, data: dict, baselines: dict) -> dict:
                 import warnings
 
                 warnings.warn(f"whisper_perf: could not draw {path.name}: {type(exc).__name__}: {exc}")
-    markdown = markdown_report(data, charts)
-    path = Path(f"{stem}.md")
-    _write_new(path, markdown)
-    written["markdown"] = path
+    markdown = markdown_report(run, charts)
+    written["markdown"] = write_new([Path(f"{stem}.md")], markdown)  # never over an earlier run's report
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown_report(data) + "\n")
+            handle.write(markdown_report(run) + "\n")
         written["github_step_summary"] = Path(summary)
     return written
 
 
-def diagnostics_table(measurements: list[dict]) -> str:
-    """One terminal row per model x variant from the results records: compile health, compile
-    latency, peak memory, phases and roofline (the Markdown report has the details)."""
+def diagnostics_table(measurements: list[MeasurementRecord]) -> str:
+    """One terminal row per model x variant: compile health, compile latency, peak memory, phases
+    and roofline (the Markdown report has the details)."""
     rows = []
     for m in measurements:
-        d = m.get("diagnostics") or {}
-        w, t, cold = d.get("warmup_compile") or {}, d.get("timed_compile") or {}, d.get("cold_compile") or {}
-        mine = d.get("variant") or {}
+        d, c = m.diagnostics, m.diagnostics.compile
+        mine, cold = d.variant or {}, d.cold_compile or {}
         p = mine.get("phases") or {}
-        if not (w or mine):
+        if not (c or mine):
             continue
         _, floor, percent = _roofline_cells(mine)
-        rows.append((m["model"], m["variant"], _fmt(w.get("graphs"), "d"),
-                     _fmt(w.get("graph_breaks", 0) + t.get("graph_breaks", 0) if w else None, "d"),
-                     _fmt(t.get("recompiles") if t else None, "d"), _fmt(cold.get("cold_seconds"), ".1f"),
+        rows.append((m.model, m.variant, _fmt(c and c.graphs, "d"), _fmt(c and c.graph_breaks, "d"),
+                     _fmt(c and c.recompiles_timed, "d"), _fmt(cold.get("cold_seconds"), ".1f"),
                      _fmt(cold.get("warm_seconds"), ".1f"), _mib(mine.get("peak_memory")),
                      _fmt(p.get("encoder_ms"), ".1f"), _fmt(p.get("first_token_ms"), ".1f"),
                      _fmt(p.get("per_token_ms"), ".2f"), floor, percent))

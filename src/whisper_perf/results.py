@@ -1,10 +1,11 @@
-"""One results file per run: what was measured, how it was judged, and on what.
+"""One results file per run, and the typed record every reader of it uses.
 
 ``results/runs/<hardware key>/<UTC time>-<pid>.json`` holds the environment, the options, every
-raw sample with the contention evidence of its round, each measurement's summary and every
-verdict.  A file is written to a temporary name and then linked to its final name, which fails
-rather than replace an existing file: no run ever overwrites an earlier one, and no reader ever
-sees a half-written file.
+raw sample with the contention evidence of its round, each measurement's summary and
+diagnostics, every verdict and what failed.  It is written once (``write_run``: never over an
+earlier run's file, never half-written) and read back as a ``RunResult`` (``load_run``): the
+report, charts, merge, history, calibration and upgrade comparison all read these types, never
+raw keys.  ``SCHEMA_VERSION`` is the file format; a file of another version is refused by name.
 """
 
 from __future__ import annotations
@@ -12,163 +13,268 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .compile_health import CompileHealth, CompileTotals
+from .errors import SuiteError, UsageError
+from .files import write_new
+from .summary import Summary
+from .verdicts import Outcome, Verdict
 
 SCHEMA_VERSION = 1
 
 
-def _passes(passes) -> list:
-    return [[[s.utterance, s.seconds, s.tokens] for s in p.samples] for p in passes]
+@dataclass(frozen=True)
+class Failure:
+    """A variant that failed to build or be timed."""
+
+    model: str
+    variant: str
+    stage: str  # "build" or "timing"
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "variant": self.variant, "stage": self.stage, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Failure:
+        return cls(data["model"], data["variant"], data["stage"], data["error"])
 
 
-def measurement_record(m, summary, diagnostics: dict | None = None) -> dict:
-    """A measurement (timing.Measurement), its summary.Summary and its diagnostics as plain data."""
-    return {
-        "model": m.model, "variant": m.variant, "reference": m.reference, "audio_set": m.audio_set,
-        "utterances": len(m.reference_texts), "audio_seconds": m.audio_seconds, "setup": m.setup,
-        "rounds_requested": m.rounds_requested, "first_call_seconds": m.first_call_seconds,
-        "warmup_seconds": m.warmup_seconds, "summary": summary.as_dict(),
-        "loads": [load.as_dict() for load in m.loads], "machine_probe_ms": [[round(p, 3) for p in r] for r in m.probes],
-        "samples": _passes(m.passes), "reference_samples": _passes(m.reference_passes),
-        "transcripts": {u: t.text for u, t in m.passes[-1].transcripts.items()} if m.passes else {},
-        "diagnostics": diagnostics or {
-            "first_call_seconds": m.first_call_seconds,
-            "warmup_compile": m.warmup_compile.as_dict() if m.warmup_compile else None,
-            "timed_compile": m.timed_compile.as_dict() if m.timed_compile else None},
-    }
+@dataclass(frozen=True)
+class VerdictRecord:
+    model: str
+    variant: str
+    verdict: Verdict
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "variant": self.variant, **self.verdict.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VerdictRecord:
+        return cls(data["model"], data["variant"], Verdict.from_dict(data))
 
 
-def run_record(options, hardware, summaries: dict, exit_status: int) -> dict:
-    """The content of a run's results file: the environment, the options (plugin.SuiteOptions),
-    every measurement with its summary (``summaries``: (model, variant) -> summary.Summary) and
-    diagnostics, every verdict, and what failed."""
-    from .hardware import software
+@dataclass
+class Diagnostics:
+    """Why a verdict is what it is (diagnostics.diagnose): compile health of warm-up and timed
+    rounds, and, where the diagnostic calls ran, the phases, peak memory and roofline of the
+    variant's build and of its reference (``variant``/``reference``: phases.*.as_dict() data),
+    and the cold/warm compile latency (``cold_compile``)."""
 
-    return {
-        "hardware": hardware.as_dict(), "software": software(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "exit_status": exit_status,
-        "options": {"profile": options.profile, "models": options.models, "variants": options.variants,
-                    "rounds": options.rounds, "utterances": options.limit, "confidence": options.confidence,
-                    "record": options.record, "inject_slowdown": options.inject_slowdown,
-                    **options.settings.as_dict()},
-        "measurements": [measurement_record(m, summaries[key], options.diagnostics.get(key))
-                         for key, m in options.measurements.items()],
-        "verdicts": [{"model": model, "variant": variant, **verdict.as_dict()}
-                     for model, variant, verdict in options.verdicts],
-        "failures": options.failures,
-        "recorded_baseline": str(options.recorded[0]) if options.recorded else None,
-    }
+    first_call_seconds: float | None = None
+    warmup_compile: CompileHealth | None = None
+    timed_compile: CompileHealth | None = None
+    warmup_seconds: float | None = None
+    bandwidth: dict | None = None
+    variant: dict | None = None
+    reference: dict | None = None
+    cold_compile: dict | None = None
 
+    @property
+    def compile(self) -> CompileTotals | None:
+        """Warm-up and timed compile health combined; None for an eager build."""
+        return CompileTotals.of(self.warmup_compile, self.timed_compile) if self.warmup_compile else None
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    def peak_memory_bytes(self, build: str = "variant") -> int | None:
+        memory = (getattr(self, build) or {}).get("peak_memory") or {}
+        return memory.get("bytes")
 
+    def to_dict(self) -> dict:
+        data = {"first_call_seconds": self.first_call_seconds,
+                "warmup_compile": self.warmup_compile.as_dict() if self.warmup_compile else None,
+                "timed_compile": self.timed_compile.as_dict() if self.timed_compile else None}
+        for name in ("warmup_seconds", "bandwidth", "variant", "reference", "cold_compile"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
 
-def temporary_file(folder: Path, prefix: str) -> tuple[int, str]:
-    """``mkstemp`` in ``folder`` named ``.<prefix>.<pid>.<random>.tmp``, after removing such files
-    left by processes that no longer run (a writer killed with SIGKILL cannot clean up after
-    itself; a live writer's file is never touched)."""
-    for stale in Path(folder).glob(f".{prefix}.*.tmp"):
-        try:
-            pid = int(stale.name[len(prefix) + 2:].split(".", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            stale.unlink(missing_ok=True)
-    return tempfile.mkstemp(prefix=f".{prefix}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Diagnostics:
+        data = data or {}
+        return cls(first_call_seconds=data.get("first_call_seconds"),
+                   warmup_compile=CompileHealth.from_dict(data.get("warmup_compile")),
+                   timed_compile=CompileHealth.from_dict(data.get("timed_compile")),
+                   **{k: data.get(k) for k in ("warmup_seconds", "bandwidth", "variant", "reference", "cold_compile")})
 
 
-def check_writable(folder: Path) -> None:
-    """Fail before any long work when results cannot be written."""
-    from .errors import UsageError
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--results-dir {folder}: cannot write there ({exc.strerror or exc}). "
-                         "Choose a writable folder with --results-dir.") from exc
+Samples = list  # per round: [[utterance, seconds, tokens], ...]
 
 
-def write_run(folder: Path, hardware_key: str, data: dict) -> Path:
-    """Write ``data`` as a new file under ``folder/hardware_key``; never replaces a file."""
-    target_dir = folder / hardware_key
-    target_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class MeasurementRecord:
+    """One model x variant of a run: what was timed, every raw sample, its summary and diagnostics."""
+
+    model: str
+    variant: str
+    reference: str | None
+    audio_set: str
+    utterances: int
+    audio_seconds: float
+    setup: dict  # variants.Variant.describe()
+    summary: Summary
+    diagnostics: Diagnostics
+    rounds_requested: int = 0
+    first_call_seconds: float | None = None
+    warmup_seconds: float | None = None
+    loads: list[dict] = field(default_factory=list)  # contention.Load.as_dict() per round
+    machine_probe_ms: list[list[float]] = field(default_factory=list)
+    samples: Samples = field(default_factory=list)
+    reference_samples: Samples = field(default_factory=list)
+    transcripts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.model, self.variant
+
+    @property
+    def protocol(self) -> dict:
+        from .baselines import protocol_of
+
+        return protocol_of(self.setup, self.audio_set, self.utterances)
+
+    def seconds_table(self, reference: bool = False) -> list[list[float]]:
+        """rounds x utterances seconds of the variant (or of its reference), as stats takes them."""
+        return [[s[1] for s in p] for p in (self.reference_samples if reference else self.samples)]
+
+    @classmethod
+    def from_measurement(cls, m, summary: Summary, diagnostics: dict | None = None) -> MeasurementRecord:
+        """From a timing.Measurement, its summary and its diagnostics (diagnostics.diagnose data;
+        without the diagnostic calls, the compile health of warm-up and timed rounds)."""
+        passes = lambda ps: [[[s.utterance, s.seconds, s.tokens] for s in p.samples] for p in ps]  # noqa: E731
+        diagnosed = Diagnostics.from_dict(diagnostics) if diagnostics else Diagnostics(
+            m.first_call_seconds, m.warmup_compile, m.timed_compile)
+        return cls(model=m.model, variant=m.variant, reference=m.reference, audio_set=m.audio_set,
+                   utterances=len(m.reference_texts), audio_seconds=m.audio_seconds, setup=m.setup,
+                   summary=summary, diagnostics=diagnosed, rounds_requested=m.rounds_requested,
+                   first_call_seconds=m.first_call_seconds, warmup_seconds=m.warmup_seconds,
+                   loads=[load.as_dict() for load in m.loads],
+                   machine_probe_ms=[[round(p, 3) for p in r] for r in m.probes],
+                   samples=passes(m.passes), reference_samples=passes(m.reference_passes),
+                   transcripts={u: t.text for u, t in m.passes[-1].transcripts.items()} if m.passes else {})
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "variant": self.variant, "reference": self.reference,
+                "audio_set": self.audio_set, "utterances": self.utterances, "audio_seconds": self.audio_seconds,
+                "setup": self.setup, "rounds_requested": self.rounds_requested,
+                "first_call_seconds": self.first_call_seconds, "warmup_seconds": self.warmup_seconds,
+                "summary": self.summary.as_dict(), "loads": self.loads, "machine_probe_ms": self.machine_probe_ms,
+                "samples": self.samples, "reference_samples": self.reference_samples,
+                "transcripts": self.transcripts, "diagnostics": self.diagnostics.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MeasurementRecord:
+        return cls(model=data["model"], variant=data["variant"], reference=data.get("reference"),
+                   audio_set=data["audio_set"], utterances=data["utterances"], audio_seconds=data["audio_seconds"],
+                   setup=data["setup"], summary=Summary.from_dict(data["summary"]),
+                   diagnostics=Diagnostics.from_dict(data.get("diagnostics")),
+                   rounds_requested=data.get("rounds_requested", 0),
+                   first_call_seconds=data.get("first_call_seconds"), warmup_seconds=data.get("warmup_seconds"),
+                   loads=data.get("loads", []), machine_probe_ms=data.get("machine_probe_ms", []),
+                   samples=data.get("samples", []), reference_samples=data.get("reference_samples", []),
+                   transcripts=data.get("transcripts", {}))
+
+
+@dataclass
+class RunResult:
+    """A run's results file."""
+
+    hardware: dict  # hardware.Hardware.as_dict()
+    software: dict  # hardware.software()
+    finished: str  # UTC, ISO 8601
+    exit_status: int
+    options: dict  # config.RunConfig.as_dict()
+    measurements: list[MeasurementRecord] = field(default_factory=list)
+    verdicts: list[VerdictRecord] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    recorded_baseline: str | None = None
+    path: Path | None = None  # where it was read from
+
+    @property
+    def hardware_key(self) -> str:
+        return self.hardware["key"]
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.hardware.get("device", self.hardware_key.split("-")[0]) == "cuda"
+
+    def measurement(self, model: str, variant: str) -> MeasurementRecord | None:
+        return next((m for m in self.measurements if m.key == (model, variant)), None)
+
+    def verdicts_of(self, model: str, variant: str, check: str | None = None) -> list[Verdict]:
+        return [v.verdict for v in self.verdicts
+                if (v.model, v.variant) == (model, variant) and check in (None, v.verdict.check)]
+
+    def failing(self) -> list[VerdictRecord]:
+        """The verdicts that fail the run (verdicts.Outcome.fails)."""
+        return [v for v in self.verdicts if v.verdict.outcome.fails]
+
+    def judged(self) -> list[VerdictRecord]:
+        """Verdicts that judged something: neither unreliable nor without a baseline."""
+        return [v for v in self.verdicts if v.verdict.outcome not in (Outcome.UNRELIABLE, Outcome.NO_BASELINE)]
+
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "hardware": self.hardware, "software": self.software,
+                "finished": self.finished, "exit_status": self.exit_status, "options": self.options,
+                "measurements": [m.to_dict() for m in self.measurements],
+                "verdicts": [v.to_dict() for v in self.verdicts],
+                "failures": [f.to_dict() for f in self.failures], "recorded_baseline": self.recorded_baseline}
+
+    @classmethod
+    def from_dict(cls, data: dict, path: Path | None = None) -> RunResult:
+        return cls(hardware=data["hardware"], software=data["software"], finished=data["finished"],
+                   exit_status=data["exit_status"], options=data["options"],
+                   measurements=[MeasurementRecord.from_dict(m) for m in data.get("measurements", [])],
+                   verdicts=[VerdictRecord.from_dict(v) for v in data.get("verdicts", [])],
+                   failures=[Failure.from_dict(f) for f in data.get("failures", [])],
+                   recorded_baseline=data.get("recorded_baseline"), path=path)
+
+
+def write_run(folder: Path, hardware_key: str, run: RunResult) -> Path:
+    """Write ``run`` as a new file under ``folder/hardware_key``; never replaces a file."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    text = json.dumps({"schema_version": SCHEMA_VERSION, **data}, indent=1, sort_keys=True, default=str) + "\n"
-    fd, tmp = temporary_file(target_dir, "run")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        for attempt in range(100):
-            path = target_dir / f"{stamp}-{os.getpid()}{'' if attempt == 0 else f'-{attempt}'}.json"
-            try:
-                os.link(tmp, path)  # fails if the name exists: never overwrite
-                return path
-            except FileExistsError:
-                continue
-        raise FileExistsError(f"{target_dir}: could not find a free name for {stamp}")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    text = json.dumps(run.to_dict(), indent=1, sort_keys=True, default=str) + "\n"
+    target = folder / hardware_key
+    names = (target / f"{stamp}-{os.getpid()}{'' if i == 0 else f'-{i}'}.json" for i in range(100))
+    run.path = write_new(names, text)
+    return run.path
 
 
-def load_run(path: Path) -> dict:
-    from .errors import UsageError
-
+def load_run(path: Path) -> RunResult:
+    """A results file as a RunResult; UsageError naming the file when it cannot be read."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path}: not a readable results file ({exc})") from exc
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        raise UsageError(f"{path}: results schema_version {data.get('schema_version') if isinstance(data, dict) else None!r}, "
-                         f"this suite reads {SCHEMA_VERSION}")
-    return data
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{path}: results schema_version {version!r}, this suite reads {SCHEMA_VERSION}")
+    try:
+        return RunResult.from_dict(data, Path(path))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a results file of this suite (missing or bad field {exc})") from exc
 
 
 def runs_newest_first(folder: Path, hardware_key: str):
-    """(path, data) of the readable results files of ``hardware_key`` under ``folder``, newest
-    first; files of another schema, or damaged ones, are passed over."""
-    from .errors import SuiteError
-
+    """The readable results files of ``hardware_key`` under ``folder`` (RunResult), newest first;
+    files of another schema, or damaged ones, are passed over."""
     for path in sorted((Path(folder) / hardware_key).glob("*.json"), reverse=True):
         try:
-            yield path, load_run(path)
+            yield load_run(path)
         except SuiteError:
             continue
-
-
-def require_new_folder(path: Path, option: str = "--out") -> None:
-    """A report folder must be new or empty: an earlier report is never overwritten."""
-    from .errors import UsageError
-
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"{option} {path}: exists and is not an empty folder; choose a new folder "
-                         "(an earlier report is never overwritten)")
 
 
 def latest_cold_compile(folder: Path, hardware_key: str, versions: dict, model: str, variant: str,
                         max_new_tokens: int) -> dict | None:
     """The cold/warm compile latency an earlier run measured for the same hardware, torch and
     transformers versions, model, variant and token budget (newest first), marked with its file."""
-    for path, data in runs_newest_first(folder, hardware_key):
-        software = data.get("software", {})
-        if any(software.get(k) != v for k, v in versions.items()):
+    for run in runs_newest_first(folder, hardware_key):
+        if any(run.software.get(k) != v for k, v in versions.items()):
             continue
-        for m in data.get("measurements", []):
-            cold = (m.get("diagnostics") or {}).get("cold_compile")
-            if (cold and m["model"] == model and m["variant"] == variant
-                    and m["setup"].get("max_new_tokens") == max_new_tokens
-                    and cold.get("source") == "measured in this run"):
-                return {**cold, "source": f"measured by {path.name}"}
+        m = run.measurement(model, variant)
+        cold = m.diagnostics.cold_compile if m else None
+        if cold and m.setup.get("max_new_tokens") == max_new_tokens and cold.get("source") == "measured in this run":
+            return {**cold, "source": f"measured by {run.path.name}"}
     return None

@@ -19,6 +19,7 @@ half-widths 2.4-9.3% with medians, 2.4-5.2% with means), and a noisier interval 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,15 @@ class Interval:
 
     def as_dict(self) -> dict:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Interval | None":
+        return None if data is None else cls(data["estimate"], data["low"], data["high"], data["confidence"])
+
+    @property
+    def single_round(self) -> bool:
+        """One round has no interval: its bounds are NaN."""
+        return math.isnan(self.low)
 
     def scaled(self, factor: float) -> "Interval":
         return Interval(self.estimate * factor, self.low * factor, self.high * factor, self.confidence)
@@ -187,10 +197,13 @@ def change_interval(before, after, confidence: float = 0.95, resamples: int = 40
     return _interval(b / a, b_draws / a_draws, confidence)
 
 
-def interval_text(d: dict | None, unit: str = "x", digits: int = 3) -> str:
-    """An interval (stats.Interval.as_dict()) as "1.095x [1.070, 1.120]"; "-" when absent."""
-    if not d:
+def interval_text(interval: "Interval | dict | None", unit: str = "x", digits: int = 3) -> str:
+    """An interval as "1.095x [1.070, 1.120]"; the estimate alone for one round; "-" when absent.
+    The one formatting of an interval in tables (verdict messages add the confidence level)."""
+    if not interval:
         return "-"
-    if d["low"] != d["low"]:  # NaN: one round
-        return f"{d['estimate']:.{digits}f}{unit}"
-    return f"{d['estimate']:.{digits}f}{unit} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+    if isinstance(interval, dict):
+        interval = Interval.from_dict(interval)
+    if interval.single_round:
+        return f"{interval.estimate:.{digits}f}{unit}"
+    return f"{interval.estimate:.{digits}f}{unit} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"

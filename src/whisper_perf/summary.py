@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import accuracy
 from .stats import Interval, coefficient_of_variation, speedup_interval, stalled_calls, total_interval
-from .timing import Measurement, Pass
+
+if TYPE_CHECKING:  # reading a results file needs no torch
+    from .timing import Measurement, Pass
 
 MIN_QUIET_ROUNDS = 2  # an interval needs two rounds
 
@@ -48,6 +51,15 @@ class Summary:
             data.update(reference_seconds=self.reference_seconds.as_dict(), reference_wer=self.reference_wer,
                         speedup=self.speedup.as_dict(), exact_match=self.exact_match)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Summary:
+        return cls(seconds=Interval.from_dict(data["seconds"]), wer=data["wer"], rtfx=data["rtfx"],
+                   tokens=data["tokens"], noise_cv=data["noise_cv"], rounds_used=data["rounds_used"],
+                   busy_rounds=data["busy_rounds"], stalled_calls=data.get("stalled_calls", 0),
+                   unreliable=data.get("unreliable"), reference_seconds=Interval.from_dict(data.get("reference_seconds")),
+                   reference_wer=data.get("reference_wer"), speedup=Interval.from_dict(data.get("speedup")),
+                   exact_match=data.get("exact_match"), machine_probe_ms=data.get("machine_probe_ms"))
 
 
 def _busy_evidence(m: Measurement) -> str:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 
 from .baselines import Entry, Tolerances
+from .compile_health import CompileTotals
+from .machine_speed import adjustment
 from .stats import Interval, detectable_speedup_loss, detectable_time_increase
 
 
@@ -44,6 +46,21 @@ class Verdict:
         data["outcome"] = self.outcome.value
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Verdict:
+        return cls(data["check"], Outcome(data["outcome"]), data["message"], data.get("detectable"))
+
+
+def credible_change(interval: Interval, expected: float, tolerance: float, higher_is_better: bool) -> str:
+    """The rule every comparison uses: "worse" when the whole interval lies beyond ``expected``
+    x (1 -/+ ``tolerance``) on the bad side, "better" when it lies beyond on the good side,
+    "within" otherwise.  A single round has no interval: its estimate stands for both bounds."""
+    low, high = _bounds(interval)
+    floor, ceiling = expected * (1 - tolerance), expected * (1 + tolerance)
+    if higher_is_better:
+        return "worse" if high < floor else "better" if low > ceiling else "within"
+    return "worse" if low > ceiling else "better" if high < floor else "within"
+
 
 def _bounds(interval: Interval) -> tuple[float, float]:
     """(low, high); a single round has no interval, so its estimate is both."""
@@ -66,14 +83,13 @@ def _unreliable(check: str, measured: str, why: str, detectable: float | None) -
 
 def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anomaly_applies: bool,
                   record_hint: str, unreliable: str | None = None) -> Verdict:
-    low, high = _bounds(speedup)
     measured = _ci(speedup, "x")
     detectable = detectable_speedup_loss(speedup, tolerances.speedup)
     if unreliable:
         return _unreliable("speedup", measured, unreliable, detectable)
     if anomaly_applies and entry.anomaly is not None:
         ref = f" ({entry.anomaly.reference})" if entry.anomaly.reference else ""
-        if high < 1.0:
+        if credible_change(speedup, 1.0, 0.0, higher_is_better=True) == "worse":  # credibly below 1x
             return Verdict("speedup", Outcome.KNOWN_ANOMALY,
                            f"known anomaly reproduces: {measured}, compiled slower than eager. "
                            f"{entry.anomaly.reason}{ref}", detectable)
@@ -84,10 +100,11 @@ def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anoma
     floor, ceiling = entry.speedup * (1 - tolerances.speedup), entry.speedup * (1 + tolerances.speedup)
     against = (f"baseline {entry.speedup:.3f}x, tolerance {tolerances.speedup:.0%}; "
                f"could detect a slowdown of {detectable:.0%} or more")
-    if high < floor:
+    change = credible_change(speedup, entry.speedup, tolerances.speedup, higher_is_better=True)
+    if change == "worse":
         return Verdict("speedup", Outcome.REGRESSION,
                        f"speedup {measured} is below {floor:.3f}x ({against})", detectable)
-    if low > ceiling:
+    if change == "better":
         return Verdict("speedup", Outcome.IMPROVED,
                        f"speedup {measured} is above {ceiling:.3f}x ({against}); to make it the new "
                        f"baseline: {record_hint}", detectable)
@@ -102,7 +119,6 @@ def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, rec
     as_measured = _ci(seconds, " s")
     if speed_factor is not None:
         seconds = seconds.scaled(speed_factor)
-    low, high = _bounds(seconds)
     measured = _ci(seconds, " s")
     if speed_factor is not None:
         measured += f" at the recording's machine speed (x{speed_factor:.3f}; as measured {as_measured})"
@@ -112,14 +128,30 @@ def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, rec
     ceiling, floor = baseline_seconds * (1 + tolerance), baseline_seconds * (1 - tolerance)
     against = (f"baseline {baseline_seconds:.3f} s, tolerance {tolerance:.0%}; "
                f"could detect an increase of {detectable:.0%} or more")
-    if low > ceiling:
+    change = credible_change(seconds, baseline_seconds, tolerance, higher_is_better=False)
+    if change == "worse":
         return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} s ({against})",
                        detectable)
-    if high < floor:
+    if change == "better":
         return Verdict(check, Outcome.IMPROVED,
                        f"{check} {measured} is below {floor:.3f} s ({against}); to make it the new "
                        f"baseline: {record_hint}", detectable)
     return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}", detectable)
+
+
+def judge_times(summary, entry: Entry, tolerances: Tolerances, record_hint: str, *, compiled: bool,
+                reference: str | None, on_cuda: bool) -> list[Verdict]:
+    """A variant's own summed time (summary.Summary) against its baseline, and its eager
+    reference's (catches eager and compiled slowing alike, which the speedup cannot see).  On a
+    CPU at the machine speed of the recording (machine_speed.adjustment); unreliable on a busy
+    machine, or when the speed moved too far to adjust for."""
+    factor, speed_changed = (None, None) if on_cuda else adjustment(summary.machine_probe_ms, entry.machine_probe_ms)
+    unreliable = summary.unreliable or speed_changed
+    checks = [("compiled time" if compiled else "eager time", summary.seconds, entry.seconds)]
+    if summary.reference_seconds is not None and entry.reference_seconds is not None:
+        checks.append((f"{reference or 'eager'} time (reference)", summary.reference_seconds, entry.reference_seconds))
+    return [judge_time(measured, base, tolerances.compiled_time, record_hint, check, unreliable, factor)
+            for check, measured, base in checks]
 
 
 def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tolerances: Tolerances,
@@ -170,27 +202,27 @@ def judge_compile_health(warmup, timed, expected: dict | None, *, cuda: bool) ->
     timed, or one without a reason; on a CPU torch counts a reasonless skip for every graph of a
     ``reduce-overhead`` build (CUDA graphs do not apply there), so skip counts are not judged."""
     expected = expected or {}
-    breaks = warmup.graph_breaks + timed.graph_breaks
-    skips = sorted(set(warmup.cudagraph_skip_reasons) | set(timed.cudagraph_skip_reasons))
+    totals = CompileTotals.of(warmup, timed)
+    skips = totals.cudagraph_skip_reasons
     problems = []
-    if timed.recompiles or timed.frames_compiled:
-        why = "; ".join(timed.recompile_reasons) or "no guard failure recorded"
-        problems.append(f"{max(timed.recompiles, timed.frames_compiled)} recompile(s) during the timed rounds, "
-                        f"after warm-up (failed guard: {why})")
-    if "graph_breaks" in expected and breaks > expected["graph_breaks"]:
-        reasons = "; ".join(sorted(set(warmup.graph_break_reasons) | set(timed.graph_break_reasons)))
-        problems.append(f"{breaks} graph break(s), baseline {expected['graph_breaks']} ({reasons})")
+    if totals.recompiles_timed:
+        why = "; ".join(totals.recompile_reasons_timed) or "no guard failure recorded"
+        problems.append(f"{totals.recompiles_timed} recompile(s) during the timed rounds, after warm-up "
+                        f"(failed guard: {why})")
+    if "graph_breaks" in expected and totals.graph_breaks > expected["graph_breaks"]:
+        problems.append(f"{totals.graph_breaks} graph break(s), baseline {expected['graph_breaks']} "
+                        f"({'; '.join(totals.graph_break_reasons)})")
     new_skips = [s for s in skips if s not in expected.get("cudagraph_skip_reasons", [])]
     if "cudagraph_skip_reasons" in expected and new_skips:
         problems.append(f"CUDA graphs newly skipped: {'; '.join(new_skips)}")
     if cuda:
         problems += _cudagraph_problems(warmup, timed)
-        counted = (f"{warmup.cudagraph_skips} CUDA-graph skip(s) in warm-up, {timed.cudagraph_skips} while timed"
-                   f"{': ' + '; '.join(skips) if skips else ''}")
+        counted = (f"{totals.cudagraph_skips_warmup} CUDA-graph skip(s) in warm-up, {totals.cudagraph_skips_timed} "
+                   f"while timed{': ' + '; '.join(skips) if skips else ''}")
     else:
         counted = f"CUDA graphs n/a on a CPU{' (skip reasons: ' + '; '.join(skips) + ')' if skips else ''}"
-    summary = (f"{warmup.graphs} graph(s) compiled in warm-up ({warmup.recompiles} recompile(s) there), "
-               f"{breaks} graph break(s), {timed.recompiles} recompile(s) while timed, {counted}")
+    summary = (f"{totals.graphs} graph(s) compiled in warm-up ({totals.recompiles_warmup} recompile(s) there), "
+               f"{totals.graph_breaks} graph break(s), {totals.recompiles_timed} recompile(s) while timed, {counted}")
     if problems:
         return Verdict("compile health", Outcome.REGRESSION, "; ".join(problems) + f" [{summary}]")
     if not expected:

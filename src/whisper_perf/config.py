@@ -1,0 +1,120 @@
+"""What a run was asked to do: the suite's options, checked once and frozen.
+
+Built from the command line by ``RunConfig.from_options`` (called by the pytest plugin); every
+other module reads it and none changes it.  What a run accumulates lives in session.RunSession.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import UsageError
+from .generation import GenerationSettings
+from .variants import VARIANTS
+
+# What a run covers when --variant / --limit do not say.  On a GPU every variant over the whole
+# audio set takes minutes; on a CPU the same would take half an hour (the 30-s-padded encoder
+# costs about a second per utterance), so the CPU default is the two compiled variants (each
+# timed against its eager build) over 6 utterances spread over the set.
+PROFILES = {
+    "quick": {"variants": ("compiled", "compiled-static"), "utterances": 6},
+    "full": {"variants": tuple(VARIANTS), "utterances": None},
+}
+
+MAX_NEW_TOKENS = 440  # Whisper's decoder holds 448 positions; the prompt takes some
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: tuple[str, ...]
+    variants: tuple[str, ...]
+    dataset: str | None
+    long_dataset: str | None
+    device: str
+    rounds: int
+    limit: int | None  # utterances spread over the set; None: all
+    settings: GenerationSettings
+    baselines: Path
+    results_dir: Path
+    record: bool = False
+    confidence: float = 0.95
+    inject_slowdown: float = 0.0
+    profile: str = "full"
+    busy_retries: int | None = None
+    memory_bandwidth: float | None = None  # GB/s
+    compile_latency: str = "auto"
+
+    @classmethod
+    def from_options(cls, get: Callable[[str], object], rootpath: Path, gpu_run: Callable[[str], bool]) -> RunConfig:
+        """Check the options (``get``: pytest's ``config.getoption``); UsageError names the bad one."""
+        from .architectures import check_options as check_architectures
+        from .models import check_model_spec
+        from .files import check_writable
+        from .sensitivity import check_allowed
+
+        rounds, limit, budget = get("--rounds"), get("--limit"), get("--max-new-tokens")
+        if rounds is None:
+            rounds = 6 if get("--record") else 3  # a baseline more precise than the runs judged against it
+        if rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, not {rounds}")
+        if (get("--busy-retries") or 0) < 0:
+            raise UsageError(f"--busy-retries must be 0 or more, not {get('--busy-retries')}")
+        if limit is not None and limit < 0:
+            raise UsageError(f"--limit must be a positive count (0: all), not {limit}")
+        if not 1 <= budget <= MAX_NEW_TOKENS:
+            raise UsageError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS} (Whisper's decoder holds 448 "
+                             f"positions, the prompt takes some), not {budget}")
+        bandwidth = get("--memory-bandwidth")
+        if bandwidth is not None and not bandwidth > 0:
+            raise UsageError(f"--memory-bandwidth must be a positive number of GB/s, not {bandwidth}")
+        confidence = get("--confidence")
+        if not 0.5 <= confidence < 1:
+            raise UsageError(f"--confidence must be in [0.5, 1), not {confidence}")
+        models = tuple(dict.fromkeys(get("--model") or ["tiny.en"]))
+        for model in models:
+            check_model_spec(model)
+        check_architectures(list(models), get("--fixed-work"))
+        slowdown = get("--inject-slowdown")
+        check_allowed(slowdown)
+        if slowdown and get("--record"):
+            raise UsageError("--record with --inject-slowdown would store a deliberately slowed timing as the "
+                             "baseline; use one or the other.")
+        profile = get("--profile")
+        if profile == "auto":
+            profile = "full" if gpu_run(get("--device")) else "quick"
+        chosen = PROFILES[profile]
+        results_dir = Path(get("--results-dir") or rootpath / "results" / "runs")
+        check_writable(results_dir)
+        return cls(
+            models=models, variants=tuple(dict.fromkeys(get("--variant") or chosen["variants"])),
+            dataset=get("--dataset"), long_dataset=get("--long-dataset"), device=get("--device"),
+            rounds=rounds, limit=chosen["utterances"] if limit is None else (limit or None),
+            settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
+            baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
+            record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
+            busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"))
+
+    def record_command(self) -> str:
+        """The command that re-records what this run measured."""
+        args = [f"--model {m}" for m in self.models if m != "tiny.en"]
+        if self.variants != PROFILES[self.profile]["variants"]:
+            args += [f"--variant {v}" for v in self.variants]
+        if self.dataset:
+            args.append(f"--dataset {self.dataset}")
+        if self.settings.fixed_work:
+            args.append("--fixed-work")
+        if self.settings.max_new_tokens != 128:
+            args.append(f"--max-new-tokens {self.settings.max_new_tokens}")
+        if self.limit != PROFILES[self.profile]["utterances"]:
+            args.append(f"--limit {self.limit}" if self.limit else "--limit 0")
+        if self.profile == "full":
+            args.insert(0, "--profile full")
+        return "nox -s record" + (" -- " + " ".join(args) if args else "")
+
+    def as_dict(self) -> dict:
+        """What the results file keeps of the options."""
+        return {"profile": self.profile, "models": list(self.models), "variants": list(self.variants),
+                "rounds": self.rounds, "utterances": self.limit, "confidence": self.confidence,
+                "record": self.record, "inject_slowdown": self.inject_slowdown, **self.settings.as_dict()}

@@ -1,0 +1,110 @@
+"""Virtual environments the suite installs and reuses: the one nox's sessions share
+(noxfile.py) and each environment of an upgrade comparison (commands/upgrade.py).
+
+An environment is asked for as requirement groups, each one ``pip install``'s arguments
+("torch==2.13.0 --index-url ..."):
+
+1. torch, installed first and alone, so that nothing after it resolves torch to another build;
+2. the package's other pins, installed with this package in editable mode (code changes need
+   no reinstall);
+3. any further groups: extras on top (the tests' openai-whisper).
+
+A prepared environment holds a marker, ``.whisper-perf-requirements``: the interpreter it was
+made from, its groups and the sha256 of pyproject.toml.  When the marker shows that the
+environment holds what is asked, nothing runs (a warm run skips pip, ~20 s); when only extras
+are missing, only they are installed.
+
+Standard library only: noxfile.py imports this under nox's own Python, which has no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+MARKER = ".whisper-perf-requirements"
+BASE_GROUPS = 2  # torch, then the package with its pins: a change there reinstalls both
+
+
+def python_in(folder: Path) -> Path:
+    return Path(folder) / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _pyproject_hash(root: Path) -> str:
+    return hashlib.sha256((Path(root) / "pyproject.toml").read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class State:
+    """What an environment holds, as its marker says."""
+
+    interpreter: str
+    groups: tuple[str, ...]
+    pyproject: str
+
+    def text(self) -> str:
+        return "\n".join([f"python {self.interpreter}", *self.groups, self.pyproject])
+
+    @classmethod
+    def read(cls, folder: Path) -> State | None:
+        marker = Path(folder) / MARKER
+        if not marker.exists() or not python_in(folder).exists():
+            return None
+        lines = marker.read_text().split("\n")
+        if len(lines) < 2 or not lines[0].startswith("python "):
+            return None  # an older marker: install again
+        return cls(lines[0].removeprefix("python "), tuple(lines[1:-1]), lines[-1])
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[list[str]]  # commands, in order; none: the environment holds what was asked
+    state: State  # what the environment holds once they have run
+
+
+def plan(folder: Path, groups: list[str], root: Path, interpreter: str = sys.executable) -> Plan:
+    """The commands that make ``folder`` hold ``groups``, made from ``interpreter``."""
+    folder, python = Path(folder), str(python_in(folder))
+    wanted = State(interpreter, tuple(groups), _pyproject_hash(root))
+    held = State.read(folder)
+    pip = lambda *args: [python, "-m", "pip", "install", *args]  # noqa: E731
+    same_base = held is not None and (held.interpreter, held.pyproject, held.groups[:BASE_GROUPS]) == (
+        wanted.interpreter, wanted.pyproject, wanted.groups[:BASE_GROUPS])
+    if same_base:
+        missing = [g for g in groups[BASE_GROUPS:] if g not in held.groups[BASE_GROUPS:]]
+        return Plan([pip(*g.split()) for g in missing], State(
+            interpreter, held.groups + tuple(missing), wanted.pyproject))
+    torch, package, *extras = list(groups) + [""] * (BASE_GROUPS - len(groups))
+    fresh = held is None or held.interpreter != interpreter  # nothing to trust in it: start empty
+    steps = [[interpreter, "-m", "venv", "--clear", str(folder)]] if fresh else []
+    steps += [pip(*torch.split())] if torch.split() else []
+    steps += [pip("-e", str(Path(root).resolve()), *package.split())]
+    return Plan(steps + [pip(*g.split()) for g in extras], wanted)
+
+
+def prepare(folder: Path, groups: list[str], root: Path, run: Callable[[list[str]], object],
+            interpreter: str = sys.executable) -> Path:
+    """Make ``folder`` hold ``groups`` (``run`` runs each command and raises when one fails), or
+    find it holding them; its Python."""
+    todo = plan(folder, groups, root, interpreter)
+    marker = Path(folder) / MARKER
+    if todo.steps:
+        marker.unlink(missing_ok=True)  # a step that fails half-way leaves nothing to trust
+    for step in todo.steps:
+        run(step)
+    if todo.steps:
+        marker.write_text(todo.state.text())
+    return python_in(folder)
+
+
+def run_quietly(step: list[str]) -> None:
+    """Run one command of a plan, its output kept back; RuntimeError with its last lines when it fails."""
+    done = subprocess.run(step, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise RuntimeError(f"`{' '.join(step[2:])}` failed: {tail}")

@@ -1,0 +1,243 @@
+"""One run of the suite: what it accumulates and the work at its end.
+
+The pytest plugin builds one ``RunSession`` per run and every hook is a call into it; the
+fixtures and tests get narrow callbacks (``add_measurement``, ``add_verdict``...).  At the end
+``finish`` records the baseline (with ``--record``), writes the results file and the reports,
+and ``exit_status`` says which documented exit code the run ends with.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from . import baselines
+from .config import RunConfig
+from .errors import EXIT_ENVIRONMENT, EXIT_REGRESSION, EXIT_USAGE, EnvironmentUnavailable, UsageError
+from .results import Failure, RunResult, write_run
+from .summary import Summary, summarize
+from .verdicts import Verdict
+
+Key = tuple  # (model, variant)
+
+
+@dataclass
+class TestFailures:
+    """Why the run's tests failed, so that the exit code says it: a bad input (4) and an
+    unavailable model or GPU (6) are not regressions (1)."""
+
+    usage: list[str] = field(default_factory=list)  # messages of UsageError
+    environment: list[str] = field(default_factory=list)  # messages of EnvironmentUnavailable
+    other: int = 0  # failed or erroring tests for any other reason
+    variants: set = field(default_factory=set)  # (model, variant) of failed or erroring tests
+    unattributed: int = 0  # failed tests that belong to no model x variant
+
+    def add(self, error: BaseException | None, key: Key | None) -> None:
+        if isinstance(error, EnvironmentUnavailable):
+            self.environment.append(str(error))
+        elif isinstance(error, UsageError):
+            self.usage.append(str(error))
+        else:
+            self.other += 1
+        if key is None:
+            self.unattributed += 1
+        else:
+            self.variants.add(key)
+
+
+class RunSession:
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.hardware = None  # hardware.Hardware, once start() found it
+        self.baseline_file: baselines.BaselineFile | None = None
+        self.measurements: dict[Key, object] = {}  # -> timing.Measurement
+        self.diagnostics: dict[Key, dict] = {}  # -> diagnostics.diagnose() data
+        self.failures: list[Failure] = []  # variants that failed to build or be timed
+        self.verdicts: list[tuple[str, str, Verdict]] = []
+        self.test_failures = TestFailures()
+        self.cold_compiles_measured = 0  # variants whose cold/warm compile latency this run measured
+        self._summaries: dict[Key, Summary] = {}
+        self.recorded: tuple | None = None  # (path, diff) once --record has written
+        self.results: RunResult | None = None
+        self.results_path = None
+        self.reports: dict = {}
+
+    # ---- start: before any model is loaded ----
+
+    def start(self) -> None:
+        """The hardware asked for must be here (EnvironmentUnavailable), and its baseline file valid
+        (UsageError naming file, entry and field)."""
+        from .hardware import detect_hardware
+
+        self.hardware = detect_hardware(self.config.device)
+        self.baseline_file = baselines.load_for(self.config.baselines, self.hardware.key)
+
+    def baseline(self, model: str, variant: str, protocol: dict):
+        """(entry or None, tolerances) of a model x variant (its baseline name) x protocol."""
+        return baselines.lookup(self.baseline_file, model, variant, protocol)
+
+    # ---- callbacks of fixtures and tests ----
+
+    def add_measurement(self, key: Key, measurement) -> None:
+        self.measurements[key] = measurement
+        self._summaries.pop(key, None)
+
+    def summary(self, key: Key) -> Summary:
+        """The measurement's summary, computed once (its bootstrap takes a while)."""
+        if key not in self._summaries:
+            self._summaries[key] = summarize(self.measurements[key], self.config.confidence)
+        return self._summaries[key]
+
+    def add_failure(self, model: str, variant: str, stage: str, error: str) -> None:
+        self.failures.append(Failure(model, variant, stage, error))
+
+    def failure_of(self, key: Key, stage: str) -> str | None:
+        return next((f.error for f in self.failures if (f.model, f.variant) == key and f.stage == stage), None)
+
+    def cold_compile(self, variant, audio_source: str) -> dict | str | None:
+        """Cold and warm compile latency of a compiled variant, measured in fresh processes
+        (coldstart), or taken from the latest earlier run on the same hardware, software and
+        protocol (``--compile-latency auto``: then at most one variant is measured per run, except
+        when recording).  None where it does not apply; a string: why it was not measured."""
+        from .coldstart import measure_cold_and_warm
+        from .hardware import software
+        from .results import latest_cold_compile
+
+        config = self.config
+        if not variant.spec.compiled or variant.spec.slowed_of or config.compile_latency == "never":
+            return None
+        versions = {k: software()[k] for k in ("torch", "transformers")}
+        if config.compile_latency == "auto":
+            earlier = latest_cold_compile(config.results_dir, self.hardware.key, versions, variant.model_name,
+                                          variant.name, variant.settings.max_new_tokens)
+            if earlier is not None:
+                return earlier
+            if self.cold_compiles_measured and not config.record:
+                return (f"compile latency of {variant.name} not measured in this run: --compile-latency auto "
+                        "measures one compiled variant per run (about 80 s each on a 2-core CPU, so a first run "
+                        "stays short); the next run measures it, or pass --compile-latency always")
+        self.cold_compiles_measured += 1
+        measured = measure_cold_and_warm(variant.model_name, variant.name, self.hardware.device, audio_source,
+                                         variant.settings.max_new_tokens)
+        return {**measured, **versions, "source": "measured in this run"}
+
+    def add_verdict(self, model: str, variant: str, verdict: Verdict) -> None:
+        self.verdicts.append((model, variant, verdict))
+
+    def test_failed(self, error: BaseException | None, key: Key | None) -> None:
+        """A failed or erroring test; ``key``: the model x variant it belongs to, if any."""
+        self.test_failures.add(error, key)
+
+    def failed_build(self, model: str, variant: str) -> bool:
+        return any((f.model, f.variant) == (model, variant) for f in self.failures)
+
+    # ---- end of the run ----
+
+    def exit_status(self, status: int) -> int:
+        """A run whose only failures were bad input (4) or something unavailable here (6) ends
+        with that code, not with 1 (regression)."""
+        failed = self.test_failures
+        if status != EXIT_REGRESSION or failed.other:
+            return status
+        if failed.usage:
+            return EXIT_USAGE
+        if failed.environment:
+            return EXIT_ENVIRONMENT
+        return status
+
+    def finish(self, exit_status: int, say) -> None:
+        """Record (with --record), then write the results file and the reports."""
+        from .report import write_reports
+
+        if not (self.measurements or self.failures):
+            return
+        if self.config.record:
+            self.recorded = self._record(exit_status, say)
+        self.results = self._results(exit_status)
+        self.results_path = write_run(self.config.results_dir, self.hardware.key, self.results)
+        self.reports = write_reports(self.results_path, self.results, self._judged_against())
+
+    def _results(self, exit_status: int) -> RunResult:
+        from .hardware import software
+        from .results import MeasurementRecord, VerdictRecord
+
+        return RunResult(
+            hardware=self.hardware.as_dict(), software=software(),
+            finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            exit_status=exit_status, options=self.config.as_dict(),
+            measurements=[MeasurementRecord.from_measurement(m, self.summary(key), self.diagnostics.get(key))
+                          for key, m in self.measurements.items()],
+            verdicts=[VerdictRecord(model, variant, v) for model, variant, v in self.verdicts],
+            failures=list(self.failures),
+            recorded_baseline=str(self.recorded[0]) if self.recorded else None)
+
+    def _record(self, exit_status: int, say) -> tuple | None:
+        """Write the baseline entries of every variant that passed; a variant whose build, timing or
+        any test failed is left out with a message (its old entry, if any, stays as it was), so one
+        failing variant does not block the others.  A failure that belongs to no variant, or a busy
+        machine, records nothing."""
+        from .hardware import software
+
+        failed = self.test_failures
+        if exit_status != 0 and (failed.unattributed or failed.usage or failed.environment):
+            say("Not recording: some tests failed or errored outside any variant; fix them and record again.", red=True)
+            return None
+        busy = [f"{m}/{v}" for (m, v) in self.measurements if self.summary((m, v)).unreliable]
+        if busy:
+            say(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
+                "machine.", red=True)
+            return None
+        skipped = failed.variants | {(f.model, f.variant) for f in self.failures}
+        for model, variant in sorted(skipped):
+            say(f"Not recorded: {model}/{variant} failed in this run (see above); its baseline entry is unchanged.",
+                red=True)
+        keep = [key for key in self.measurements if key not in skipped]
+        if not keep:
+            return None
+        provenance = {**software(), "device_name": self.hardware.device_name, "source": "measured by this suite",
+                      "date": datetime.date.today().isoformat()}
+        entries = [baselines.entry_from(self.measurements[key], self.summary(key), provenance,
+                                        self.diagnostics.get(key)) for key in keep]
+        return baselines.record(self.config.baselines, self.hardware, entries)
+
+    def _judged_against(self) -> dict:
+        """(model, variant) -> (speedup, tolerance) of the baseline entry it was judged against, for
+        the charts (a sensitivity twin is judged against its original's)."""
+        from .variants import spec_for
+
+        found = {}
+        for (model, variant), m in self.measurements.items():
+            protocol = baselines.protocol_of(m.setup, m.audio_set, len(m.reference_texts))
+            entry, tolerances = self.baseline(model, spec_for(variant).baseline_name, protocol)
+            if entry and entry.speedup:
+                found[(model, variant)] = (entry.speedup, tolerances.speedup)
+        return found
+
+    def terminal_summary(self, reporter) -> None:
+        from .report import diagnostics_table, measurement_table, verdict_table
+
+        if not (self.measurements or self.failures):
+            return
+        if self.failures:
+            reporter.section("Variants that failed", red=True)
+            for failure in self.failures:
+                reporter.write_line(f"{failure.stage}: {failure.error}", red=True)
+        items = [(m, self.summary(key)) for key, m in self.measurements.items()]
+        reporter.section("Whisper generate(): eager vs compiled")
+        reporter.write_line(measurement_table(items))
+        diagnostics = diagnostics_table(self.results.measurements) if self.results else ""
+        if diagnostics:
+            reporter.section("Diagnostics (details: the run's .md report)")
+            reporter.write_line(diagnostics)
+        if self.verdicts:
+            reporter.section("Verdicts against baselines")
+            reporter.write_line(verdict_table(self.verdicts))
+        if self.recorded:
+            path, diff = self.recorded
+            reporter.section(f"Recorded baseline {path}")
+            reporter.write_line(diff or "(no change)")
+            reporter.write_line("Review it with `git diff` and commit it.")
+        if self.results_path:
+            reporter.write_line(f"whisper_perf: results written to {self.results_path}")
+            for name, path in self.reports.items():
+                reporter.write_line(f"whisper_perf: {name} written to {path}")

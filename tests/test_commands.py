@@ -1,0 +1,280 @@
+"""The commands (whisper_perf.commands) on a real results file: a calibration check run on this
+CPU (tiny.en ``compiled`` and ``compiled-static`` with their twins slowed 2x, judged against a
+baseline), committed as tests/data/results-v1-sample.json.  Analysis and rendering only: nothing
+here times or compiles a model."""
+
+import argparse
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from whisper_perf import environments
+from whisper_perf.baselines import Entry, Tolerances
+from whisper_perf.commands import Parser, calibrate, history, merge, run_command, upgrade
+from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
+from whisper_perf.results import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "results-v1-sample.json"
+KEY = "cpu-x86_64-avx512-t2"
+
+
+@pytest.fixture
+def run():
+    return load_run(SAMPLE)
+
+
+def _copy(tmp_path: Path, name: str, change=None) -> Path:
+    """The sample as another results file, changed by ``change(data)``."""
+    data = json.loads(SAMPLE.read_text())
+    if change:
+        change(data)
+    path = tmp_path / KEY / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _default_run(data: dict) -> None:
+    """As a default run: nothing injected."""
+    data["options"]["inject_slowdown"] = 0.0
+
+
+# ---- run_command: one path from errors to exit statuses ----
+
+def test_run_command_maps_errors_to_exit_statuses(capsys):
+    def failing(error):
+        def main(argv):
+            raise error
+        return main
+
+    assert run_command(lambda argv: EXIT_OK) == EXIT_OK
+    assert run_command(failing(UsageError("--out x: exists"))) == EXIT_USAGE == 4
+    assert capsys.readouterr().err == "UsageError: --out x: exists\n"
+    assert run_command(failing(EnvironmentUnavailable("no GPU"))) == EXIT_ENVIRONMENT == 6
+    assert capsys.readouterr().err == "EnvironmentUnavailable: no GPU\n"
+
+
+def test_bad_command_line_is_a_usage_error():
+    parser = Parser(prog="x")
+    parser.add_argument("--runs", type=int)
+    with pytest.raises(UsageError, match="argument --runs: invalid int value"):
+        parser.parse_args(["--runs", "many"])
+    assert run_command(upgrade.main, ["--repeats", "1"]) == EXIT_USAGE  # --to missing
+
+
+def test_module_entry_point_exits_with_the_usage_status(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "whisper_perf.commands.merge", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert done.returncode == 4 and f"UsageError: {tmp_path / 'none'}: no such results file or folder" in done.stderr
+
+
+# ---- merge ----
+
+def test_merge_refuses_other_protocols_naming_files_and_fields(tmp_path):
+    ours = _copy(tmp_path, "ours")
+    theirs = _copy(tmp_path, "theirs", lambda d: d["measurements"][0].update(utterances=7))
+    with pytest.raises(UsageError) as refused:
+        merge.load_all([ours, theirs])
+    assert f"{ours} and {theirs} measured tiny.en/compiled on {KEY}" in str(refused.value)
+    assert "(utterances 3 vs 7)" in str(refused.value)
+    batched = _copy(tmp_path, "batched", lambda d: d["measurements"][0]["setup"].update(batch_size=4))
+    with pytest.raises(UsageError, match="batch_size 1 vs 4"):
+        merge.load_all([ours, batched])
+    assert len(merge.load_all([ours, theirs], check_protocols=False)) == 2
+
+
+def test_merge_refuses_another_schema_version(tmp_path):
+    other = _copy(tmp_path, "other", lambda d: d.update(schema_version=99))
+    with pytest.raises(UsageError, match="schema_version 99"):
+        merge.load_all([SAMPLE, other])
+
+
+def test_merge_renders_every_measurement_with_its_failing_checks(run):
+    text = merge.render([run])
+    assert f"## {KEY} (AMD EPYC)" in text
+    assert "| speedup [95% CI] | variant s | eager s | WER | verdicts |" in text
+    rows = {line.split(" | ")[4]: line for line in text.splitlines() if line.startswith(f"| {SAMPLE.stem} |")}
+    assert set(rows) == {"compiled", "compiled-static", "compiled+slowed", "compiled-static+slowed"}
+    assert "| 1.091x [1.065, 1.113] |" in rows["compiled"] and "| 4 passed or skipped |" in rows["compiled"]
+    assert "**REGRESSION: speedup, compiled time**" in rows["compiled+slowed"]
+    # "anomaly gone" fails a run as a regression does (Outcome.fails); "known anomaly" does not
+    assert "**REGRESSION: speedup**" in rows["compiled-static"]
+    assert "**REGRESSION: compiled time**" in rows["compiled-static+slowed"]
+
+
+def test_merge_writes_its_report_once(tmp_path):
+    out = tmp_path / "merged"
+    assert run_command(merge.main, [str(SAMPLE), "--out", str(out)]) == EXIT_OK
+    assert (out / "merged-speedup.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![speedups](merged-speedup.png)" in (out / "merged.md").read_text()
+    (written,) = json.loads((out / "merged.json").read_text())["runs"]
+    assert written["file"] == str(SAMPLE) and len(written["measurements"]) == 4
+    with pytest.raises(UsageError, match="exists and is not an empty folder"):
+        merge.main([str(SAMPLE), "--out", str(out)])
+
+
+# ---- history ----
+
+def test_history_leaves_out_sensitivity_runs(tmp_path, run):
+    assert history.series([run]) == {}
+    _copy(tmp_path, "sensitivity")
+    with pytest.raises(UsageError, match=re.escape(f"no runs in {tmp_path}")):
+        history.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "h")])
+
+
+def test_history_renders_a_line_per_variant_and_marks_version_changes(tmp_path):
+    def upgraded(data):
+        _default_run(data)
+        data["finished"] = "2026-11-27T10:00:00+00:00"
+        data["software"]["torch"] = "2.14.0+cpu"
+
+    runs = merge.load_all([_copy(tmp_path, "a-before", _default_run), _copy(tmp_path, "b-after", upgraded)])
+    trends = history.series(runs)
+    (trend,) = trends.values()
+    assert [r.path.stem for r in trend.runs] == ["a-before", "b-after"]
+    assert list(trend.lines)[:2] == [("tiny.en", "compiled", "x3"), ("tiny.en", "compiled-static", "x3")]
+    text = history.render(trends)
+    assert "| run | torch | transformers | tiny.en compiled x3 |" in text
+    assert "| a-before | 2.13.0+cpu | 5.24.0 | 1.091x [1.065, 1.113], 1.90 s |" in text
+    assert "| b-after **(torch 2.13.0+cpu -> 2.14.0+cpu)** | 2.14.0+cpu |" in text
+    assert f"![history {KEY}](history-{KEY}.png)" in text
+
+
+# ---- calibrate ----
+
+def test_time_checks_are_named_as_the_verdicts_name_them(run):
+    compiled = run.measurement("tiny.en", "compiled")
+    checks = {v.check for v in run.verdicts_of("tiny.en", "compiled")}
+    assert checks & calibrate.time_checks(compiled) == {"compiled time", "eager time (reference)"}
+    assert "speedup" not in calibrate.time_checks(compiled) and "wer" not in calibrate.time_checks(compiled)
+
+
+def test_write_tolerances_without_a_baseline_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match=re.escape(f"{tmp_path / 'baselines' / KEY}.json does not exist: record")):
+        calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05})
+
+
+def _calibration(run, runs: int = 3) -> calibrate.Calibration:
+    args = argparse.Namespace(variant="compiled", slowdown=1.0, record_runs=3, limit=3, rounds=3)
+    cal = calibrate.Calibration(ROOT, ROOT, args, KEY, Tolerances())
+    cal.runs = [calibrate.Run("check", i, 60.0, 1, run) for i in range(runs)]
+    return cal
+
+
+def _baseline_of(run) -> Entry:
+    """A baseline equal to the A/A measurement itself."""
+    m = run.measurement("tiny.en", "compiled")
+    return Entry("tiny.en", "compiled", m.protocol, seconds=m.summary.seconds.estimate, wer=m.summary.wer,
+                 speedup=m.summary.speedup.estimate, machine_probe_ms=m.summary.machine_probe_ms)
+
+
+def test_calibration_counts_detections_false_alarms_and_suggests_tolerances(run):
+    cal = _calibration(run)
+    a = calibrate.analyse(cal, "compiled", _baseline_of(run), None)
+    assert a["runs"]["A/A"] == a["runs"]["slowed"] == 3 and a["runs"]["unreliable_A/A"] == 0
+    assert a["false_alarms"] == 0 and a["detected_by_speedup"] == a["detected_by_any_check"] == 3
+    assert a["slowed_speedups"] == [pytest.approx(0.5505, abs=1e-4)] * 3
+    # three identical runs: no spread, so the floors (2% speedup, 5% time) are suggested
+    assert a["suggested_tolerances"] == {"speedup": 0.02, "compiled_time": 0.05}
+    assert a["detected_with_suggested"] == 3  # credibly below 1.09x x (1 - 2%)
+    assert a["noise"]["run_to_run_cv_speedup"] == 0
+    text = calibrate.render(a, cal, 12.5)
+    assert "| 100% slowdown caught by the speedup verdict | 3 of 3 (100.0%) |" in text
+    assert "| suggested tolerances | speedup 2.0%, time 5.0% |" in text
+    assert "no default run found in results/runs" in text
+
+
+def test_calibration_reports_the_latest_default_run(tmp_path, run):
+    _copy(tmp_path / "results" / "runs", "sensitivity")
+    assert calibrate.latest_default_run(tmp_path, KEY) is None
+    _copy(tmp_path / "results" / "runs", "default", _default_run)
+    default = calibrate.latest_default_run(tmp_path, KEY)
+    assert default.path.name == "default.json"
+    a = calibrate.analyse(_calibration(run), "compiled", _baseline_of(run), default)
+    assert a["default_run_detectable"]["compiled"]["file"] == "default.json"
+    assert "(compiled, 3 utterances, 3 rounds; default.json), suggested tolerance |" in calibrate.render(
+        a, _calibration(run), 1.0)
+
+
+# ---- upgrade ----
+
+def _environments(before, after):
+    envs = upgrade.Environment("current"), upgrade.Environment("next")
+    envs[0].runs, envs[1].runs = [before], [after]
+    return list(envs)
+
+
+def test_upgrade_of_a_run_against_itself_finds_no_credible_change(run):
+    report = upgrade.compare(_environments(run, run), Tolerances())
+    assert [(row["variant"], row["changes"]["next"]["verdict"]) for row in report["rows"]] == [
+        (v, "no credible change") for v in ("compiled", "compiled-static", "compiled+slowed", "compiled-static+slowed")]
+    change = report["rows"][0]["changes"]["next"]
+    assert change["speedup"]["low"] < 1 < change["speedup"]["high"]
+    assert not upgrade.failed(report)
+    text = upgrade.render(report, KEY)
+    assert "| model | variant | speedup current | time s current | WER current | speedup next |" in text
+    assert "| tiny.en | compiled | 1.091x [1.065, 1.113] |" in text
+    assert "| tiny.en | compiled | 3 / 0 / 0; 9.3 s | 3 / 0 / 0; 9.3 s |" in text  # graphs / breaks / recompiles; 1st call
+
+
+def test_upgrade_flags_a_slower_side_and_a_side_that_failed(run):
+    slowed = run.measurement("tiny.en", "compiled+slowed")
+    after = dataclasses.replace(run, measurements=[dataclasses.replace(
+        run.measurement("tiny.en", "compiled"), samples=slowed.samples, reference_samples=slowed.reference_samples)])
+    report = upgrade.compare(_environments(run, after), Tolerances())
+    change = report["rows"][0]["changes"]["next"]
+    assert change["verdict"] == "regression" and change["detail"].startswith("speedup -49.")
+    assert "time +" in change["detail"]
+    assert report["rows"][1]["changes"]["next"]["verdict"] == "failed"  # not measured in "next"
+    assert upgrade.failed(report)
+    assert "**REGRESSION**" in upgrade.render(report, KEY)
+
+
+def test_upgrade_requirements_put_torch_first():
+    assert upgrade.requirement_groups("torch==2.6.0 transformers==4.52.4") == ["torch==2.6.0", "transformers==4.52.4"]
+    pinned, rest = upgrade.requirement_groups("transformers==4.46.2")
+    assert pinned.startswith("torch==") and "+" not in pinned and rest == "transformers==4.46.2"
+
+
+# ---- environments: the install-or-reuse rule of nox's sessions and of upgrade ----
+
+def test_environment_is_installed_once_and_extras_on_top(tmp_path):
+    folder, ran = tmp_path / "env", []
+
+    def run(step):
+        ran.append(step)
+        if "venv" in step:
+            environments.python_in(folder).parent.mkdir(parents=True, exist_ok=True)
+            environments.python_in(folder).touch()
+
+    groups = ["torch==2.13.0", "transformers"]
+    environments.prepare(folder, groups, ROOT, run, "python3.11")
+    assert [s[1:4] for s in ran] == [["-m", "venv", "--clear"], ["-m", "pip", "install"], ["-m", "pip", "install"]]
+    assert ran[1][-1] == "torch==2.13.0" and ran[2][-3:] == ["-e", str(ROOT), "transformers"]
+    ran.clear()
+    assert environments.prepare(folder, groups, ROOT, run, "python3.11") == environments.python_in(folder)
+    assert ran == []  # the marker says it holds them: no pip
+    environments.prepare(folder, [*groups, "--no-deps openai-whisper==20250625"], ROOT, run, "python3.11")
+    assert [s[4:] for s in ran] == [["--no-deps", "openai-whisper==20250625"]]  # only the extra
+    ran.clear()
+    environments.prepare(folder, groups, ROOT, run, "python3.11")
+    assert ran == []  # an environment holding more than asked is still reused
+    environments.prepare(folder, ["torch==2.14.0", "transformers"], ROOT, run, "python3.11")
+    assert [s[4:] for s in ran] == [["torch==2.14.0"], ["-e", str(ROOT), "transformers"]]  # no new venv
+    ran.clear()
+    environments.prepare(folder, groups, ROOT, run, "python3.12")
+    assert ran[0][1:3] == ["-m", "venv"]  # another interpreter: a new environment
+
+
+def test_environments_import_without_torch():
+    """noxfile.py imports it under nox's own Python, which has no torch."""
+    done = subprocess.run([sys.executable, "-c", "import sys; import whisper_perf.environments; "
+                           "print(sorted({'torch', 'numpy', 'transformers'} & set(sys.modules)))"],
+                          capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done.stderr
