@@ -5,13 +5,13 @@ judged against the diagnostics its baseline recorded."""
 import pytest
 
 from whisper_perf.variants import COMPILED_VARIANTS
-from whisper_perf.verdicts import Outcome, judge_ceiling, judge_compile_health
+from whisper_perf.verdicts import Outcome, carried_over, judge_ceiling, judge_compile_health
 
 
 def _report(add_verdict, variant, verdict):
     add_verdict(variant, verdict)
     assert verdict.outcome is not Outcome.REGRESSION, verdict.message
-    if verdict.outcome is Outcome.NO_BASELINE:
+    if not verdict.outcome.judged:
         pytest.skip(verdict.message)
 
 
@@ -47,10 +47,11 @@ def test_compile_time(cold_compile, baseline_or_none, variant, which, record_hin
     if cold_compile is None:
         pytest.skip("compile latency not measured (--compile-latency never, or a sensitivity twin)")
     entry, tolerances = baseline_or_none
+    check, seconds = f"{which} compile (first call)", cold_compile[f"{which}_seconds"]
+    if cold_compile["source"] != "measured in this run":
+        _report(add_verdict, variant, carried_over(check, f"{seconds:.3g} s", cold_compile["source"]))
     expected = entry.diagnostics.get(f"{which}_compile_seconds") if entry else None
-    verdict = judge_ceiling(f"{which} compile (first call)", cold_compile[f"{which}_seconds"], expected,
-                            tolerances.compile_seconds, "s", record_hint)
-    _report(add_verdict, variant, verdict)
+    _report(add_verdict, variant, judge_ceiling(check, seconds, expected, tolerances.compile_seconds, "s", record_hint))
 
 
 def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, add_verdict):

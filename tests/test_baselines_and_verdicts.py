@@ -177,3 +177,28 @@ def test_a_busy_machine_or_a_changed_machine_speed_is_not_judged():
     assert same_speed[0].outcome is Outcome.REGRESSION  # 20 s against the baseline's 10 s, judged
     on_cuda = judge_times(summary, base, Tolerances(), "cmd", compiled=True, reference="eager", on_cuda=True)
     assert on_cuda[0].outcome is Outcome.REGRESSION  # no CPU probe on a GPU: judged as measured
+
+
+def test_headline_counts_what_was_judged_and_never_claims_more():
+    from whisper_perf.results import Tally
+    from whisper_perf.verdicts import Verdict
+
+    v = lambda outcome: Verdict("speedup", outcome, "")  # noqa: E731
+    quiet = Tally.of([v(Outcome.PASS)] * 3 + [v(Outcome.NO_BASELINE)] * 9, 0, "cpu-x86_64-avx512-t2")
+    assert quiet.text() == ("3 checks passed, 0 failed, 9 not judged (9 without a baseline for cpu-x86_64-avx512-t2: "
+                            "record one with nox -s record)")
+    assert "regression" not in quiet.text().lower()
+    busy = Tally.of([v(Outcome.UNRELIABLE), v(Outcome.KNOWN_ANOMALY), v(Outcome.REGRESSION)], 1, "k")
+    assert busy.text() == ("REGRESSION: 1 check passed (1 a known anomaly), 2 failed, 1 not judged (1 unreliable: "
+                           "machine busy, or its speed changed since the recording)")
+    assert Tally.of([], 0, "k").text() == "nothing judged"
+    assert Tally.of([v(Outcome.PASS)], 0, "k").text() == "1 check passed, 0 failed, 0 not judged"
+
+
+def test_compiled_slower_than_its_eager_build_fails_without_any_baseline():
+    from whisper_perf.verdicts import judge_against_eager
+
+    slower = judge_against_eager(ci(0.62, 0.58, 0.66))
+    assert slower.outcome is Outcome.REGRESSION and slower.message.startswith("compiled slower than eager")
+    assert judge_against_eager(ci(0.97, 0.90, 1.03)).outcome is Outcome.PASS  # not credibly slower
+    assert judge_against_eager(ci(0.5, 0.4, 0.6), "machine busy").outcome is Outcome.UNRELIABLE

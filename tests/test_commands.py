@@ -101,7 +101,7 @@ def test_merge_renders_every_measurement_with_its_failing_checks(run):
     assert "| speedup [95% CI] | variant s | eager s | WER | verdicts |" in text
     rows = {line.split(" | ")[4]: line for line in text.splitlines() if line.startswith(f"| {SAMPLE.stem} |")}
     assert set(rows) == {"compiled", "compiled-static", "compiled+slowed", "compiled-static+slowed"}
-    assert "| 1.091x [1.065, 1.113] |" in rows["compiled"] and "| 4 passed or skipped |" in rows["compiled"]
+    assert "| 1.091x [1.065, 1.113] |" in rows["compiled"] and "| 4 checks passed, 0 failed, 0 not judged |" in rows["compiled"]
     assert "**REGRESSION: speedup, compiled time**" in rows["compiled+slowed"]
     # "anomaly gone" fails a run as a regression does (Outcome.fails); "known anomaly" does not
     assert "**REGRESSION: speedup**" in rows["compiled-static"]

@@ -147,19 +147,39 @@ def test_changed_decoding_fails_wer_parity(recorded, tmp_path):
     assert re.search(r"differs from the baseline's [\d.]+% by more than 0.50 points", result.stdout)
 
 
-def test_missing_baseline_is_a_clear_skip_and_junitxml_works(tmp_path):
-    result = run_suite("--limit", "1", "--rounds", "1", "--variant", "eager", "--baselines", str(tmp_path / "none"),
-                       f"--junitxml={tmp_path / 'junit.xml'}")
-    assert result.returncode == 0, result.output[-4000:]
+def test_without_a_baseline_compiled_is_judged_against_eager_and_the_headline_says_what_was_not(tmp_path):
+    """A hardware key with no baseline (an empty --baselines folder): the compiled variant is still
+    judged against its own eager build and for WER parity; a twin made twice as slow fails as
+    "compiled slower than eager"; the checks that need a baseline skip saying how to record one,
+    and the report's title and the run's last line count what was judged and what was not."""
+    results = tmp_path / "results"
+    result = run_suite("--limit", "2", "--rounds", "2", "--variant", "compiled", "--baselines", str(tmp_path / "none"),
+                       "--inject-slowdown", "1", "--results-dir", str(results), f"--junitxml={tmp_path / 'junit.xml'}",
+                       env={"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
+    assert result.returncode == 1, result.output[-4000:]
     got = outcomes(result)
-    assert got["test_time[tiny.en-eager]"] == "SKIPPED"
-    assert re.search(r"no baseline for tiny\.en/eager on hardware cpu-\S+ with protocol \(batch_size=1, dataset=short, "
-                     r"dtype=float32, fixed_work=False, max_new_tokens=128, utterances=1\)", result.stdout)
-    assert "Record it with: nox -s record -- --variant eager --limit 1" in result.stdout
+    assert got["test_speedup[tiny.en-compiled]"] == "PASSED", got
+    assert got["test_speedup[tiny.en-compiled+slowed]"] == "FAILED", got
+    assert re.search(r"compiled slower than eager: speedup [\d.]+x \[[\d.]+, [\d.]+\] \(95% CI\) lies wholly below 1x",
+                     result.stdout), result.stdout[-4000:]
+    assert got["test_wer_parity[tiny.en-compiled]"] == "PASSED" and got["test_time[tiny.en-compiled]"] == "SKIPPED"
+    assert re.search(r"no baseline for tiny\.en/compiled on hardware cpu-\S+ with protocol \(batch_size=1, dataset=short, "
+                     r"dtype=float32, fixed_work=False, max_new_tokens=128, utterances=2\)", result.stdout)
+    assert "Record it with: nox -s record -- --variant compiled --limit 2" in result.stdout
+    (run_file,) = results.glob("*/*.json")
+    data = json.loads(run_file.read_text())
+    judged = {(v["variant"], v["check"]): v["outcome"] for v in data["verdicts"]}
+    assert judged[("compiled", "compiled vs eager")] == "pass" and judged[("compiled", "wer")] == "pass"
+    assert judged[("compiled", "speedup")] == "no baseline" and judged[("compiled+slowed", "compiled vs eager")] == "regression"
+    not_judged = sum(outcome == "no baseline" for outcome in judged.values())
+    headline = re.search(r"^# Whisper torch\.compile on (\S+): (.*)$", run_file.with_suffix(".md").read_text(), re.M)
+    assert headline and f"not judged ({not_judged} without a baseline for {headline.group(1)}: record one with nox -s " \
+                        "record)" in headline.group(2) and headline.group(2).startswith("REGRESSION: ")
+    assert f"whisper_perf: {headline.group(2)}" in result.stdout  # the run's last word says the same
     import xml.etree.ElementTree as ET  # --junitxml works as in any pytest run
 
     cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").iter("testcase")}
-    assert "test_generate[tiny.en-eager]" in cases and cases["test_time[tiny.en-eager]"].find("skipped") is not None
+    assert "test_generate[tiny.en-compiled]" in cases and cases["test_time[tiny.en-compiled]"].find("skipped") is not None
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +248,7 @@ def test_busy_machine_makes_verdicts_unreliable_not_failures(recorded, tmp_path)
     _, path, _ = recorded
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
-        result = run_suite("--limit", "3", "--rounds", "2", "--busy-retries", "0", "--variant", "eager",
+        result = run_suite("--limit", "3", "--rounds", "2", "--variant", "eager",  # default: 2 replacement rounds
                            "--baselines", str(path.parent), "--results-dir", str(tmp_path))
     finally:
         for hog in hogs:
@@ -240,6 +260,20 @@ def test_busy_machine_makes_verdicts_unreliable_not_failures(recorded, tmp_path)
                      r"used [\d.]+ cores", result.stdout), result.output[-4000:]
     assert "machine before timing: BUSY" in result.stdout
     assert got["test_wer_parity[tiny.en-eager]"] == "PASSED"  # what it transcribes does not depend on load
+    # the load stayed: the replacement rounds, which would be busy and slow too, were not timed
+    assert re.search(r"machine still busy after the requested rounds \(other processes used [\d.]+ cores.*\): 2 "
+                     r"replacement round\(s\) not timed", result.stdout), result.stdout[-3000:]
+    (run_file,) = tmp_path.glob("*/*.json")
+    assert len(json.loads(run_file.read_text())["measurements"][0]["loads"]) == 2
+
+
+def test_strict_gating_fails_a_run_whose_speed_was_not_judged(tmp_path):
+    """--strict-gate (the release gate): nothing failed, but the time check had no baseline: exit 7,
+    naming it, where the same run without --strict-gate passes with a skip."""
+    result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--baselines", str(tmp_path), "--strict-gate")
+    assert result.returncode == 7, result.output[-4000:]
+    assert outcomes(result)["test_time[tiny.en-eager]"] == "SKIPPED"
+    assert re.search(r"--strict-gate: speed checks not judged, exit 7: tiny\.en/eager: eager time", result.stdout)
 
 
 def test_unreachable_model_is_an_environment_error():
@@ -342,6 +376,9 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
 
     reused = json.loads(later.read_text())["measurements"][0]["diagnostics"]["cold_compile"]
     assert reused["source"] == f"measured by {run_file.name}" and reused["cold_seconds"] == d["cold_compile"]["cold_seconds"]
+    latency = [v for v in json.loads(later.read_text())["verdicts"] if v["check"].endswith("compile (first call)")]
+    assert [v["outcome"] for v in latency] == ["carried over"] * 2  # shown, never passed on an earlier run's figure
+    assert f"measured by {run_file.name}: carried over, not judged in this run" in latency[0]["message"]
     assert "## Verdicts" in summary.read_text() and f"measured by {run_file.name}" in summary.read_text()
 
     # The two runs' real results files: merged into one report, drawn as a history, and compared

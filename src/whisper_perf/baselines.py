@@ -281,7 +281,7 @@ def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None 
         entry.reference_seconds = round(summary.reference_seconds.estimate, 4)
         entry.reference_wer = round(summary.reference_wer, 4)
         entry.speedup = round(summary.speedup.estimate, 4)
-        if summary.speedup.low == summary.speedup.low:  # not NaN (one round has no interval)
+        if not summary.speedup.single_round:
             entry.speedup_interval = [round(summary.speedup.low, 4), round(summary.speedup.high, 4)]
     return entry
 

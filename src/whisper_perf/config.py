@@ -45,6 +45,7 @@ class RunConfig:
     busy_retries: int | None = None
     memory_bandwidth: float | None = None  # GB/s
     compile_latency: str = "auto"
+    strict: bool = False  # a speed check not judged fails the run (exit 7)
 
     @classmethod
     def from_options(cls, get: Callable[[str], object], rootpath: Path, gpu_run: Callable[[str], bool]) -> RunConfig:
@@ -78,6 +79,9 @@ class RunConfig:
         check_architectures(list(models), get("--fixed-work"))
         slowdown = get("--inject-slowdown")
         check_allowed(slowdown)
+        if get("--strict-gate") and get("--record"):
+            raise UsageError("--strict-gate gates a judged run; a recording (--record) judges nothing. "
+                             "Use one or the other.")
         if slowdown and get("--record"):
             raise UsageError("--record with --inject-slowdown would store a deliberately slowed timing as the "
                              "baseline; use one or the other.")
@@ -94,7 +98,8 @@ class RunConfig:
             settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
             baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
             record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
-            busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"))
+            busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
+            strict=get("--strict-gate"))
 
     def record_command(self) -> str:
         """The command that re-records what this run measured."""
@@ -117,4 +122,5 @@ class RunConfig:
         """What the results file keeps of the options."""
         return {"profile": self.profile, "models": list(self.models), "variants": list(self.variants),
                 "rounds": self.rounds, "utterances": self.limit, "confidence": self.confidence,
-                "record": self.record, "inject_slowdown": self.inject_slowdown, **self.settings.as_dict()}
+                "record": self.record, "inject_slowdown": self.inject_slowdown, "strict": self.strict,
+                **self.settings.as_dict()}

@@ -11,6 +11,8 @@ Exit codes of a run (``nox -s perf`` / ``pytest perf_tests``), stable for CI to 
 5     no tests collected                                                       (pytest's own)
 6     environment error: a model, dataset or GPU the run needs is not available here, or a
       required package is missing or too old (whisper_perf.requirements)
+7     not judged (--strict-gate only): nothing failed, but a speed check could not be judged (no
+      baseline, machine busy, machine speed changed): a release gate must not pass it
 ====  =========================================================================================
 """
 
@@ -18,6 +20,7 @@ EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 4
 EXIT_ENVIRONMENT = 6
+EXIT_NOT_JUDGED = 7
 
 
 class SuiteError(Exception):

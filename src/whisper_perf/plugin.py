@@ -59,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memory-bandwidth", type=float, default=None, metavar="GBPS",
                     help="memory bandwidth in GB/s for the roofline (default: the data-sheet figure of a known "
                          "GPU, or measured on a CPU)")
+    group.addoption("--strict-gate", action="store_true",
+                    help="release gating: a speed check that could not be judged (no baseline, machine busy, "
+                         "machine speed changed) fails the run with exit status 7, instead of passing as a skip")
     group.addoption("--confidence", type=float, default=0.95,
                     help="confidence level of the intervals that verdicts use (default 0.95)")
 

@@ -86,9 +86,7 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
     """The run's report (results.RunResult): verdicts first, then timings, compile health, compile
     latency, peak memory, per-phase latency and roofline."""
     hw, sw, options = run.hardware, run.software, run.options
-    failed = bool(run.failing() or run.failures)
-    head = "REGRESSION" if failed else "no regression" if run.verdicts else "nothing judged"
-    lines = [f"# Whisper torch.compile: {head} on {run.hardware_key}", "",
+    lines = [f"# Whisper torch.compile on {run.hardware_key}: {run.headline()}", "",
              f"{hw['device_name']}; torch {sw['torch']}, transformers {sw['transformers']}, Python {sw['python']}"
              + (f", CUDA {sw['cuda']}" if sw.get("cuda") else "") + (f"; commit {sw['commit']}" if sw.get("commit") else "")
              + f"; profile {options['profile']}, {options['rounds']} rounds, exit status {run.exit_status}; "
@@ -99,7 +97,7 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
             (v.model, v.variant, v.verdict.check, _outcome_cell(v.verdict.outcome), _detects(v.verdict), v.verdict.message)
             for v in run.verdicts]))
     else:
-        lines.append("No verdicts (recording, or no baseline for this hardware).")
+        lines.append("No verdicts (recording, or nothing to judge).")
     if run.failures:
         lines += ["", "## Variants that failed", "",
                   md_table(("model", "variant", "stage", "error"),

@@ -176,6 +176,50 @@ class MeasurementRecord:
                    transcripts=data.get("transcripts", {}))
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Counts of verdicts by what they mean for a gate."""
+
+    passed: int
+    failed: int  # failing verdicts and variants that failed to build or be timed
+    no_baseline: int
+    unreliable: int
+    not_applicable: int
+    carried_over: int
+    known_anomalies: int
+    hardware_key: str
+
+    @classmethod
+    def of(cls, verdicts: list[Verdict], failed_variants: int, hardware_key: str) -> Tally:
+        count = lambda *outcomes: sum(v.outcome in outcomes for v in verdicts)  # noqa: E731
+        return cls(passed=count(Outcome.PASS, Outcome.IMPROVED, Outcome.KNOWN_ANOMALY),
+                   failed=count(*(o for o in Outcome if o.fails)) + failed_variants,
+                   no_baseline=count(Outcome.NO_BASELINE), unreliable=count(Outcome.UNRELIABLE),
+                   not_applicable=count(Outcome.NOT_APPLICABLE), carried_over=count(Outcome.CARRIED_OVER),
+                   known_anomalies=count(Outcome.KNOWN_ANOMALY),
+                   hardware_key=hardware_key)
+
+    @property
+    def not_judged(self) -> int:
+        return self.no_baseline + self.unreliable + self.not_applicable + self.carried_over
+
+    def text(self) -> str:
+        """E.g. "3 checks passed, 0 failed, 9 not judged (9 without a baseline for KEY: record one with
+        nox -s record)"; REGRESSION first when anything failed."""
+        if not (self.passed or self.failed or self.not_judged):
+            return "nothing judged"
+        why = [f"{self.no_baseline} without a baseline for {self.hardware_key}: record one with nox -s record"
+               if self.no_baseline else "",
+               f"{self.unreliable} unreliable: machine busy, or its speed changed since the recording"
+               if self.unreliable else "",
+               f"{self.not_applicable} not applicable (random weights)" if self.not_applicable else "",
+               f"{self.carried_over} carried over from an earlier run" if self.carried_over else ""]
+        anomalies = f" ({self.known_anomalies} a known anomaly)" if self.known_anomalies else ""
+        text = (f"{self.passed} check{'s' * (self.passed != 1)} passed{anomalies}, {self.failed} failed, "
+                f"{self.not_judged} not judged" + (f" ({'; '.join(w for w in why if w)})" if self.not_judged else ""))
+        return f"REGRESSION: {text}" if self.failed else text
+
+
 @dataclass
 class RunResult:
     """A run's results file."""
@@ -210,9 +254,18 @@ class RunResult:
         """The verdicts that fail the run (verdicts.Outcome.fails)."""
         return [v for v in self.verdicts if v.verdict.outcome.fails]
 
-    def judged(self) -> list[VerdictRecord]:
-        """Verdicts that judged something: neither unreliable nor without a baseline."""
-        return [v for v in self.verdicts if v.verdict.outcome not in (Outcome.UNRELIABLE, Outcome.NO_BASELINE)]
+    def tally(self, model: str | None = None, variant: str | None = None) -> Tally:
+        """What was judged and what was not, for the run or for one model x variant."""
+        mine = lambda r: model in (None, r.model) and variant in (None, r.variant)  # noqa: E731
+        return Tally.of([v.verdict for v in self.verdicts if mine(v)], sum(mine(f) for f in self.failures),
+                        self.hardware_key)
+
+    def headline(self) -> str:
+        """The run in one line (the report's title, the terminal's last line): never "no regression"
+        where the checks were not judged."""
+        if not self.verdicts and not self.failures and self.options.get("record"):
+            return "baseline recorded (nothing judged while recording)"
+        return self.tally().text()
 
     def to_dict(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "hardware": self.hardware, "software": self.software,

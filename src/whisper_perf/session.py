@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from . import baselines
 from .config import RunConfig
-from .errors import EXIT_ENVIRONMENT, EXIT_REGRESSION, EXIT_USAGE, EnvironmentUnavailable, UsageError
+from .errors import (EXIT_ENVIRONMENT, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EnvironmentUnavailable,
+                     UsageError)
 from .results import Failure, RunResult, write_run
 from .summary import Summary, summarize
 from .verdicts import Verdict
@@ -135,8 +136,11 @@ class RunSession:
 
     def exit_status(self, status: int) -> int:
         """A run whose only failures were bad input (4) or something unavailable here (6) ends
-        with that code, not with 1 (regression)."""
+        with that code, not with 1 (regression); with --strict-gate, a run in which nothing failed but
+        a speed check was not judged ends with 7."""
         failed = self.test_failures
+        if status == EXIT_OK and self.config.strict and self.speed_not_judged():
+            return EXIT_NOT_JUDGED
         if status != EXIT_REGRESSION or failed.other:
             return status
         if failed.usage:
@@ -144,6 +148,11 @@ class RunSession:
         if failed.environment:
             return EXIT_ENVIRONMENT
         return status
+
+    def speed_not_judged(self) -> list[str]:
+        """"model/variant: check" of every speed check this run could not judge."""
+        return [f"{model}/{variant}: {v.check}" for model, variant, v in self.verdicts
+                if v.speed and not v.outcome.judged]
 
     def finish(self, exit_status: int, say) -> None:
         """Record (with --record), then write the results file and the reports."""
@@ -241,3 +250,10 @@ class RunSession:
             reporter.write_line(f"whisper_perf: results written to {self.results_path}")
             for name, path in self.reports.items():
                 reporter.write_line(f"whisper_perf: {name} written to {path}")
+        if self.config.strict and self.speed_not_judged() and not self.test_failures.other:
+            reporter.write_line(f"whisper_perf: --strict-gate: speed checks not judged, exit {EXIT_NOT_JUDGED}: "
+                                + "; ".join(self.speed_not_judged()), red=True)
+        if self.results:  # the last word: what was judged, and what was not
+            tally = self.results.tally()
+            reporter.write_line(f"whisper_perf: {self.results.headline()}", red=bool(tally.failed),
+                                yellow=not tally.failed and bool(tally.not_judged), bold=True)

@@ -145,7 +145,7 @@ def coefficient_of_variation(pass_totals) -> float:
 
 def _relative_half_widths(interval: Interval) -> tuple[float, float]:
     """(estimate - low, high - estimate) / estimate; zero for a single round (no interval)."""
-    if np.isnan(interval.low):
+    if interval.single_round:
         return 0.0, 0.0
     return ((interval.estimate - interval.low) / interval.estimate,
             (interval.high - interval.estimate) / interval.estimate)

@@ -65,9 +65,10 @@ class Summary:
 def _busy_evidence(m: Measurement) -> str:
     busy = m.busy_rounds
     worst = max((m.loads[r] for r in busy), key=lambda load: load.others_cores or 0.0)
+    stopped = f"; {m.retries_stopped}" if m.retries_stopped else ""
     return (f"machine busy in {len(busy)} of {len(m.loads)} rounds, only {len(m.quiet_rounds)} quiet "
-            f"(worst round: {worst.evidence()}). Stop other work on this machine, or run where the cores "
-            f"are not shared, and run again")
+            f"(worst round: {worst.evidence()}{stopped}). Stop other work on this machine, or run where the "
+            f"cores are not shared, and run again")
 
 
 def _probe_mean(m: Measurement, rounds: list[int]) -> float | None:

@@ -25,7 +25,7 @@ import torch
 
 from .audio import AudioSet
 from .compile_health import CompileWatch
-from .contention import Load, LoadMeter
+from .contention import Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
 from .variants import Transcript, Variant, synchronize
 
@@ -105,6 +105,7 @@ class Measurement:
     rounds_requested: int = 0
     warmup_compile: object = None  # compile_health.CompileHealth of the variant's warm-up
     timed_compile: object = None  # ... of the timed rounds: anything compiled here is a recompile
+    retries_stopped: str | None = None  # why replacement rounds for busy ones were not timed
 
     @property
     def busy_rounds(self) -> list[int]:
@@ -197,6 +198,13 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
             schedule.run_rounds(rounds)
         extra = rounds if extra_rounds is None else extra_rounds
         while len(m.quiet_rounds) < rounds and extra > 0:
+            # A replacement round only helps once the load has gone: while it stays, every round
+            # would be busy too (and slow), so stop and say so rather than time them all.
+            still = sample_idle(1.0)
+            if still.busy:
+                m.retries_stopped = (f"machine still busy after the requested rounds ({still.evidence()}): "
+                                     f"{extra} replacement round(s) not timed")
+                break
             schedule.run_rounds(1)
             extra -= 1
     m.timed_compile = watch.health if variant.spec.compiled else None

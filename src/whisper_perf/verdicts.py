@@ -9,14 +9,14 @@ the baseline within absolute tolerances; there is no noise in greedy decoding to
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+import functools
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
 from .baselines import Entry, Tolerances
 from .compile_health import CompileTotals
 from .machine_speed import adjustment
-from .stats import Interval, detectable_speedup_loss, detectable_time_increase
+from .stats import Interval, detectable_speedup_loss, detectable_time_increase, interval_text
 
 
 class Outcome(str, Enum):
@@ -26,11 +26,18 @@ class Outcome(str, Enum):
     KNOWN_ANOMALY = "known anomaly"
     ANOMALY_GONE = "anomaly gone"
     NO_BASELINE = "no baseline"
+    NOT_APPLICABLE = "not applicable"  # e.g. WER of random weights
+    CARRIED_OVER = "carried over"  # a figure an earlier run measured: shown, not judged again
     UNRELIABLE = "unreliable"
 
     @property
     def fails(self) -> bool:
         return self in (Outcome.REGRESSION, Outcome.ANOMALY_GONE)
+
+    @property
+    def judged(self) -> bool:
+        """Whether the check was judged in this run (passed or failed), not left open."""
+        return self not in (Outcome.NO_BASELINE, Outcome.UNRELIABLE, Outcome.NOT_APPLICABLE, Outcome.CARRIED_OVER)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Verdict:
     message: str
     # The smallest slowdown (fraction) this run could have flagged, given its noise and tolerance.
     detectable: float | None = None
+    speed: bool = False  # a speed check (speedup, compiled vs eager, times): what --strict-gate gates on
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -48,7 +56,8 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, data: dict) -> Verdict:
-        return cls(data["check"], Outcome(data["outcome"]), data["message"], data.get("detectable"))
+        return cls(data["check"], Outcome(data["outcome"]), data["message"], data.get("detectable"),
+                   data.get("speed", False))
 
 
 def credible_change(interval: Interval, expected: float, tolerance: float, higher_is_better: bool) -> str:
@@ -64,16 +73,25 @@ def credible_change(interval: Interval, expected: float, tolerance: float, highe
 
 def _bounds(interval: Interval) -> tuple[float, float]:
     """(low, high); a single round has no interval, so its estimate is both."""
-    if math.isnan(interval.low):
+    if interval.single_round:
         return interval.estimate, interval.estimate
     return interval.low, interval.high
 
 
 def _ci(interval: Interval, unit: str = "") -> str:
-    if math.isnan(interval.low):
-        return f"{interval.estimate:.3f}{unit} (one round: no interval)"
-    return (f"{interval.estimate:.3f}{unit} [{interval.low:.3f}, {interval.high:.3f}] "
-            f"({interval.confidence:.0%} CI)")
+    """An interval in a verdict's message: the table form (stats.interval_text) and its level."""
+    if interval.single_round:
+        return f"{interval_text(interval, unit)} (one round: no interval)"
+    return f"{interval_text(interval, unit)} ({interval.confidence:.0%} CI)"
+
+
+def _speed_check(judge):
+    """Marks the verdicts of ``judge`` as speed checks (Verdict.speed), which --strict-gate gates on."""
+    @functools.wraps(judge)
+    def judged(*args, **kwargs) -> Verdict:
+        return replace(judge(*args, **kwargs), speed=True)
+
+    return judged
 
 
 def _unreliable(check: str, measured: str, why: str, detectable: float | None) -> Verdict:
@@ -81,6 +99,32 @@ def _unreliable(check: str, measured: str, why: str, detectable: float | None) -
                    detectable)
 
 
+@_speed_check
+def judge_against_eager(speedup: Interval, unreliable: str | None = None) -> Verdict:
+    """Judged on every machine, with or without a baseline: a compiled build must not be credibly
+    slower than its own eager build timed beside it (its whole speedup interval below 1x)."""
+    measured = _ci(speedup, "x")
+    if unreliable:
+        return _unreliable("compiled vs eager", measured, unreliable, None)
+    if credible_change(speedup, 1.0, 0.0, higher_is_better=True) == "worse":
+        return Verdict("compiled vs eager", Outcome.REGRESSION,
+                       f"compiled slower than eager: speedup {measured} lies wholly below 1x")
+    return Verdict("compiled vs eager", Outcome.PASS, f"not slower than eager: speedup {measured}")
+
+
+def not_judged(check: str, why: str, speed: bool = False) -> Verdict:
+    """A check that needs a baseline this hardware does not have (``why`` says so, and how to record it)."""
+    return Verdict(check, Outcome.NO_BASELINE, why, speed=speed)
+
+
+def carried_over(check: str, shown: str, source: str) -> Verdict:
+    """A figure an earlier run measured (``source``): shown for information, never judged again
+    (a baseline recorded from that same figure would pass it every time)."""
+    return Verdict(check, Outcome.CARRIED_OVER, f"{check} {shown}, {source}: carried over, not judged in this run "
+                   "(--compile-latency always measures it again)")
+
+
+@_speed_check
 def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anomaly_applies: bool,
                   record_hint: str, unreliable: str | None = None) -> Verdict:
     measured = _ci(speedup, "x")
@@ -111,6 +155,7 @@ def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anoma
     return Verdict("speedup", Outcome.PASS, f"speedup {measured} within {against}", detectable)
 
 
+@_speed_check
 def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, record_hint: str,
                check: str = "compiled time", unreliable: str | None = None,
                speed_factor: float | None = None) -> Verdict:
@@ -147,11 +192,17 @@ def judge_times(summary, entry: Entry, tolerances: Tolerances, record_hint: str,
     machine, or when the speed moved too far to adjust for."""
     factor, speed_changed = (None, None) if on_cuda else adjustment(summary.machine_probe_ms, entry.machine_probe_ms)
     unreliable = summary.unreliable or speed_changed
-    checks = [("compiled time" if compiled else "eager time", summary.seconds, entry.seconds)]
+    own, of_reference = time_checks(compiled, reference)
+    checks = [(own, summary.seconds, entry.seconds)]
     if summary.reference_seconds is not None and entry.reference_seconds is not None:
-        checks.append((f"{reference or 'eager'} time (reference)", summary.reference_seconds, entry.reference_seconds))
+        checks.append((of_reference, summary.reference_seconds, entry.reference_seconds))
     return [judge_time(measured, base, tolerances.compiled_time, record_hint, check, unreliable, factor)
             for check, measured, base in checks]
+
+
+def time_checks(compiled: bool, reference: str | None) -> tuple[str, str]:
+    """The names of a variant's two time checks: its own summed time, and its reference's."""
+    return "compiled time" if compiled else "eager time", f"{reference or 'eager'} time (reference)"
 
 
 def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tolerances: Tolerances,
@@ -161,7 +212,7 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     the share of utterances whose token ids equal eager's (``exact_match``) for information."""
     if not_applicable:
         same = "" if exact_match is None else f"; token ids same as eager in {exact_match:.0%} of utterances"
-        return Verdict("wer", Outcome.NO_BASELINE, f"n/a (random weights): {not_applicable}{same}")
+        return Verdict("wer", Outcome.NOT_APPLICABLE, f"n/a (random weights): {not_applicable}{same}")
     problems = []
     if reference_wer is not None and abs(wer - reference_wer) > tolerances.wer_vs_eager:
         problems.append(f"WER {100 * wer:.2f}% differs from eager's {100 * reference_wer:.2f}% by more than "
@@ -225,8 +276,9 @@ def judge_compile_health(warmup, timed, expected: dict | None, *, cuda: bool) ->
                f"{totals.graph_breaks} graph break(s), {totals.recompiles_timed} recompile(s) while timed, {counted}")
     if problems:
         return Verdict("compile health", Outcome.REGRESSION, "; ".join(problems) + f" [{summary}]")
-    if not expected:
-        return Verdict("compile health", Outcome.NO_BASELINE, summary + " (no baseline diagnostics to compare)")
+    if not expected:  # what needs no baseline (no recompile while timed) was judged; the rest not
+        return Verdict("compile health", Outcome.PASS, summary + " (no baseline diagnostics: graph breaks and "
+                       "CUDA-graph skip reasons not compared)")
     return Verdict("compile health", Outcome.PASS, summary)
 
 

@@ -44,14 +44,14 @@ from ..report import md_table
 from ..results import MeasurementRecord, RunResult, load_run, runs_newest_first
 from ..stats import Interval, detectable_speedup_loss
 from ..verdicts import Outcome, Verdict, credible_change
+from ..verdicts import time_checks as verdict_time_checks
 from . import Parser, run_command
 
 
 def time_checks(m: MeasurementRecord) -> set[str]:
-    """The summed-time checks of a measurement, named as verdicts.judge_times names them: the
-    variant's own time and its reference's.  They are also left unjudged when the machine's
-    speed moved since the recording, which the speedup check is not."""
-    return {"compiled time", "eager time", f"{m.reference or 'eager'} time (reference)"}
+    """The summed-time checks of a measurement (verdicts.time_checks).  They are also left
+    unjudged when the machine's speed moved since the recording, which the speedup check is not."""
+    return set(verdict_time_checks(m.setup.get("compile_mode") is not None, m.reference))
 
 
 @dataclass

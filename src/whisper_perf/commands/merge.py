@@ -94,11 +94,10 @@ def _estimate(interval: Interval | None) -> str:
 
 
 def _verdicts_cell(run: RunResult, model: str, variant: str) -> str:
-    verdicts = run.verdicts_of(model, variant)
-    failing = [v.check for v in verdicts if v.outcome.fails]
+    failing = [v.check for v in run.verdicts_of(model, variant) if v.outcome.fails]
     if failing:
         return f"**REGRESSION: {', '.join(failing)}**"
-    return f"{len(verdicts)} passed or skipped" if verdicts else "not judged"
+    return run.tally(model, variant).text()
 
 
 def run_rows(run: RunResult) -> list[tuple]:
