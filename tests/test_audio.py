@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from whisper_perf.audio import SAMPLE_RATE, load_audio_set
+from whisper_perf.audio import changes_recorded, SAMPLE_RATE, load_audio_set
 from whisper_perf.errors import UsageError
 
 
@@ -46,9 +46,12 @@ def test_other_rate_and_channels_are_resampled_and_downmixed(tmp_path):
     t = np.arange(44_100 * 2) / 44_100
     stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1) * 0.5
     folder = _write_set(tmp_path, [{"file_name": "a.flac", "text": "hello"}], stereo, 44_100)
-    (utterance,) = load_audio_set(folder).utterances
+    with changes_recorded() as changes:
+        (utterance,) = load_audio_set(folder).utterances
     assert abs(utterance.seconds - 2.0) < 0.01
     assert utterance.audio.ndim == 1 and abs(utterance.audio.max() - 0.5) < 0.02
+    assert changes == ["2 channels, averaged to mono: 1 file(s) (a.flac)",
+                       "44100 Hz, resampled to 16000 Hz: 1 file(s) (a.flac)"]  # said, for the run's output and report
 
 
 def test_corrupt_file_names_the_file(tmp_path):

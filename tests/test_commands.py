@@ -240,6 +240,12 @@ def test_upgrade_requirements_put_torch_first():
     assert upgrade.requirement_groups("torch==2.6.0 transformers==4.52.4") == ["torch==2.6.0", "transformers==4.52.4"]
     pinned, rest = upgrade.requirement_groups("transformers==4.46.2")
     assert pinned.startswith("torch==") and "+" not in pinned and rest == "transformers==4.46.2"
+    # the nightly look-ahead's newest releases: torch's index and --pre stay with torch
+    assert upgrade.requirement_groups("torch --pre --index-url https://download.pytorch.org/whl/nightly/cpu "
+                                      "transformers") == [
+        "torch --pre --index-url https://download.pytorch.org/whl/nightly/cpu", "transformers"]
+    assert upgrade.requirement_groups("transformers==5.24.0 --no-deps torch==2.14.1 --index-url=https://x") == [
+        "torch==2.14.1 --index-url=https://x", "transformers==5.24.0 --no-deps"]
 
 
 # ---- environments: the install-or-reuse rule of nox's sessions and of upgrade ----

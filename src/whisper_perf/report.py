@@ -91,6 +91,9 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
              + (f", CUDA {sw['cuda']}" if sw.get("cuda") else "") + (f"; commit {sw['commit']}" if sw.get("commit") else "")
              + f"; profile {options['profile']}, {options['rounds']} rounds, exit status {run.exit_status}; "
              f"finished {run.finished}.", ""]
+    if run.input_changes:
+        lines += ["## Input", "", "What the suite changed about the input before timing:", "",
+                  *[f"- {change}" for change in run.input_changes], ""]
     lines += ["## Verdicts", ""]
     if run.verdicts:
         lines.append(md_table(("model", "variant", "check", "verdict", "detects", "detail"), [

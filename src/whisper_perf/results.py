@@ -233,6 +233,7 @@ class RunResult:
     verdicts: list[VerdictRecord] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     recorded_baseline: str | None = None
+    input_changes: list[str] = field(default_factory=list)  # what the suite changed about the input
     path: Path | None = None  # where it was read from
 
     @property
@@ -272,7 +273,8 @@ class RunResult:
                 "finished": self.finished, "exit_status": self.exit_status, "options": self.options,
                 "measurements": [m.to_dict() for m in self.measurements],
                 "verdicts": [v.to_dict() for v in self.verdicts],
-                "failures": [f.to_dict() for f in self.failures], "recorded_baseline": self.recorded_baseline}
+                "failures": [f.to_dict() for f in self.failures], "recorded_baseline": self.recorded_baseline,
+                "input_changes": self.input_changes}
 
     @classmethod
     def from_dict(cls, data: dict, path: Path | None = None) -> RunResult:
@@ -281,7 +283,8 @@ class RunResult:
                    measurements=[MeasurementRecord.from_dict(m) for m in data.get("measurements", [])],
                    verdicts=[VerdictRecord.from_dict(v) for v in data.get("verdicts", [])],
                    failures=[Failure.from_dict(f) for f in data.get("failures", [])],
-                   recorded_baseline=data.get("recorded_baseline"), path=path)
+                   recorded_baseline=data.get("recorded_baseline"), input_changes=data.get("input_changes", []),
+                   path=path)
 
 
 def write_run(folder: Path, hardware_key: str, run: RunResult) -> Path:

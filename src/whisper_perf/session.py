@@ -47,8 +47,10 @@ class TestFailures:
 
 
 class RunSession:
-    def __init__(self, config: RunConfig):
+    def __init__(self, config: RunConfig, progress=None):
         self.config = config
+        self.progress = progress or (lambda text: None)  # progress(text): a live line per stage
+        self.input_changes: list[str] = []  # what the suite changed about the input (resampled audio...)
         self.hardware = None  # hardware.Hardware, once start() found it
         self.baseline_file: baselines.BaselineFile | None = None
         self.measurements: dict[Key, object] = {}  # -> timing.Measurement
@@ -118,9 +120,17 @@ class RunSession:
                         "measures one compiled variant per run (about 80 s each on a 2-core CPU, so a first run "
                         "stays short); the next run measures it, or pass --compile-latency always")
         self.cold_compiles_measured += 1
+        self.progress(f"{variant.name}: cold and warm compile latency in two fresh processes (about a minute "
+                      "each on a 2-core CPU)")
         measured = measure_cold_and_warm(variant.model_name, variant.name, self.hardware.device, audio_source,
                                          variant.settings.max_new_tokens)
         return {**measured, **versions, "source": "measured in this run"}
+
+    def add_input_change(self, change: str) -> None:
+        """Something the suite changed about the input (e.g. audio resampled): shown live and in the report."""
+        if change not in self.input_changes:
+            self.input_changes.append(change)
+            self.progress(f"input: {change}")
 
     def add_verdict(self, model: str, variant: str, verdict: Verdict) -> None:
         self.verdicts.append((model, variant, verdict))
@@ -177,7 +187,7 @@ class RunSession:
             measurements=[MeasurementRecord.from_measurement(m, self.summary(key), self.diagnostics.get(key))
                           for key, m in self.measurements.items()],
             verdicts=[VerdictRecord(model, variant, v) for model, variant, v in self.verdicts],
-            failures=list(self.failures),
+            failures=list(self.failures), input_changes=list(self.input_changes),
             recorded_baseline=str(self.recorded[0]) if self.recorded else None)
 
     def _record(self, exit_status: int, say) -> tuple | None:

@@ -121,8 +121,10 @@ class _Schedule:
     untimed before the next timed call: the reference call(s) and input preparation) and its
     ``target`` (the variant's timed call)."""
 
-    def __init__(self, m: Measurement, variant: Variant, reference: Variant | None, audio: AudioSet):
+    def __init__(self, m: Measurement, variant: Variant, reference: Variant | None, audio: AudioSet,
+                 on_round=None):
         self.m, self.variant, self.reference, self.audio = m, variant, reference, audio
+        self.on_round = on_round  # on_round(round number, its contention.Load) once a round is timed
         self.calls = 0  # variant calls scheduled so far, over all rounds
         self.pending_reference = None  # (pass, utterance) whose reference call follows the variant's
         self.meter: LoadMeter | None = None
@@ -141,6 +143,8 @@ class _Schedule:
             self.meter.__exit__(None, None, None)
             self.m.loads.append(self.meter.load)
             self.meter = None
+            if self.on_round is not None:
+                self.on_round(len(self.m.loads), self.m.loads[-1])
 
     def setup(self):
         index = self.calls % len(self.audio)
@@ -175,20 +179,29 @@ class _Schedule:
 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
-            pedantic=None, extra_rounds: int | None = None) -> Measurement:
+            pedantic=None, extra_rounds: int | None = None, progress=None) -> Measurement:
     """Time ``rounds`` rounds of ``variant`` over ``audio``, interleaved with its eager ``reference``.
 
     ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times each of the
     variant's ``generate()`` calls (one pytest-benchmark round per call) and lands them in
     pytest-benchmark's JSON.  Rounds taken on a busy machine are replaced by up to
-    ``extra_rounds`` more (default: as many as requested), timed outside pytest-benchmark."""
+    ``extra_rounds`` more (default: as many as requested), timed outside pytest-benchmark.
+    ``progress(text)``, when given, hears of each round as it ends."""
     m = Measurement(
         model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,
         audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
         reference_texts={u.id: u.text for u in audio.utterances},
         first_call_seconds=variant.first_call_seconds, warmup_seconds=variant.warmup_seconds,
         rounds_requested=rounds, warmup_compile=variant.warmup_compile)
-    schedule = _Schedule(m, variant, reference, audio)
+    start = time.perf_counter()
+
+    def on_round(number: int, load) -> None:
+        if progress is not None:
+            label = f"round {number} of {rounds}" if number <= rounds else f"replacement round {number - rounds}"
+            progress(f"timing {variant.name}: {label} done{' (machine busy)' if load.busy else ''}, "
+                     f"{time.perf_counter() - start:.0f} s")
+
+    schedule = _Schedule(m, variant, reference, audio, on_round)
     with CompileWatch() as watch:
         if pedantic is not None:
             pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1,

@@ -81,15 +81,29 @@ def _versions(python: str) -> dict:
 
 def requirement_groups(spec: str) -> list[str]:
     """The environment's requirements as environments.prepare takes them: torch first (the one
-    named, else the current version pinned, so that no other requirement moves it), then the rest."""
-    requirements = spec.split()
-    torch_pins = [r for r in requirements if re.match(r"torch\b", r)]
-    if not torch_pins:
+    named, else the current version pinned, so that no other requirement moves it), then the rest.
+    pip options belong to the requirement before them: in "torch --pre --index-url URL
+    transformers" the index is torch's."""
+    groups: dict[str, list[str]] = {"torch": [], "rest": []}
+    current, tokens = "rest", spec.split()
+    while tokens:
+        token = tokens.pop(0)
+        if token.startswith("-"):
+            groups[current].append(token)
+            if "=" not in token and token not in FLAG_OPTIONS and tokens:
+                groups[current].append(tokens.pop(0))  # the option's value
+            continue
+        current = "torch" if re.match(r"torch\b", token) else "rest"
+        groups[current].append(token)
+    if not groups["torch"]:
         import torch
         from packaging.version import Version
 
-        torch_pins = [f"torch=={Version(torch.__version__).base_version}"]
-    return [" ".join(torch_pins), " ".join(r for r in requirements if r not in torch_pins)]
+        groups["torch"] = [f"torch=={Version(torch.__version__).base_version}"]
+    return [" ".join(groups["torch"]), " ".join(groups["rest"])]
+
+
+FLAG_OPTIONS = {"--pre", "--upgrade", "-U", "--no-deps", "--force-reinstall"}  # pip options without a value
 
 
 def prepare(env: Environment, root: Path) -> Environment:
