@@ -236,6 +236,41 @@ def test_upgrade_flags_a_slower_side_and_a_side_that_failed(run):
     assert "**REGRESSION**" in upgrade.render(report, KEY)
 
 
+def _slower(m, eager: float = 1.0, compiled: float = 1.0, probe: float = 1.0):
+    """``m`` measured on a side whose eager / compiled calls took that much longer, on a machine
+    whose torch-free probe ran ``probe`` times slower."""
+    scale = lambda passes, f: [[[u, seconds * f, tokens] for u, seconds, tokens in p] for p in passes]  # noqa: E731
+    return dataclasses.replace(m, samples=scale(m.samples, compiled), reference_samples=scale(m.reference_samples, eager),
+                               summary=dataclasses.replace(m.summary, machine_probe_ms=m.summary.machine_probe_ms * probe))
+
+
+def test_upgrade_compares_like_with_like_eager_too_at_equal_machine_speed(run):
+    m = run.measurement("tiny.en", "compiled")
+    compare = lambda after: upgrade.compare(  # noqa: E731
+        _environments(run, dataclasses.replace(run, measurements=[after])), Tolerances())["rows"][0]["changes"]["next"]
+    # eager 30% slower, compiled unchanged: the speedup "improves", and it is a regression
+    eager_slower = compare(_slower(m, eager=1.3))
+    assert eager_slower["verdict"] == "regression" and "eager time +30.0%" in eager_slower["detail"]
+    assert eager_slower["reference_seconds"]["low"] > 1.25
+    # everything 10% slower on a machine whose probe says it ran 10% slower: no change of the code
+    drift = compare(_slower(m, eager=1.1, compiled=1.1, probe=1.1))
+    assert drift["verdict"] == "no credible change" and "times at equal machine speed (x0.909)" in drift["detail"]
+    assert abs(drift["seconds"]["estimate"] - 1) < 0.001
+    # the probe moved beyond what can be adjusted for: the times are not compared, the speedup still is
+    moved = compare(_slower(m, eager=2.0, compiled=2.0, probe=2.0))
+    assert "seconds" not in moved and "speedup" in moved and "machine speed changed" in moved["detail"]
+
+
+def test_memory_added_by_the_calls_is_told_apart_from_what_the_process_holds(run):
+    d = run.measurement("tiny.en", "compiled").diagnostics
+    cpu = dataclasses.replace(d, variant={"peak_memory": {
+        "bytes": 1400 * 2**20, "start_bytes": 1300 * 2**20, "kind": "process peak RSS (VmHWM, reset before)"}})
+    assert cpu.peak_memory_bytes() == 1400 * 2**20 and cpu.memory_rise_bytes() == 100 * 2**20
+    cuda = dataclasses.replace(d, variant={"peak_memory": {
+        "bytes": 300 * 2**20, "start_bytes": 900 * 2**20, "kind": "cuda max allocated above start"}})
+    assert cuda.memory_rise_bytes() == 300 * 2**20  # on CUDA the judged figure is the rise already
+
+
 def test_upgrade_requirements_put_torch_first():
     assert upgrade.requirement_groups("torch==2.6.0 transformers==4.52.4") == ["torch==2.6.0", "transformers==4.52.4"]
     pinned, rest = upgrade.requirement_groups("transformers==4.46.2")

@@ -53,7 +53,8 @@ class PeakMemory:
     bytes: int | None  # what is judged: on CUDA the rise above start_bytes, on a CPU the peak RSS
     kind: str  # "cuda max allocated above start", "process peak RSS (VmHWM, reset before)", ...
     reserved_bytes: int | None = None  # CUDA caching allocator's reserved peak, above its start
-    start_bytes: int | None = None  # CUDA: allocated when the measurement started (other builds' too)
+    start_bytes: int | None = None  # CUDA: allocated when the measurement started (other builds' too);
+    # CPU: the process's resident set then (so the calls' own rise is bytes - start_bytes)
     reserved_start_bytes: int | None = None  # CUDA: reserved when the measurement started
 
     def as_dict(self) -> dict:
@@ -112,6 +113,7 @@ class _MemoryPeak:
                 self._reset = True
             except OSError:
                 self._reset = False
+            self._start = (_proc_status_bytes("VmRSS:"), 0)
         return self
 
     def __exit__(self, *exc):
@@ -121,10 +123,11 @@ class _MemoryPeak:
             self.result = cuda_peak_rise(allocated, torch.cuda.max_memory_allocated(), reserved,
                                          torch.cuda.max_memory_reserved())
             return False
-        peak = _vm_hwm()
+        peak = _proc_status_bytes("VmHWM:")
         if peak is not None:
             kind = "process peak RSS (VmHWM, reset before)" if self._reset else "process peak RSS since start"
-            self.result = PeakMemory(peak, kind)
+            # start: what the process held before these calls (weights, libraries the build loads)
+            self.result = PeakMemory(peak, kind, start_bytes=self._start[0] if self._reset else None)
         else:
             import resource
 
@@ -133,10 +136,11 @@ class _MemoryPeak:
         return False
 
 
-def _vm_hwm() -> int | None:
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory figure of /proc/self/status ("VmHWM:", "VmRSS:") in bytes; None off Linux."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass

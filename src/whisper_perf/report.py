@@ -171,7 +171,7 @@ def _compile_sections(measurements: list[MeasurementRecord], on_cuda: bool) -> l
 
 
 def _mib_start(memory: dict | None) -> str:
-    """What was allocated when a CUDA build's diagnostic calls started ("-" on a CPU)."""
+    """What was allocated (CUDA) or resident (CPU) when a build's diagnostic calls started."""
     if not memory or memory.get("start_bytes") is None:
         return "-"
     return f"{memory['start_bytes'] / 2**20:,.0f}"
@@ -215,7 +215,8 @@ def _diagnostic_sections(measurements: list[dict]) -> list[str]:
     return ["", "## Peak memory (MiB)", "",
             "CUDA: the rise of `max_memory_allocated` above what was allocated when the build's diagnostic calls "
             "started (\"at start\": every build measured before it, with its caches and CUDA-graph pool, is still "
-            "alive); CPU: the process's peak resident set.", "",
+            "alive); CPU: the process's peak resident set during the calls, and (\"at start\") its resident set "
+            "before them: weights, libraries, every build's caches; the difference is what the calls added.", "",
             md_table(("model", "variant", "variant", "variant at start", "eager reference", "reference at start",
                        "what"), rows),
             "", "## Per-phase latency and roofline", "",

@@ -81,6 +81,14 @@ class Diagnostics:
         memory = (getattr(self, build) or {}).get("peak_memory") or {}
         return memory.get("bytes")
 
+    def memory_rise_bytes(self, build: str = "variant") -> int | None:
+        """What the build's measured calls added: on CUDA the judged figure itself (a rise above
+        the start), on a CPU the peak resident set less the resident set before the calls."""
+        memory = (getattr(self, build) or {}).get("peak_memory") or {}
+        if memory.get("bytes") is None or memory.get("start_bytes") is None:
+            return None
+        return memory["bytes"] if memory.get("kind", "").startswith("cuda") else memory["bytes"] - memory["start_bytes"]
+
     def to_dict(self) -> dict:
         data = {"first_call_seconds": self.first_call_seconds,
                 "warmup_compile": self.warmup_compile.as_dict() if self.warmup_compile else None,

@@ -13,11 +13,15 @@ them (whisper_perf.environments).  The suite runs in each environment (``--repea
 alternating the order, so that machine drift does not favour one side), each run a separate
 process writing its own results file, and the report compares every environment with the first:
 
-* per model x variant: speedup and compiled time on each side with intervals, the change with
-  its interval (independent bootstraps of both sides) and a verdict: a regression when the
-  whole interval of the change lies beyond the hardware's tolerance (verdicts.credible_change);
-* WER on each side; compile health (graphs, graph breaks, recompiles while timed, first
-  compiled call) and peak memory on each side;
+* per model x variant: speedup, compiled time and the eager reference's time on each side with
+  intervals, the change with its interval (independent bootstraps of both sides; times brought to
+  the first side's machine speed by the torch-free probe) and a verdict: a regression when the
+  whole interval of a change lies beyond the hardware's tolerance (verdicts.credible_change), so
+  an upgrade that slows eager is a regression, not a "better speedup";
+* WER on each side; compile health (graphs, graph breaks, recompiles while timed) and the first
+  compiled call, every run compiling with empty caches of its own (both sides cold); peak memory
+  and what the measured calls added to it (a build that loads more, such as torch's CUDA build on
+  a CPU, raises the first, not the second);
 * an environment that cannot be installed, or a variant that fails to build or run on one side,
   is a red entry with its error, not a crash of the comparison.
 
@@ -46,6 +50,7 @@ from ..errors import EXIT_OK, EXIT_REGRESSION
 from ..report import md_table
 from ..results import MeasurementRecord, RunResult, load_run
 from ..stats import change_interval, interval_text, speedup_interval, total_interval
+from ..machine_speed import adjustment
 from ..verdicts import credible_change
 from . import Parser, run_command
 
@@ -127,10 +132,14 @@ def run_suite(env: Environment, root: Path, folder: Path, pytest_args: list[str]
     log = folder / "logs" / f"{env.name}-{index:02d}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     before = set(results.glob("*/*.json"))
+    # Like with like: every run compiles with empty compile caches of its own, so the first
+    # compiled call of each side is a cold one (the current side's caches are warm from earlier runs).
+    caches = folder / "compile-caches" / f"{env.name}-{index:02d}"
+    cold = {"TORCHINDUCTOR_CACHE_DIR": str(caches / "inductor"), "TRITON_CACHE_DIR": str(caches / "triton")}
     with log.open("w") as out:
         done = subprocess.run([env.python, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-q",
                                "--results-dir", str(results), *pytest_args], cwd=root, stdout=out,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, env={**os.environ, **cold})
     new = sorted(set(results.glob("*/*.json")) - before)
     if not new:
         env.run_errors.append(f"run {index + 1}: exit {done.returncode}, no results; see {log}")
@@ -166,23 +175,42 @@ def side(env: Environment, model: str, variant: str) -> tuple[dict, MeasurementR
     compiled, eager = m.seconds_table(), m.seconds_table(reference=True)
     totals = m.diagnostics.compile
     data = {"seconds": total_interval(compiled).as_dict(), "wer": m.summary.wer, "rounds": len(compiled),
-            "first_call_seconds": m.diagnostics.first_call_seconds,
+            "first_call_seconds": m.diagnostics.first_call_seconds, "machine_probe_ms": m.summary.machine_probe_ms,
             "compile": None if totals is None else {"graphs": totals.graphs, "graph_breaks": totals.graph_breaks,
                                                     "recompiles_timed": totals.recompiles_timed},
-            "peak_memory_bytes": m.diagnostics.peak_memory_bytes()}
+            "peak_memory_bytes": m.diagnostics.peak_memory_bytes(),
+            "memory_rise_bytes": m.diagnostics.memory_rise_bytes()}
     if eager:
         data["speedup"] = speedup_interval(eager, compiled).as_dict()
+        data["reference_seconds"] = total_interval(eager).as_dict()
     return data, m
 
 
-# (key in the change, label, tolerance, higher is better): the changes judged against a tolerance
-JUDGED = (("speedup", "speedup", "speedup", True), ("seconds", "time", "compiled_time", False))
+# (key in the change, label, tolerance, higher is better): the changes judged against a tolerance;
+# the eager reference's time too: a change that slows eager (what most users run) is a regression,
+# not a "better speedup"
+JUDGED = (("speedup", "speedup", "speedup", True), ("seconds", "time", "compiled_time", False),
+          ("reference_seconds", "eager time", "compiled_time", False))
+
+
+def _time_intervals(before: MeasurementRecord, after: MeasurementRecord) -> tuple[dict, str]:
+    """The change of the variant's and its reference's summed time, ``after`` brought to
+    ``before``'s machine speed (machine_speed.adjustment on the two sides' probes); none when the
+    speed moved too far to adjust for, with why."""
+    factor, moved = adjustment(after.summary.machine_probe_ms, before.summary.machine_probe_ms)
+    if moved:
+        return {}, moved
+    scale = lambda table: [[seconds * (factor or 1.0) for seconds in row] for row in table]  # noqa: E731
+    intervals = {"seconds": change_interval(before.seconds_table(), scale(after.seconds_table()))}
+    if before.reference_samples and after.reference_samples:
+        intervals["reference_seconds"] = change_interval(before.seconds_table(True), scale(after.seconds_table(True)))
+    return intervals, f"at equal machine speed (x{factor:.3f})" if factor else ""
 
 
 def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float, float], recompiles: int,
            tolerances) -> dict:
-    """after against before: the change of speedup and time with intervals, and a verdict."""
-    intervals = {"seconds": change_interval(before.seconds_table(), after.seconds_table())}
+    """after against before: the change of speedup and times with intervals, and a verdict."""
+    intervals, speed_note = _time_intervals(before, after)
     if before.reference_samples and after.reference_samples:
         intervals["speedup"] = change_interval((before.seconds_table(True), before.seconds_table()),
                                                (after.seconds_table(True), after.seconds_table()))
@@ -202,6 +230,7 @@ def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float
     verdict = "regression" if worse else "improved" if better else "no credible change"
     detail = "; ".join(worse or better) or (
         f"within tolerances (speedup {tolerances.speedup:.0%}, time {tolerances.compiled_time:.0%})")
+    detail += f"; times {speed_note}" if speed_note else ""
     return {**{k: v.as_dict() for k, v in intervals.items()}, "verdict": verdict, "detail": detail}
 
 
@@ -249,7 +278,8 @@ def _change_cells(change: dict) -> list[str]:
     verdict = change.get("verdict", "-")
     parts = [f"speedup x{interval_text(change['speedup'], '', 3)}" if change.get("speedup") else "",
              f"time x{interval_text(change['seconds'], '', 3)}" if change.get("seconds") else "",
-             change.get("detail", "")]
+             f"eager time x{interval_text(change['reference_seconds'], '', 3)}" if change.get("reference_seconds")
+             else "", change.get("detail", "")]
     return [f"**{verdict.upper()}**" if verdict in ("regression", "failed") else verdict,
             "; ".join(p for p in parts if p)]
 
@@ -281,6 +311,8 @@ def _health_cell(data: dict) -> str:
         text += f"; {data['first_call_seconds']:.1f} s"
     if data.get("peak_memory_bytes"):
         text += f"; {data['peak_memory_bytes'] / 2**20:,.0f} MiB"
+        if data.get("memory_rise_bytes") is not None:
+            text += f" ({data['memory_rise_bytes'] / 2**20:,.0f} MiB added by the calls)"
     return text
 
 
@@ -300,7 +332,9 @@ def render(report: dict, hardware_key: str) -> str:
               f"interval lies beyond the tolerance (speedup {t['speedup']:.0%}, compiled time "
               f"{t['compiled_time']:.0%}, WER {100 * t['wer']:.1f} points).", "", comparison_table(report)]
     lines += ["", "Compile health and memory per environment (graphs / graph breaks / recompiles while timed; "
-              "first compiled call; peak memory):", "", health_table(report)]
+              "first compiled call, every run compiling with empty compile caches of its own, so both sides are "
+              "cold; peak memory, and what the measured calls added to it: a build that loads more libraries "
+              "(a CUDA build of torch on a CPU) raises the peak, not what the calls add):", "", health_table(report)]
     return "\n".join(lines) + "\n"
 
 
