@@ -27,6 +27,7 @@ from .audio import AudioSet
 from .compile_health import CompileWatch
 from .contention import Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
+from .summary import MIN_QUIET_ROUNDS
 from .variants import Transcript, Variant, synchronize
 
 
@@ -116,6 +117,10 @@ class Measurement:
         return [r for r in range(len(self.passes)) if r not in self.busy_rounds]
 
 
+class _StopTiming(Exception):
+    """Raised between rounds when more rounds cannot change the verdict (the message says why)."""
+
+
 class _Schedule:
     """The ABBA order of one measurement, split into pytest-benchmark's ``setup`` (everything
     untimed before the next timed call: the reference call(s) and input preparation) and its
@@ -150,6 +155,9 @@ class _Schedule:
         index = self.calls % len(self.audio)
         if index == 0:  # a new round
             self._close_round()
+            hopeless = self._hopeless()
+            if hopeless:
+                raise _StopTiming(hopeless)
             self.m.probes.append([])
             self.m.passes.append(Pass(self.variant.name))
             if self.reference:
@@ -168,6 +176,20 @@ class _Schedule:
         self.m.probes[-1].append(probe_ms())  # just before the timed call: the machine's speed now
         return (inputs,), {}
 
+    def _hopeless(self) -> str | None:
+        """Why timing more rounds cannot change the verdict: too many rounds were busy for the rest
+        to make enough quiet ones (summary.MIN_QUIET_ROUNDS), and the load is still there (a
+        replacement round only helps once it has gone)."""
+        m = self.m
+        remaining = max(0, m.rounds_requested - len(m.loads))
+        if not m.busy_rounds or len(m.quiet_rounds) + remaining >= MIN_QUIET_ROUNDS:
+            return None
+        still = sample_idle(1.0)
+        if not still.busy:
+            return None
+        return (f"timing stopped after {len(m.loads)} round(s): the verdict could only be unreliable and the machine "
+                f"is still busy ({still.evidence()})")
+
     def target(self, inputs) -> None:
         _record(self.variant, self.m.passes[-1], self.current, inputs)
 
@@ -176,6 +198,23 @@ class _Schedule:
             args, _ = self.setup()
             self.target(*args)
         self._close_round()
+
+
+def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> None:
+    """Time up to ``extra`` more rounds while fewer than the requested are quiet.  A replacement
+    round only helps once the load has gone: while it stays, every round would be busy too (and
+    slow), so stop and say so rather than time them all."""
+    while not m.retries_stopped and len(m.quiet_rounds) < m.rounds_requested and extra > 0:
+        still = sample_idle(1.0)
+        if still.busy:
+            m.retries_stopped = (f"machine still busy after the requested rounds ({still.evidence()}): "
+                                 f"{extra} replacement round(s) not timed")
+            return
+        try:
+            schedule.run_rounds(1)
+        except _StopTiming as stop:
+            m.retries_stopped = str(stop)
+        extra -= 1
 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
@@ -203,22 +242,15 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
 
     schedule = _Schedule(m, variant, reference, audio, on_round)
     with CompileWatch() as watch:
-        if pedantic is not None:
-            pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1,
-                     warmup_rounds=0)
-            schedule._close_round()
-        else:
-            schedule.run_rounds(rounds)
-        extra = rounds if extra_rounds is None else extra_rounds
-        while len(m.quiet_rounds) < rounds and extra > 0:
-            # A replacement round only helps once the load has gone: while it stays, every round
-            # would be busy too (and slow), so stop and say so rather than time them all.
-            still = sample_idle(1.0)
-            if still.busy:
-                m.retries_stopped = (f"machine still busy after the requested rounds ({still.evidence()}): "
-                                     f"{extra} replacement round(s) not timed")
-                break
-            schedule.run_rounds(1)
-            extra -= 1
+        try:
+            if pedantic is not None:
+                pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1,
+                         warmup_rounds=0)
+                schedule._close_round()
+            else:
+                schedule.run_rounds(rounds)
+        except _StopTiming as stop:  # pytest-benchmark keeps no table row for it; the results file has all
+            m.retries_stopped = str(stop)
+        _replace_busy_rounds(m, schedule, rounds if extra_rounds is None else extra_rounds)
     m.timed_compile = watch.health if variant.spec.compiled else None
     return m
