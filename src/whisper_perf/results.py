@@ -259,10 +259,6 @@ class RunResult:
         return [v.verdict for v in self.verdicts
                 if (v.model, v.variant) == (model, variant) and check in (None, v.verdict.check)]
 
-    def failing(self) -> list[VerdictRecord]:
-        """The verdicts that fail the run (verdicts.Outcome.fails)."""
-        return [v for v in self.verdicts if v.verdict.outcome.fails]
-
     def tally(self, model: str | None = None, variant: str | None = None) -> Tally:
         """What was judged and what was not, for the run or for one model x variant."""
         mine = lambda r: model in (None, r.model) and variant in (None, r.variant)  # noqa: E731

@@ -65,7 +65,7 @@ class Summary:
 def _busy_evidence(m: Measurement) -> str:
     busy = m.busy_rounds
     worst = max((m.loads[r] for r in busy), key=lambda load: load.others_cores or 0.0)
-    stopped = f"; {m.retries_stopped}" if m.retries_stopped else ""
+    stopped = f"; {m.timing_stopped}" if m.timing_stopped else ""
     return (f"machine busy in {len(busy)} of {len(m.loads)} rounds, only {len(m.quiet_rounds)} quiet "
             f"(worst round: {worst.evidence()}{stopped}). Stop other work on this machine, or run where the "
             f"cores are not shared, and run again")

@@ -106,7 +106,7 @@ class Measurement:
     rounds_requested: int = 0
     warmup_compile: object = None  # compile_health.CompileHealth of the variant's warm-up
     timed_compile: object = None  # ... of the timed rounds: anything compiled here is a recompile
-    retries_stopped: str | None = None  # why replacement rounds for busy ones were not timed
+    timing_stopped: str | None = None  # why timing ended before every requested or replacement round
 
     @property
     def busy_rounds(self) -> list[int]:
@@ -204,16 +204,16 @@ def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> Non
     """Time up to ``extra`` more rounds while fewer than the requested are quiet.  A replacement
     round only helps once the load has gone: while it stays, every round would be busy too (and
     slow), so stop and say so rather than time them all."""
-    while not m.retries_stopped and len(m.quiet_rounds) < m.rounds_requested and extra > 0:
+    while not m.timing_stopped and len(m.quiet_rounds) < m.rounds_requested and extra > 0:
         still = sample_idle(1.0)
         if still.busy:
-            m.retries_stopped = (f"machine still busy after the requested rounds ({still.evidence()}): "
+            m.timing_stopped = (f"machine still busy after the requested rounds ({still.evidence()}): "
                                  f"{extra} replacement round(s) not timed")
             return
         try:
             schedule.run_rounds(1)
         except _StopTiming as stop:
-            m.retries_stopped = str(stop)
+            m.timing_stopped = str(stop)
         extra -= 1
 
 
@@ -250,7 +250,7 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
             else:
                 schedule.run_rounds(rounds)
         except _StopTiming as stop:  # pytest-benchmark keeps no table row for it; the results file has all
-            m.retries_stopped = str(stop)
+            m.timing_stopped = str(stop)
         _replace_busy_rounds(m, schedule, rounds if extra_rounds is None else extra_rounds)
     m.timed_compile = watch.health if variant.spec.compiled else None
     return m
