@@ -150,3 +150,11 @@ def history(session: nox.Session) -> None:
     """Draw the trend of speedup and compiled time per model x variant across runs:
     ``nox -s history -- --results-dir results/runs``."""
     run_command(session, "history")
+
+
+@suite_session
+def bisect(session: nox.Session) -> None:
+    """Find the release where a change began, with the suite as the oracle:
+    ``nox -s bisect -- --package transformers --good 4.52.1 --bad 5.24.0`` (criterion speedup;
+    ``--criterion time|eager-time|wer|failure``)."""
+    run_command(session, "bisect")

@@ -146,6 +146,64 @@ def test_history_renders_a_line_per_variant_and_marks_version_changes(tmp_path):
     assert f"![history {KEY}](history-{KEY}.png)" in text
 
 
+def _nights(tmp_path: Path, upgrade_from: int | None = None) -> Path:
+    """14 default runs, a night apart, within 1% of each other; from night ``upgrade_from`` on,
+    transformers 5.25.0, under which tiny.en compiled's speedup is 20% lower and its time 25%
+    higher (the other lines unchanged)."""
+    wobble = [0.0, 0.01, -0.01, 0.005, -0.005, 0.008, -0.008]
+
+    def night(n: int):
+        def change(data):
+            _default_run(data)
+            data["finished"] = f"2026-12-{n + 1:02d}T02:00:00+00:00"
+            upgraded = upgrade_from is not None and n >= upgrade_from
+            if upgraded:
+                data["software"]["transformers"] = "5.25.0"
+            for m in data["measurements"]:
+                slower = upgraded and m["variant"] == "compiled"
+                for name, scale in (("speedup", 0.8 if slower else 1.0), ("seconds", 1.25 if slower else 1.0)):
+                    interval = m["summary"][name]
+                    for bound in ("estimate", "low", "high"):
+                        interval[bound] *= scale * (1 + wobble[n % 7])
+        return change
+
+    for n in range(14):
+        _copy(tmp_path, f"night{n:02d}", night(n))
+    return tmp_path
+
+
+def test_history_names_a_step_and_the_version_change_it_began_with(tmp_path):
+    runs = _nights(tmp_path / "runs", upgrade_from=7)
+    history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h"), "--baselines", str(ROOT / "baselines")])
+    text = (tmp_path / "h" / "history.md").read_text()
+    steps = text.split("### Steps\n\n")[1].split("\n\n")[0].splitlines()
+    before = "torch 2.13.0+cpu, transformers 5.24.0, commit ba51bb5"
+    after = "torch 2.13.0+cpu, transformers 5.25.0, commit ba51bb5"
+    # the time step (+25%) is within this key's compiled_time tolerance (38%): only the speedup's
+    assert steps == [f"- tiny.en compiled x3, speedup -20.0% (slower), 1.09x -> 0.87x: last run before night06 "
+                     f"({before}), first run after night07 ({after}); suspect: transformers 5.24.0 -> 5.25.0 "
+                     f"(p = 0.001)"]
+    assert (tmp_path / "h" / f"history-{KEY}.png").stat().st_size > 0
+    history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h2"), "--baselines", str(tmp_path / "none")])
+    steps = (tmp_path / "h2" / "history.md").read_text().split("### Steps\n\n")[1].split("\n\n")[0].splitlines()
+    assert [s.split(": last run")[0] for s in steps] == [  # the default tolerances: time 15%
+        "- tiny.en compiled x3, speedup -20.0% (slower), 1.09x -> 0.87x",
+        "- tiny.en compiled x3, time +25.0% (slower), 1.90 s -> 2.38 s"]
+
+
+def test_history_of_flat_runs_says_there_is_no_step_beyond_the_tolerance(tmp_path):
+    runs = _nights(tmp_path / "runs")
+    history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h"), "--baselines", str(ROOT / "baselines")])
+    text = (tmp_path / "h" / "history.md").read_text()
+    assert "### Steps\n\n- no step beyond the tolerance (speedup 10%, time 38%)\n\n![history" in text
+
+
+def test_history_says_when_runs_are_too_few_for_a_step(tmp_path, run):
+    trends = history.series([dataclasses.replace(run, options={**run.options, "inject_slowdown": 0.0})])
+    assert ("- no step beyond the tolerance (speedup 10%, time 15%); too few runs (1) to tell a step from "
+            "chance: about 12 are needed") in history.render(trends)
+
+
 # ---- calibrate ----
 
 def test_time_checks_are_named_as_the_verdicts_name_them(run):

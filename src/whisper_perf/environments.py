@@ -1,5 +1,6 @@
 """Virtual environments the suite installs and reuses: the one nox's sessions share
-(noxfile.py) and each environment of an upgrade comparison (commands/upgrade.py).
+(noxfile.py), each environment of an upgrade comparison (commands/upgrade.py) and the overlays a
+bisection probes (commands/bisect.py, ``prepare_overlay`` below).
 
 An environment is asked for as requirement groups, each one ``pip install``'s arguments
 ("torch==2.13.0 --index-url ..."):
@@ -106,5 +107,64 @@ def run_quietly(step: list[str]) -> None:
     """Run one command of a plan, its output kept back; RuntimeError with its last lines when it fails."""
     done = subprocess.run(step, capture_output=True, text=True)
     if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        errors = [line for line in lines if line.startswith("ERROR")]  # pip's reason, not its warnings
+        tail = " | ".join(errors[-3:] or lines[-3:])
         raise RuntimeError(f"`{' '.join(step[2:])}` failed: {tail}")
+
+
+OVERLAY_MARKER = ".whisper-perf-overlay"
+
+
+def _site_packages(python: str | Path) -> str:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def prepare_overlay(folder: Path, requirement: str, root: Path, base_python: str,
+                    run: Callable[[list[str]], object]) -> Path:
+    """An environment that holds ``requirement`` (one pip argument list, e.g.
+    "transformers==4.52.1") over everything ``base_python``'s environment holds, and its Python.
+
+    A bisection installs a dozen versions of one package; a full environment each would install
+    torch (2 GB) a dozen times.  The overlay is an empty venv whose ``.pth`` file adds the base
+    environment's site-packages *after* its own (``site.addsitedir``, so the base's editable
+    install of this package works too); pip installs the requirement, with this package's
+    requirements so that every dependency is resolved against it (transformers 4.x needs an older huggingface-hub,
+    which needs an older datasets), into the overlay, where it shadows the base's copy; pip leaves
+    the base's own copy alone ("outside environment").  Reused when its marker shows the same
+    base, requirement and pyproject.toml."""
+    folder, python = Path(folder), python_in(folder)
+    wanted = "\n".join([f"base {base_python}", requirement, _pyproject_hash(root)])
+    marker = folder / OVERLAY_MARKER
+    if marker.exists() and python.exists() and marker.read_text() == wanted:
+        return python
+    marker.unlink(missing_ok=True)  # a step that fails half-way leaves nothing to trust
+    run([base_python, "-m", "venv", "--clear", str(folder)])
+    shared = _site_packages(base_python)
+    Path(_site_packages(python), "_whisper_perf_base.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
+    run([str(python), "-m", "pip", "install", *requirement.split(), *_dependencies(root)])
+    marker.write_text(wanted)
+    return python
+
+
+def _dependencies(root: Path) -> list[str]:
+    """This package's requirements, for pip to resolve beside an overlay's requirement (this
+    package itself comes from the base: installing it again would build it, ~10 s a probe)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: install it again, which resolves the same
+        return ["-e", str(Path(root).resolve())]
+    return list(tomllib.loads((Path(root) / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def overlay_packages(python: str | Path) -> list[str]:
+    """What an overlay installed itself ("tokenizers 0.21.4", ...): the requirement and the
+    dependencies it needed in other versions than the base holds (pip and this package left out)."""
+    found = []
+    for info in sorted(Path(_site_packages(python)).glob("*.dist-info")):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        if name.lower().replace("_", "-") not in ("pip", "whisper-perf", "setuptools"):
+            found.append(f"{name} {version}")
+    return found

@@ -13,6 +13,9 @@ Exit codes of a run (``nox -s perf`` / ``pytest perf_tests``), stable for CI to 
       required package is missing or too old (whisper_perf.requirements)
 7     not judged (--strict-gate only): nothing failed, but a speed check could not be judged (no
       baseline, machine busy, machine speed changed): a release gate must not pass it
+8     undecided (``nox -s bisect`` only): the search could not name the first bad version (a
+      probe stayed inconclusive within its budget, or versions next to the boundary could not
+      be installed or run); the report lists the candidates
 ====  =========================================================================================
 """
 
@@ -21,6 +24,7 @@ EXIT_REGRESSION = 1
 EXIT_USAGE = 4
 EXIT_ENVIRONMENT = 6
 EXIT_NOT_JUDGED = 7
+EXIT_UNDECIDED = 8
 
 
 class SuiteError(Exception):

@@ -71,6 +71,19 @@ def credible_change(interval: Interval, expected: float, tolerance: float, highe
     return "worse" if low > ceiling else "better" if high < floor else "within"
 
 
+def worse_or_not(interval: Interval, expected: float, tolerance: float, higher_is_better: bool) -> str:
+    """A bisection's question of a probe: "worse" when the whole interval lies beyond the
+    tolerance on the bad side (credible_change), "not worse" when the whole interval lies on the
+    good side of that bound (a slowdown beyond the tolerance is credibly excluded), "unsure" when
+    the interval straddles the bound: measure more, never guess."""
+    if credible_change(interval, expected, tolerance, higher_is_better) == "worse":
+        return "worse"
+    low, high = _bounds(interval)
+    if higher_is_better:
+        return "not worse" if low >= expected * (1 - tolerance) else "unsure"
+    return "not worse" if high <= expected * (1 + tolerance) else "unsure"
+
+
 def _bounds(interval: Interval) -> tuple[float, float]:
     """(low, high); a single round has no interval, so its estimate is both."""
     if interval.single_round:

@@ -3,7 +3,8 @@
 calibrate  how often verdicts cry wolf here, how small a slowdown they catch   (nox -s calibrate)
 upgrade    the suite in several environments, side by side                     (nox -s upgrade, matrix)
 merge      results of many machines and runs in one report                     (nox -s merge)
-history    the trend of each model x variant across runs                      (nox -s history)
+history    the trend of each model x variant across runs, and where it stepped (nox -s history)
+bisect     the release where a change began, the suite as the oracle           (nox -s bisect)
 
 Each is split the same way: ``main`` reads the command line and runs or reads what is needed,
 an analysis turns results files (results.RunResult) into data, and ``render`` turns that data

@@ -1,4 +1,5 @@
-"""The trend of speedup and compiled time per model x variant across runs, per hardware key.
+"""The trend of speedup and compiled time per model x variant across runs, per hardware key,
+and where a step in it began.
 
     python -m whisper_perf.commands.history --results-dir results/runs --out results/history
 
@@ -8,6 +9,16 @@ hardware key) and ``history-<key>.png``: speedup with its interval and compiled 
 model x variant, run after run, with a vertical line and a label where the torch or
 transformers version changed.  Sensitivity-check runs (``--inject-slowdown``) are left out.
 
+Steps: in every line's speedup series and summed-seconds ("time") series, a lasting change of
+level is found by changepoints.find_steps (binary segmentation, permutation test at alpha 0.01,
+at least two runs on each side) and kept when it is at least the hardware key's tolerance
+(speedup, compiled_time) in its file under ``--baselines`` (default ``baselines``; without
+one, the defaults of baselines.Tolerances).
+Under each key's table, "Steps" names each: line, measure, change with its direction (slower or
+faster), the last run before and the first run after with their torch, transformers and commit,
+and the suspect: the version change between them (or else the commit change); or says that
+there is no step beyond the tolerance.  The chart marks each with a red dashed line.
+
 Exit status: 0 written; 4 usage error (no runs, for ``--key`` or at all; a results file that
 cannot be read; an ``--out`` folder that is not new), with the reason on stderr.
 """
@@ -15,9 +26,13 @@ cannot be read; an ``--out`` folder that is not new), with the reason on stderr.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import baselines
+from ..baselines import Tolerances
+from ..changepoints import RUNS_NEEDED, Step, find_steps
 from ..errors import EXIT_OK, UsageError
 from ..files import require_new_folder
 from ..report import md_table
@@ -67,15 +82,53 @@ def series(runs: list[RunResult]) -> dict[str, Trend]:
     return trends
 
 
+def version_change(before: RunResult, after: RunResult) -> str:
+    """"torch A -> B, transformers C -> D" for the versions that differ; "" where none does."""
+    parts = [f"{lib} {before.software[lib]} -> {after.software[lib]}" for lib in ("torch", "transformers")
+             if before.software[lib] != after.software[lib]]
+    return ", ".join(parts)
+
+
 def version_changes(runs: list[RunResult]) -> list[tuple[int, str]]:
     """(index of the run, "torch A -> B") where the versions differ from the run before."""
-    changes = []
-    for i in range(1, len(runs)):
-        before, after = runs[i - 1].software, runs[i].software
-        parts = [f"{lib} {before[lib]} -> {after[lib]}" for lib in ("torch", "transformers") if before[lib] != after[lib]]
-        if parts:
-            changes.append((i, ", ".join(parts)))
-    return changes
+    changes = [(i, version_change(runs[i - 1], runs[i])) for i in range(1, len(runs))]
+    return [(i, text) for i, text in changes if text]
+
+
+@dataclass(frozen=True)
+class LineStep:
+    """A step in one line's series of one measure: "speedup" (higher is faster) or "time"
+    (summed seconds, higher is slower)."""
+
+    line: Line
+    measure: str
+    step: Step
+
+    @property
+    def slower(self) -> bool:
+        return (self.step.change < 0) == (self.measure == "speedup")
+
+
+def tolerances_of(folder: Path, hardware_key: str) -> Tolerances:
+    """The key's tolerances from its baseline file, as the upgrade comparison reads them: a step
+    in the history is one the gate would call a change; the defaults without a readable file."""
+    try:
+        project = baselines.load_for(folder, hardware_key)
+    except baselines.BaselineError:
+        project = None
+    return project.tolerances if project else Tolerances()
+
+
+def steps_of(trend: Trend, tolerances: Tolerances) -> list[LineStep]:
+    """The steps of every line's speedup and time series, each beyond its tolerance."""
+    found = []
+    for line, points in trend.lines.items():
+        speedups = [p.speedup.estimate if p and p.speedup else None for p in points]
+        seconds = [p.seconds if p else None for p in points]
+        for measure, values, tolerance in (("speedup", speedups, tolerances.speedup),
+                                           ("time", seconds, tolerances.compiled_time)):
+            found += [LineStep(line, measure, step) for step in find_steps(values, tolerance)]
+    return found
 
 
 def _cell(point: Point | None) -> str:
@@ -89,7 +142,62 @@ def _name(run: RunResult) -> str:
     return run.path.stem if run.path else run.finished
 
 
-def render(trends: dict[str, Trend]) -> str:
+def _versions(run: RunResult) -> str:
+    commit = run.software.get("commit")
+    return (f"torch {run.software['torch']}, transformers {run.software['transformers']}"
+            + (f", commit {commit}" if commit else ""))
+
+
+def _suspect(before: RunResult, after: RunResult) -> str:
+    """What changed between the last run before a step and the first after: the versions, or
+    else the suite's commit."""
+    versions = version_change(before, after)
+    commits = before.software.get("commit"), after.software.get("commit")
+    if versions:
+        return f"suspect: {versions}"
+    if all(commits) and commits[0] != commits[1]:
+        return f"suspect: commit {commits[0]} -> {commits[1]}"
+    return "no version or commit change at the step"
+
+
+def _level(measure: str, value: float) -> str:
+    return f"{value:.2f}x" if measure == "speedup" else f"{value:.2f} s"
+
+
+def step_text(runs: list[RunResult], found: LineStep) -> str:
+    """One item of the Steps list, e.g. "tiny.en compiled x3, speedup -20.0% (slower), 1.09x ->
+    0.87x: last run before r06 (torch ..., transformers ..., commit ...), first run after r07
+    (...); suspect: transformers 5.24.0 -> 5.25.0 (p = 0.001)"."""
+    step, before, after = found.step, runs[found.step.last_before], runs[found.step.index]
+    return (f"{' '.join(found.line)}, {found.measure} {step.change:+.1%} ({'slower' if found.slower else 'faster'}), "
+            f"{_level(found.measure, step.before)} -> {_level(found.measure, step.after)}: "
+            f"last run before {_name(before)} ({_versions(before)}), first run after {_name(after)} "
+            f"({_versions(after)}); {_suspect(before, after)} (p = {step.p_value:.2g})")
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.3g}%"
+
+
+def steps_section(trend: Trend, found: list[LineStep], tolerances: Tolerances) -> list[str]:
+    """The Steps list under a key's table; without a step, the tolerances it was held to, and
+    whether there were runs enough for a step to be told from chance at all."""
+    if found:
+        items = [f"- {step_text(trend.runs, s)}" for s in found]
+    else:
+        items = [f"- no step beyond the tolerance (speedup {_percent(tolerances.speedup)}, "
+                 f"time {_percent(tolerances.compiled_time)})"]
+        if len(trend.runs) < RUNS_NEEDED:
+            items[0] += f"; too few runs ({len(trend.runs)}) to tell a step from chance: about {RUNS_NEEDED} are needed"
+    return ["### Steps", "", *items]
+
+
+def render(trends: dict[str, Trend], tolerances: dict[str, Tolerances] | None = None,
+           found: dict[str, list[LineStep]] | None = None) -> str:
+    """history.md: per key its table, its Steps and its chart.  ``tolerances`` (per key, default
+    Tolerances()) and the steps ``found`` (per key; found here when not given)."""
+    tolerances = {key: (tolerances or {}).get(key, Tolerances()) for key in trends}
+    found = found if found is not None else {key: steps_of(trend, tolerances[key]) for key, trend in trends.items()}
     lines = ["# History", ""]
     for key, trend in sorted(trends.items()):
         changes = dict(version_changes(trend.runs))
@@ -97,11 +205,23 @@ def render(trends: dict[str, Trend]) -> str:
         rows = [(_name(run) + (f" **({changes[i]})**" if i in changes else ""), run.software["torch"],
                  run.software["transformers"], *(_cell(points[i]) for points in trend.lines.values()))
                 for i, run in enumerate(trend.runs)]
-        lines += [f"## {key}", "", md_table(header, rows), "", f"![history {key}](history-{key}.png)", ""]
+        lines += [f"## {key}", "", md_table(header, rows), "", *steps_section(trend, found[key], tolerances[key]), "",
+                  f"![history {key}](history-{key}.png)", ""]
     return "\n".join(lines)
 
 
-def chart(key: str, trend: Trend, path: Path) -> Path:
+def _mark_steps(top, bottom, found: Sequence[LineStep]) -> None:
+    """A red dashed line between the last run before and the first run after each step, on the
+    speedup or the seconds plot, labelled with the line and the change."""
+    for s in found:
+        ax, x = (top if s.measure == "speedup" else bottom), (s.step.last_before + s.step.index) / 2
+        ax.axvline(x, color="red", ls="--", lw=1)
+        ax.annotate(f"{s.line[0]} {s.line[1]} {s.step.change:+.0%}", (x, 0.02), xycoords=("data", "axes fraction"),
+                    xytext=(2, 0), textcoords="offset points", rotation=90, va="bottom", ha="left", fontsize=7,
+                    color="red")
+
+
+def chart(key: str, trend: Trend, path: Path, found: Sequence[LineStep] = ()) -> Path:
     from ..charts import _pyplot, error_bar
 
     plt = _pyplot()
@@ -121,6 +241,7 @@ def chart(key: str, trend: Trend, path: Path) -> Path:
             ax.axvline(i - 0.5, color="grey", ls=":", lw=1)
         top.annotate(text, (i - 0.5, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
                      fontsize=7)
+    _mark_steps(top, bottom, found)
     top.set_ylabel("speedup over eager (x)")
     bottom.set_ylabel("summed seconds")
     bottom.set_xticks(x, [_name(run)[:15] for run in trend.runs], rotation=45, ha="right", fontsize=7)
@@ -137,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=Path("results/runs"), help="default: results/runs")
     parser.add_argument("--key", default=None, help="only this hardware key")
     parser.add_argument("--out", type=Path, default=Path("results/history"), help="a new folder for the report")
+    parser.add_argument("--baselines", type=Path, default=Path("baselines"),
+                        help="the baseline files whose tolerances a step must reach (default: baselines)")
     args = parser.parse_args(argv)
     runs = load_all(result_files([args.results_dir]), check_protocols=False)
     require_new_folder(args.out)
@@ -144,9 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     if not trends:
         raise UsageError(f"no runs{' for ' + args.key if args.key else ''} in {args.results_dir}")
     args.out.mkdir(parents=True, exist_ok=True)
+    tolerances = {key: tolerances_of(args.baselines, key) for key in trends}
+    found = {key: steps_of(trend, tolerances[key]) for key, trend in trends.items()}
     for key, trend in trends.items():
-        chart(key, trend, args.out / f"history-{key}.png")
-    text = render(trends)
+        chart(key, trend, args.out / f"history-{key}.png", found[key])
+    text = render(trends, tolerances, found)
     (args.out / "history.md").write_text(text, encoding="utf-8")
     print(text)
     print(f"Written to {args.out}")

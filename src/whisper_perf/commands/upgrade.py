@@ -75,7 +75,8 @@ class Environment:
 
 # ---- run: install the environments and run the suite in each ----
 
-def _versions(python: str) -> dict:
+def library_versions(python: str) -> dict:
+    """torch's and transformers' versions in the environment of ``python``."""
     out = subprocess.run([python, "-c", "import json, torch, transformers; print(json.dumps({'torch': "
                           "torch.__version__, 'transformers': transformers.__version__}))"],
                          capture_output=True, text=True)
@@ -119,7 +120,7 @@ def prepare(env: Environment, root: Path) -> Environment:
         else:
             env.python = str(environments.prepare(root / ".nox" / "environments" / env.name,
                                                   requirement_groups(env.spec), root, environments.run_quietly))
-        versions = _versions(env.python)
+        versions = library_versions(env.python)
         env.label = f"{env.spec} (torch {versions['torch']}, transformers {versions['transformers']})"
     except (RuntimeError, OSError) as exc:
         env.error = str(exc)
@@ -393,7 +394,8 @@ def _run_all(envs: list[Environment], args: argparse.Namespace, folder: Path) ->
                 run_suite(env, args.root, folder, pytest_args, repeat)
 
 
-def _tolerances(root: Path, hardware_key: str):
+def hardware_tolerances(root: Path, hardware_key: str):
+    """The tolerances of this hardware's baseline in the project, else the defaults."""
     from .. import baselines
 
     try:
@@ -424,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.root / "results" / "upgrade" / f"{stamp}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=False)
     _run_all(envs, args, folder)
-    report = compare(envs, _tolerances(args.root, key))
+    report = compare(envs, hardware_tolerances(args.root, key))
     text = render(report, key)
     _write(report, text, folder, key)
     print(text)
