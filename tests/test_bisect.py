@@ -225,6 +225,7 @@ def test_bisect_finds_the_first_slow_release_with_the_real_suite(tmp_path):
     text = (out / "bisect.md").read_text()
     assert "first bad version: **slowprobe 1.5** (last good: 1.4)" in text
     assert "slowprobe-dependency-that-does-not-exist" in text  # why 1.3 was skipped
+    assert "- 2.0, 1.0, 1.4, 1.5: nothing else" in text  # the overlays installed the package alone
     assert 'nox -s upgrade -- --from "slowprobe==1.4" --to "slowprobe==1.5"' in text
     assert (out / "bisect.png").stat().st_size > 0
     assert sorted(p.name for p in (out / "probes").iterdir()) == ["1.4", "1.5", "2.0"]

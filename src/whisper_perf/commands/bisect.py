@@ -138,7 +138,7 @@ def judge(version: str, good, probed, repeats: int, oracle: SuiteOracle) -> Prob
         return Probe(version, State.SKIPPED, change["detail"], repeats=repeats)
     if oracle.criterion == "wer":
         before, after = row["sides"][good.name]["wer"], row["sides"][probed.name]["wer"]
-        state = State.BAD if abs(after - before) > oracle.tolerances.wer else State.GOOD
+        state = State.BAD if abs(after - before) > oracle.tolerance else State.GOOD
         return Probe(version, state, f"WER {100 * before:.2f}% -> {100 * after:.2f}%", repeats=repeats)
     return _judge_measure(version, change, repeats, oracle)
 
@@ -186,6 +186,23 @@ def conclusion(outcome: Outcome, package: str, newer_is_bad: bool) -> str:
     return f"undecided: {end.version} measured {end.state.value} ({end.detail})"
 
 
+def criterion_text(criterion: str, tolerance: float) -> str:
+    if criterion == "failure":
+        return "failure (the variant fails to build or run)"
+    if criterion == "wer":
+        return f"WER (tolerance {100 * tolerance:.1f} points)"
+    return f"{criterion} (tolerance {tolerance:.1%})"
+
+
+def _grouped_beside(beside: dict[str, list[str]], package: str) -> dict[str, list[str]]:
+    """What the overlays installed besides the package itself -> the versions that installed it."""
+    groups: dict[str, list[str]] = {}
+    for version, names in beside.items():
+        others = [n for n in names if n.split()[0].lower().replace("_", "-") != package.lower()]
+        groups.setdefault(", ".join(others) or "nothing else", []).append(version)
+    return groups
+
+
 def render(report: dict) -> str:
     outcome = report["outcome"]
     rows = [[p["version"], p["state"], str(p["repeats"]),
@@ -194,7 +211,7 @@ def render(report: dict) -> str:
              report["conclusion"], "",
              f"- range: {report['good']} (good) .. {report['bad']} (bad): {len(report['order'])} releases "
              f"({report['listed_from']})",
-             f"- criterion: {report['criterion']} of `{report['variant']}`, tolerance {report['tolerance']:.1%}; "
+             f"- criterion: {criterion_text(report['criterion'], report['tolerance'])} of `{report['variant']}`; "
              f"held fixed: {report['base']}",
              f"- {len(outcome['probes'])} probes in {report['minutes']:.0f} min; each probe ran the suite "
              f"(`{' '.join(report['pytest_args'])}`) in the version's environment"
@@ -202,8 +219,10 @@ def render(report: dict) -> str:
     lines += [md_table(["version", "state", "repeats", "min", "what was measured (95% CI)"], [
         [f"**{c}**" if i == 0 else c for i, c in enumerate(r)] if r[1] == "bad" else r for r in rows]), ""]
     if report.get("beside"):
-        lines += ["Installed beside each version (its own requirements):", ""]
-        lines += [f"- {v}: {', '.join(names) or 'nothing else'}" for v, names in report["beside"].items()] + [""]
+        lines += ["What each version's environment installed beside it (its own requirements; the rest is the "
+                  "current environment's):", ""]
+        lines += [f"- {', '.join(versions)}: {others}" for others, versions in
+                  _grouped_beside(report["beside"], report["package"]).items()] + [""]
     if report.get("reproduce"):
         lines += ["Check the pair independently (full environments, several repeats):", "",
                   f"    {report['reproduce']}", ""]
@@ -343,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True)
     oracle = _oracle(args, folder)
     print(f"bisect {args.package}: {len(order)} releases from {order[0]} (good) to {order[-1]} (bad), "
-          f"criterion {args.criterion}, tolerance {oracle.tolerance:.1%}", flush=True)
+          f"criterion {criterion_text(args.criterion, oracle.tolerance)}", flush=True)
     start = time.monotonic()
     outcome = search(order, oracle, check_good_end=args.criterion == "failure")
     report = _report(args, oracle, outcome, order, listed_from, (time.monotonic() - start) / 60)
