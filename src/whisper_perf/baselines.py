@@ -265,6 +265,16 @@ def load_for(folder: Path, hardware_key: str) -> BaselineFile | None:
     return load(path, hardware_key) if path.exists() else None
 
 
+def tolerances_for(folder: Path, hardware_key: str) -> Tolerances:
+    """The tolerances of the key's baseline file in ``folder``; the defaults when it has none or
+    cannot be read (the commands that compare runs need a tolerance either way)."""
+    try:
+        found = load_for(folder, hardware_key)
+    except BaselineError:
+        found = None
+    return found.tolerances if found else Tolerances()
+
+
 def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None = None) -> Entry:
     """A baseline entry from a measurement (timing.Measurement), its summary.Summary and, when
     they were measured, its diagnostics (diagnostics.diagnose)."""

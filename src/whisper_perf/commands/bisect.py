@@ -18,7 +18,8 @@ the good end's overlay, alternating the order, each run a fresh process with emp
   reference's): bad when the whole interval of the change lies beyond the tolerance (this
   hardware's, or ``--tolerance``), good when the whole interval lies within it, inconclusive
   otherwise: measured again (another pair of runs, the other order first) up to
-  ``--max-repeats``, then stepped around if still unsure;
+  ``--max-repeats``, then stepped around if still unsure.  Looking again after each repeat would
+  inflate the error of a 95% interval, so each look's interval is at 1 - 5% / max-repeats;
 - ``wer``: bad when WER moved by more than the WER tolerance;
 - ``failure``: bad when the variant fails to build or run (one run per probe, no good end beside).
 
@@ -43,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import environments, package_index
+from .. import baselines, environments, package_index
 from ..bisection import Outcome, Probe, State, measure_until_decided, search
 from ..errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED
 from ..files import require_new_folder
@@ -78,6 +79,13 @@ class SuiteOracle:
     pytest_args: list[str]
     index_url: str | None = None  # --index-url: also where pip looks for the package
     installed: dict[str, str] = field(default_factory=dict)  # version -> Python, or "" when it failed
+
+    @property
+    def confidence(self) -> float:
+        """Of each look at a probe's change: a probe is looked at after each of up to max_repeats
+        repeats and decided at the first look that is sure, so the 5% error is spent over the
+        looks (Bonferroni): all of them hold at once with 95%, whenever the probe stops."""
+        return 1 - 0.05 / self.max_repeats
     install_errors: dict[str, str] = field(default_factory=dict)
     beside: dict[str, list[str]] = field(default_factory=dict)  # version -> what its overlay installed
 
@@ -132,7 +140,7 @@ def judge(version: str, good, probed, repeats: int, oracle: SuiteOracle) -> Prob
     if key is None or not probed.runs or not good.runs:
         errors = "; ".join(good.run_errors + probed.run_errors) or f"variant {oracle.variant} not measured"
         return Probe(version, State.SKIPPED, f"the suite did not run: {errors}", repeats=repeats)
-    row = upgrade.compare_row([good, probed], *key, oracle.tolerances)
+    row = upgrade.compare_row([good, probed], *key, oracle.tolerances, oracle.confidence)
     change = row["changes"][probed.name]
     if change["verdict"] == "failed":
         return Probe(version, State.SKIPPED, change["detail"], repeats=repeats)
@@ -215,8 +223,10 @@ def render(report: dict) -> str:
              f"held fixed: {report['base']}",
              f"- {len(outcome['probes'])} probes in {report['minutes']:.0f} min; each probe ran the suite "
              f"(`{' '.join(report['pytest_args'])}`) in the version's environment"
-             + ("" if report["criterion"] == "failure" else " beside the good end's, alternating the order"), ""]
-    lines += [md_table(["version", "state", "repeats", "min", "what was measured (95% CI)"], [
+             + ("" if report["criterion"] == "failure" else
+                " beside the good end's, alternating the order; a probe is looked at after each repeat, each "
+                f"interval at {report['confidence']:.1%} so that all of a probe's looks hold at once with 95%"), ""]
+    lines += [md_table(["version", "state", "repeats", "min", "what was measured (interval: see above)"], [
         [f"**{c}**" if i == 0 else c for i, c in enumerate(r)] if r[1] == "bad" else r for r in rows]), ""]
     if report.get("beside"):
         lines += ["What each version's environment installed beside it (its own requirements; the rest is the "
@@ -310,7 +320,7 @@ def _near(listed: list, version) -> list[str]:
 
 
 def _oracle(args, folder: Path) -> SuiteOracle:
-    tolerances = upgrade.hardware_tolerances(args.root, _hardware_key())
+    tolerances = baselines.tolerances_for(args.root / "baselines", _hardware_key())
     field_name = MEASURES.get(args.criterion, (None, None, "wer"))[2]
     pytest_args = list(args.pytest_args)
     if "--variant" not in pytest_args:
@@ -339,7 +349,8 @@ def _report(args, oracle: SuiteOracle, outcome: Outcome, order: list[str], liste
         reproduce = (f'nox -s upgrade -- --from "{args.package}=={outcome.last_good}" --to '
                      f'"{args.package}=={outcome.first_bad}" --repeats 2 -- {" ".join(oracle.pytest_args)}')
     return {"package": args.package, "good": args.good, "bad": args.bad, "criterion": args.criterion,
-            "variant": args.variant, "tolerance": oracle.tolerance, "hardware_key": _hardware_key(),
+            "variant": args.variant, "tolerance": oracle.tolerance, "confidence": oracle.confidence,
+            "hardware_key": _hardware_key(),
             "base": f"torch {base['torch']}, transformers {base['transformers']}, Python {sys.version.split()[0]}",
             "order": order, "listed_from": listed_from, "pytest_args": oracle.pytest_args, "minutes": minutes,
             "outcome": {"verdict": outcome.verdict, "last_good": outcome.last_good, "first_bad": outcome.first_bad,

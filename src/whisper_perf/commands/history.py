@@ -109,16 +109,6 @@ class LineStep:
         return (self.step.change < 0) == (self.measure == "speedup")
 
 
-def tolerances_of(folder: Path, hardware_key: str) -> Tolerances:
-    """The key's tolerances from its baseline file, as the upgrade comparison reads them: a step
-    in the history is one the gate would call a change; the defaults without a readable file."""
-    try:
-        project = baselines.load_for(folder, hardware_key)
-    except baselines.BaselineError:
-        project = None
-    return project.tolerances if project else Tolerances()
-
-
 def steps_of(trend: Trend, tolerances: Tolerances) -> list[LineStep]:
     """The steps of every line's speedup and time series, each beyond its tolerance."""
     found = []
@@ -267,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if not trends:
         raise UsageError(f"no runs{' for ' + args.key if args.key else ''} in {args.results_dir}")
     args.out.mkdir(parents=True, exist_ok=True)
-    tolerances = {key: tolerances_of(args.baselines, key) for key in trends}
+    tolerances = {key: baselines.tolerances_for(args.baselines, key) for key in trends}
     found = {key: steps_of(trend, tolerances[key]) for key, trend in trends.items()}
     for key, trend in trends.items():
         chart(key, trend, args.out / f"history-{key}.png", found[key])

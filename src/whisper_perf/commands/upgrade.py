@@ -45,7 +45,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import environments
+from .. import baselines, environments
 from ..errors import EXIT_OK, EXIT_REGRESSION
 from ..report import md_table
 from ..results import MeasurementRecord, RunResult, load_run
@@ -194,7 +194,7 @@ JUDGED = (("speedup", "speedup", "speedup", True), ("seconds", "time", "compiled
           ("reference_seconds", "eager time", "compiled_time", False))
 
 
-def _time_intervals(before: MeasurementRecord, after: MeasurementRecord) -> tuple[dict, str]:
+def _time_intervals(before: MeasurementRecord, after: MeasurementRecord, confidence: float) -> tuple[dict, str]:
     """The change of the variant's and its reference's summed time, ``after`` brought to
     ``before``'s machine speed (machine_speed.adjustment on the two sides' probes); none when the
     speed moved too far to adjust for, with why."""
@@ -202,19 +202,20 @@ def _time_intervals(before: MeasurementRecord, after: MeasurementRecord) -> tupl
     if moved:
         return {}, moved
     scale = lambda table: [[seconds * (factor or 1.0) for seconds in row] for row in table]  # noqa: E731
-    intervals = {"seconds": change_interval(before.seconds_table(), scale(after.seconds_table()))}
+    intervals = {"seconds": change_interval(before.seconds_table(), scale(after.seconds_table()), confidence)}
     if before.reference_samples and after.reference_samples:
-        intervals["reference_seconds"] = change_interval(before.seconds_table(True), scale(after.seconds_table(True)))
+        intervals["reference_seconds"] = change_interval(before.seconds_table(True), scale(after.seconds_table(True)),
+                                                         confidence)
     return intervals, f"at equal machine speed (x{factor:.3f})" if factor else ""
 
 
 def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float, float], recompiles: int,
-           tolerances) -> dict:
+           tolerances, confidence: float = 0.95) -> dict:
     """after against before: the change of speedup and times with intervals, and a verdict."""
-    intervals, speed_note = _time_intervals(before, after)
+    intervals, speed_note = _time_intervals(before, after, confidence)
     if before.reference_samples and after.reference_samples:
         intervals["speedup"] = change_interval((before.seconds_table(True), before.seconds_table()),
-                                               (after.seconds_table(True), after.seconds_table()))
+                                               (after.seconds_table(True), after.seconds_table()), confidence)
     worse, better = [], []
     for key, label, tolerance, higher_is_better in JUDGED:
         if key in intervals:
@@ -235,7 +236,7 @@ def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float
     return {**{k: v.as_dict() for k, v in intervals.items()}, "verdict": verdict, "detail": detail}
 
 
-def compare_row(envs: list[Environment], model: str, variant: str, tolerances) -> dict:
+def compare_row(envs: list[Environment], model: str, variant: str, tolerances, confidence: float = 0.95) -> dict:
     base = envs[0]
     sides = {env.name: side(env, model, variant) for env in envs}
     (reference, before) = sides[base.name]
@@ -248,7 +249,8 @@ def compare_row(envs: list[Environment], model: str, variant: str, tolerances) -
                                         f"{base.name}: {reference.get('error')}"}
             continue
         recompiles = (data["compile"] or {}).get("recompiles_timed", 0)
-        row["changes"][env.name] = change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances)
+        row["changes"][env.name] = change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances,
+                                          confidence)
     return row
 
 
@@ -394,17 +396,6 @@ def _run_all(envs: list[Environment], args: argparse.Namespace, folder: Path) ->
                 run_suite(env, args.root, folder, pytest_args, repeat)
 
 
-def hardware_tolerances(root: Path, hardware_key: str):
-    """The tolerances of this hardware's baseline in the project, else the defaults."""
-    from .. import baselines
-
-    try:
-        project = baselines.load_for(root / "baselines", hardware_key)
-    except baselines.BaselineError:
-        project = None
-    return project.tolerances if project else baselines.Tolerances()
-
-
 def _write(report: dict, text: str, folder: Path, hardware_key: str) -> None:
     (folder / "upgrade.md").write_text(text, encoding="utf-8")
     (folder / "upgrade.json").write_text(json.dumps({"hardware_key": hardware_key, **report}, indent=1,
@@ -426,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.root / "results" / "upgrade" / f"{stamp}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=False)
     _run_all(envs, args, folder)
-    report = compare(envs, hardware_tolerances(args.root, key))
+    report = compare(envs, baselines.tolerances_for(args.root / "baselines", key))
     text = render(report, key)
     _write(report, text, folder, key)
     print(text)
