@@ -65,7 +65,18 @@ def test_undecidable_versions_at_the_boundary_are_named_not_guessed():
     outcome = search(VERSIONS, step_at("1.9", skipped={"1.7", "1.8"}))
     assert outcome.verdict == "undecided" and outcome.first_bad == "1.9" and outcome.last_good == "1.6"
     assert outcome.candidates == ["1.7", "1.8", "1.9"]
-    assert "1.7, 1.8, 1.9" in bisect.conclusion(outcome, "pkg", newer_is_bad=True)
+    assert bisect.conclusion(outcome, "pkg", newer_is_bad=True).startswith(
+        "undecided: the first bad version is one of 1.7, 1.8, 1.9 (last good: 1.6;")
+
+
+def test_an_undecided_fix_names_the_releases_it_may_have_come_with():
+    # 1.11 good end, 1.0 bad end (a fix); 1.9 cannot be decided, 1.8 and older are bad
+    order = [f"1.{i}" for i in range(11, -1, -1)]
+    outcome = search(order, lambda v: Probe(v, State.GOOD if Version(v) >= Version("1.10") else
+                                            State.INCONCLUSIVE if v == "1.9" else State.BAD))
+    assert (outcome.last_good, outcome.first_bad, outcome.candidates) == ("1.10", "1.8", ["1.9", "1.8"])
+    assert bisect.conclusion(outcome, "pkg", newer_is_bad=False) == (
+        "undecided: fixed in one of 1.10, 1.9 (the newest bad version: 1.8; 1.9 could not be decided)")
 
 
 def test_a_fix_is_searched_from_the_newer_good_end():

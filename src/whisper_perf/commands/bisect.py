@@ -188,8 +188,13 @@ def conclusion(outcome: Outcome, package: str, newer_is_bad: bool) -> str:
         return f"fixed in **{package} {outcome.last_good}** (the newest bad version: {outcome.first_bad})"
     if outcome.verdict == "no regression":
         return f"no regression: the bad end {package} {outcome.versions[-1]} measured good against the good end"
+    if outcome.candidates and newer_is_bad:
+        return (f"undecided: the first bad version is one of {', '.join(outcome.candidates)} (last good: "
+                f"{outcome.last_good}; the versions before {outcome.first_bad} could not be decided)")
     if outcome.candidates:
-        return f"undecided: the change lies at one of {', '.join(outcome.candidates)} (the ones before could not be decided)"
+        fixed_in = [outcome.last_good, *outcome.candidates[:-1]]  # newest first: from the good end
+        return (f"undecided: fixed in one of {', '.join(fixed_in)} (the newest bad version: {outcome.first_bad}; "
+                f"{', '.join(outcome.candidates[:-1])} could not be decided)")
     end = outcome.probes[-1]
     return f"undecided: {end.version} measured {end.state.value} ({end.detail})"
 
