@@ -9,7 +9,8 @@ import transformers
 
 from whisper_perf.architectures import is_random
 from whisper_perf.variants import COMPILED_VARIANTS
-from whisper_perf.verdicts import Outcome, judge_against_eager, judge_speedup, judge_times, judge_wer, not_judged
+from whisper_perf.verdicts import (Outcome, judge_against_eager, judge_speedup, judge_times, judge_wer, not_judged,
+                                   with_adaptive_note)
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def test_speedup(summary, baseline_or_none, anomaly, missing_baseline, variant, 
         verdicts = [judge_against_eager(summary.speedup, summary.unreliable),
                     judge_speedup(summary.speedup, entry, tolerances, False, record_hint, summary.unreliable)
                     if entry else not_judged("speedup", missing_baseline, speed=True)]
+    verdicts = [with_adaptive_note(v, summary.adaptive) for v in verdicts]
     for verdict in verdicts:
         add_verdict(variant, verdict)
     failed = [v.message for v in verdicts if v.outcome in (Outcome.REGRESSION, Outcome.KNOWN_ANOMALY)]
@@ -64,6 +66,7 @@ def test_time(summary, baseline_or_none, missing_baseline, variant, record_hint,
         pytest.skip(missing_baseline)
     verdicts = judge_times(summary, entry, tolerances, record_hint, compiled=variant.spec.compiled,
                            reference=variant.spec.reference, on_cuda=variant.hardware.is_cuda)
+    verdicts = [with_adaptive_note(v, summary.adaptive) for v in verdicts]
     for verdict in verdicts:
         add_verdict(variant, verdict)
     failed = [v.message for v in verdicts if v.outcome is Outcome.REGRESSION]

@@ -46,6 +46,8 @@ class RunConfig:
     memory_bandwidth: float | None = None  # GB/s
     compile_latency: str = "auto"
     strict: bool = False  # a speed check not judged fails the run (exit 7)
+    detect: float | None = None  # adaptive rounds until this slowdown is detectable (sequential intervals)
+    max_minutes: float | None = None  # with detect: timing budget per variant
 
     @classmethod
     def from_options(cls, get: Callable[[str], object], rootpath: Path, gpu_run: Callable[[str], bool]) -> RunConfig:
@@ -85,6 +87,11 @@ class RunConfig:
         if slowdown and get("--record"):
             raise UsageError("--record with --inject-slowdown would store a deliberately slowed timing as the "
                              "baseline; use one or the other.")
+        detect, max_minutes = _adaptive_options(get("--detect"), get("--max-minutes"))
+        if detect is not None:
+            from .sequential import LOOKS
+
+            rounds = max(rounds, LOOKS[0])  # the first look: --rounds is the least an adaptive run times
         profile = get("--profile")
         if profile == "auto":
             profile = "full" if gpu_run(get("--device")) else "quick"
@@ -99,7 +106,7 @@ class RunConfig:
             baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
             record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
             busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
-            strict=get("--strict-gate"))
+            strict=get("--strict-gate"), detect=detect, max_minutes=max_minutes)
 
     def record_command(self) -> str:
         """The command that re-records what this run measured."""
@@ -123,4 +130,21 @@ class RunConfig:
         return {"profile": self.profile, "models": list(self.models), "variants": list(self.variants),
                 "rounds": self.rounds, "utterances": self.limit, "confidence": self.confidence,
                 "record": self.record, "inject_slowdown": self.inject_slowdown, "strict": self.strict,
+                **({"detect": self.detect, "max_minutes": self.max_minutes} if self.detect is not None else {}),
                 **self.settings.as_dict()}
+
+
+DEFAULT_MAX_MINUTES = 4.0  # the 2-core CPU's warm budget for a default run
+
+
+def _adaptive_options(detect: float | None, max_minutes: float | None) -> tuple[float | None, float | None]:
+    """--detect and --max-minutes, checked; the budget defaults to DEFAULT_MAX_MINUTES."""
+    if detect is None:
+        if max_minutes is not None:
+            raise UsageError("--max-minutes bounds the adaptive rounds of --detect; give --detect too, e.g. --detect 0.05")
+        return None, None
+    if not 0 < detect < 1:
+        raise UsageError(f"--detect is the slowdown to be able to detect, a fraction in (0, 1) such as 0.05, not {detect}")
+    if max_minutes is not None and not max_minutes > 0:
+        raise UsageError(f"--max-minutes must be a positive number of minutes, not {max_minutes}")
+    return detect, DEFAULT_MAX_MINUTES if max_minutes is None else max_minutes

@@ -63,6 +63,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--strict-gate", action="store_true",
                     help="release gating: a speed check that could not be judged (no baseline, machine busy, "
                          "machine speed changed) fails the run with exit status 7, instead of passing as a skip")
+    group.addoption("--detect", type=float, default=None, metavar="FRACTION",
+                    help="adaptive rounds: keep timing (from 3 rounds on) until every speed check of the variant "
+                         "could detect a slowdown of FRACTION (e.g. 0.05), or --max-minutes ends; intervals then "
+                         "stay valid however many rounds it took (whisper_perf.sequential)")
+    group.addoption("--max-minutes", type=float, default=None, metavar="M",
+                    help="with --detect: the timing budget per variant in minutes (default 4)")
     group.addoption("--confidence", type=float, default=0.95,
                     help="confidence level of the intervals that verdicts use (default 0.95)")
 

@@ -88,7 +88,8 @@ class RunSession:
     def summary(self, key: Key) -> Summary:
         """The measurement's summary, computed once (its bootstrap takes a while)."""
         if key not in self._summaries:
-            self._summaries[key] = summarize(self.measurements[key], self.config.confidence)
+            self._summaries[key] = summarize(self.measurements[key], self.config.confidence,
+                                             sequential_intervals=self.config.detect is not None)
         return self._summaries[key]
 
     def add_failure(self, model: str, variant: str, stage: str, error: str) -> None:

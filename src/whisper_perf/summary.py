@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import accuracy
+from . import accuracy, sequential
 from .stats import Interval, coefficient_of_variation, speedup_interval, stalled_calls, total_interval
 
 if TYPE_CHECKING:  # reading a results file needs no torch
@@ -41,12 +41,13 @@ class Summary:
     speedup: Interval | None = None
     exact_match: float | None = None  # share of utterances whose token ids equal the reference's
     machine_probe_ms: float | None = None  # machine_speed.probe_ms(), mean over the calls of the rounds used
+    adaptive: str | None = None  # --detect: the detectable slowdown reached and why the rounds ended there
 
     def as_dict(self) -> dict:
         data = {"seconds": self.seconds.as_dict(), "wer": self.wer, "rtfx": self.rtfx, "tokens": self.tokens,
                 "noise_cv": self.noise_cv, "rounds_used": self.rounds_used, "busy_rounds": self.busy_rounds,
                 "stalled_calls": self.stalled_calls, "unreliable": self.unreliable,
-                "machine_probe_ms": self.machine_probe_ms}
+                "machine_probe_ms": self.machine_probe_ms, **({"adaptive": self.adaptive} if self.adaptive else {})}
         if self.speedup is not None:
             data.update(reference_seconds=self.reference_seconds.as_dict(), reference_wer=self.reference_wer,
                         speedup=self.speedup.as_dict(), exact_match=self.exact_match)
@@ -59,7 +60,8 @@ class Summary:
                    busy_rounds=data["busy_rounds"], stalled_calls=data.get("stalled_calls", 0),
                    unreliable=data.get("unreliable"), reference_seconds=Interval.from_dict(data.get("reference_seconds")),
                    reference_wer=data.get("reference_wer"), speedup=Interval.from_dict(data.get("speedup")),
-                   exact_match=data.get("exact_match"), machine_probe_ms=data.get("machine_probe_ms"))
+                   exact_match=data.get("exact_match"), machine_probe_ms=data.get("machine_probe_ms"),
+                   adaptive=data.get("adaptive"))
 
 
 def _busy_evidence(m: Measurement) -> str:
@@ -80,7 +82,16 @@ def _probe_mean(m: Measurement, rounds: list[int]) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
 
 
-def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
+def _intervals(sequential_intervals: bool, rounds: list[int]):
+    """(rounds used, time interval, speedup interval): the stratified bootstrap for a fixed number
+    of rounds; for adaptive rounds (--detect) the sequential intervals over the rounds of the last
+    look, which stay valid however many rounds the run chose to take."""
+    if sequential_intervals and sequential.last_look(len(rounds)):
+        return rounds[:sequential.last_look(len(rounds))], sequential.total_interval, sequential.speedup_interval
+    return rounds, total_interval, speedup_interval
+
+
+def summarize(m: Measurement, confidence: float = 0.95, sequential_intervals: bool = False) -> Summary:
     """Summarize the quiet rounds; with fewer than two, all rounds, marked unreliable."""
     order = list(m.reference_texts)
     rounds = m.quiet_rounds
@@ -88,14 +99,15 @@ def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
     if len(rounds) < MIN_QUIET_ROUNDS and m.busy_rounds:
         unreliable = _busy_evidence(m)
         rounds = list(range(len(m.passes)))
+    rounds, time_ci, speedup_ci = _intervals(sequential_intervals and not unreliable, rounds)
     passes = [m.passes[r] for r in rounds]
     table = _table(passes, order)
-    seconds = total_interval(table, confidence)
+    seconds = time_ci(table, confidence)
     base = dict(seconds=seconds, wer=_wer(m, m.passes), rtfx=m.audio_seconds / seconds.estimate,
                 stalled_calls=stalled_calls(table),
                 tokens=m.passes[-1].tokens, noise_cv=coefficient_of_variation([p.seconds for p in passes]),
                 rounds_used=len(rounds), busy_rounds=len(m.busy_rounds), unreliable=unreliable,
-                machine_probe_ms=_probe_mean(m, rounds))
+                machine_probe_ms=_probe_mean(m, rounds), adaptive=m.adaptive)
     if not m.reference_passes:
         return Summary(**base)
     references = [m.reference_passes[r] for r in rounds]
@@ -103,7 +115,7 @@ def summarize(m: Measurement, confidence: float = 0.95) -> Summary:
     mine, theirs = m.passes[-1].transcripts, m.reference_passes[-1].transcripts
     same = sum(mine[u].token_ids == theirs[u].token_ids for u in order)
     return Summary(**base,
-                   reference_seconds=total_interval(_table(references, order), confidence),
+                   reference_seconds=time_ci(_table(references, order), confidence),
                    reference_wer=_wer(m, m.reference_passes),
-                   speedup=speedup_interval(_table(references, order), table, confidence),
+                   speedup=speedup_ci(_table(references, order), table, confidence),
                    exact_match=same / len(order))

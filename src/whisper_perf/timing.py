@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -27,6 +28,7 @@ from .audio import AudioSet
 from .compile_health import CompileWatch
 from .contention import Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
+from . import sequential
 from .summary import MIN_QUIET_ROUNDS
 from .variants import Transcript, Variant, synchronize
 
@@ -107,6 +109,7 @@ class Measurement:
     warmup_compile: object = None  # compile_health.CompileHealth of the variant's warm-up
     timed_compile: object = None  # ... of the timed rounds: anything compiled here is a recompile
     timing_stopped: str | None = None  # why timing ended before every requested or replacement round
+    adaptive: str | None = None  # --detect: the detectable slowdown reached, and why the rounds ended there
 
     @property
     def busy_rounds(self) -> list[int]:
@@ -217,15 +220,72 @@ def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> Non
         extra -= 1
 
 
+@dataclass(frozen=True)
+class Adaptive:
+    """--detect: time more rounds until ``detectable(m)`` (the largest slowdown the variant's speed
+    checks would miss now, verdicts.detectable_slowdown) is at most ``detect``, or the budget ends.
+    ``floor`` is what the tolerances alone allow: a ``detect`` below it cannot be reached by any
+    number of rounds, so none are added."""
+
+    detect: float
+    budget_seconds: float
+    detectable: Callable[[Measurement], float]
+    floor: float
+
+
+def _at_look(m: Measurement) -> bool:
+    quiet = len(m.quiet_rounds)
+    return sequential.last_look(quiet) == quiet
+
+
+def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adaptive, start: float) -> None:
+    """Add rounds until the variant could detect ``adaptive.detect``, judging only at the looks
+    of the sequential intervals; m.adaptive says what it reached and why it stopped there."""
+    reached = None
+    while not m.timing_stopped:
+        if _at_look(m):
+            reached = adaptive.detectable(m)
+            if reached <= adaptive.detect or adaptive.floor > adaptive.detect:
+                break
+        if time.perf_counter() - start >= adaptive.budget_seconds or len(m.quiet_rounds) >= sequential.LOOKS[-1]:
+            break
+        try:
+            schedule.run_rounds(1)
+        except _StopTiming as stop:
+            m.timing_stopped = str(stop)
+    m.adaptive = _adaptive_note(m, adaptive, reached, time.perf_counter() - start)
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.3g}%"
+
+
+def _adaptive_note(m: Measurement, adaptive: Adaptive, reached: float | None, seconds: float) -> str:
+    asked = f"asked for {_percent(adaptive.detect)}"
+    if reached is None:
+        return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds)"
+    done = f"after {sequential.last_look(len(m.quiet_rounds))} rounds, {seconds / 60:.1f} min"
+    found = f"would detect a slowdown of {_percent(reached)}, {asked}"
+    if reached <= adaptive.detect:
+        return f"{found}: reached {done}"
+    if adaptive.floor > adaptive.detect:
+        return (f"{found}: the tolerances alone let {_percent(adaptive.floor)} through, so more rounds cannot "
+                f"help; narrow them with nox -s calibrate ({done})")
+    why = m.timing_stopped or f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
+    return f"{found}: {why} ({done})"
+
+
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
-            pedantic=None, extra_rounds: int | None = None, progress=None) -> Measurement:
+            pedantic=None, extra_rounds: int | None = None, progress=None,
+            adaptive: Adaptive | None = None) -> Measurement:
     """Time ``rounds`` rounds of ``variant`` over ``audio``, interleaved with its eager ``reference``.
 
     ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times each of the
     variant's ``generate()`` calls (one pytest-benchmark round per call) and lands them in
     pytest-benchmark's JSON.  Rounds taken on a busy machine are replaced by up to
     ``extra_rounds`` more (default: as many as requested), timed outside pytest-benchmark.
-    ``progress(text)``, when given, hears of each round as it ends."""
+    ``progress(text)``, when given, hears of each round as it ends.  With ``adaptive`` (--detect),
+    more rounds follow until the variant could detect the slowdown asked for (see Adaptive)."""
     m = Measurement(
         model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,
         audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
@@ -236,7 +296,9 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
 
     def on_round(number: int, load) -> None:
         if progress is not None:
-            label = f"round {number} of {rounds}" if number <= rounds else f"replacement round {number - rounds}"
+            label = (f"round {number} of {rounds}" if number <= rounds else
+                     f"round {number} (--detect)" if adaptive is not None and not m.busy_rounds else
+                     f"replacement round {number - rounds}")
             progress(f"timing {variant.name}: {label} done{' (machine busy)' if load.busy else ''}, "
                      f"{time.perf_counter() - start:.0f} s")
 
@@ -252,5 +314,9 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
         except _StopTiming as stop:  # pytest-benchmark keeps no table row for it; the results file has all
             m.timing_stopped = str(stop)
         _replace_busy_rounds(m, schedule, rounds if extra_rounds is None else extra_rounds)
+        if adaptive is not None:
+            _rounds_until_detectable(m, schedule, adaptive, start)
+            if progress is not None:
+                progress(f"timing {variant.name}: {m.adaptive}")
     m.timed_compile = watch.health if variant.spec.compiled else None
     return m

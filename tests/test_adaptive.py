@@ -1,0 +1,60 @@
+"""--detect: rounds until the verdict is sharp enough, or the budget ends; the suite as a subprocess
+on the real tiny.en (the eager variant: no compile, so a run takes seconds)."""
+
+import json
+
+import pytest
+
+from test_suite_e2e import run_suite
+from whisper_perf.baselines import Tolerances
+from whisper_perf.sequential import LOOKS
+from whisper_perf.stats import Interval
+from whisper_perf.verdicts import detectable_slowdown, tolerance_floor
+
+
+def _run(tmp_path, *options):
+    runs = tmp_path / "runs"
+    result = run_suite("--variant", "eager", "--limit", "2", "--baselines", str(tmp_path / "no-baselines"),
+                       "--results-dir", str(runs), *options)
+    assert result.returncode == 0, result.output[-3000:]
+    (path,) = runs.glob("*/*.json")
+    (m,) = json.loads(path.read_text())["measurements"]
+    return result, m
+
+
+def test_rounds_go_on_until_the_budget_ends_and_the_run_says_what_it_reached(tmp_path):
+    result, m = _run(tmp_path, "--detect", "0.001", "--max-minutes", "0.25")
+    note = m["summary"]["adaptive"]
+    assert note.startswith("would detect a slowdown of ") and ", asked for 0.1%: the machine was too noisy within " \
+        "0.25 min (after " in note
+    rounds = m["summary"]["rounds_used"]
+    assert rounds in LOOKS and rounds > LOOKS[0] and len(m["samples"]) >= rounds  # judged on its last look
+    assert f"timing eager: {note}" in result.stdout  # said live, as it happened
+    assert m["summary"]["seconds"]["confidence"] == 0.95
+
+
+def test_a_target_already_met_stops_at_the_first_look(tmp_path):
+    result, m = _run(tmp_path, "--detect", "0.9")
+    assert m["summary"]["rounds_used"] == LOOKS[0] == len(m["samples"])
+    assert m["summary"]["adaptive"].endswith(f"asked for 90%: reached after {LOOKS[0]} rounds, "
+                                             f"{m['summary']['adaptive'].split(', ')[-1]}")
+
+
+def test_adaptive_options_are_checked_before_any_work():
+    result = run_suite("--max-minutes", "2")
+    assert result.returncode == 4 and "--max-minutes bounds the adaptive rounds of --detect; give --detect too" \
+        in result.output
+    result = run_suite("--detect", "5")
+    assert result.returncode == 4 and "--detect is the slowdown to be able to detect, a fraction in (0, 1)" \
+        in result.output
+
+
+def test_detectable_slowdown_is_the_weakest_check_and_the_tolerances_set_its_floor():
+    seconds, speedup = Interval(2.0, 1.96, 2.04, 0.95), Interval(1.5, 1.47, 1.53, 0.95)
+    tolerances = Tolerances(speedup=0.10, compiled_time=0.15)
+    # time: (1 + 0.15) / (1 - 0.02) - 1 = 17.3%; speedup: (1 + 0.02) / (1 - 0.10) - 1 = 13.3%
+    assert detectable_slowdown(seconds, speedup, tolerances) == pytest.approx(0.1735, abs=1e-3)
+    assert detectable_slowdown(seconds, speedup, None) == pytest.approx(0.0204, abs=1e-3)  # the width alone
+    assert tolerance_floor(tolerances, has_speedup=True) == pytest.approx(0.15)
+    assert tolerance_floor(Tolerances(speedup=0.10, compiled_time=0.05), has_speedup=True) == pytest.approx(1 / 0.9 - 1)
+    assert tolerance_floor(None, has_speedup=False) == 0.0
