@@ -64,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="release gating: a speed check that could not be judged (no baseline, machine busy, "
                          "machine speed changed) fails the run with exit status 7, instead of passing as a skip")
     group.addoption("--detect", type=float, default=None, metavar="FRACTION",
-                    help="adaptive rounds: keep timing (from 3 rounds on) until every speed check of the variant "
+                    help="adaptive rounds: keep timing (from 5 rounds on) until every speed check of the variant "
                          "could detect a slowdown of FRACTION (e.g. 0.05), or --max-minutes ends; intervals then "
                          "stay valid however many rounds it took (whisper_perf.sequential)")
     group.addoption("--max-minutes", type=float, default=None, metavar="M",

@@ -222,15 +222,21 @@ def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> Non
 
 @dataclass(frozen=True)
 class Adaptive:
-    """--detect: time more rounds until ``detectable(m)`` (the largest slowdown the variant's speed
-    checks would miss now, verdicts.detectable_slowdown) is at most ``detect``, or the budget ends.
-    ``floor`` is what the tolerances alone allow: a ``detect`` below it cannot be reached by any
-    number of rounds, so none are added."""
+    """--detect: time more rounds until ``detectable(m)`` (the smallest slowdown the variant's
+    speed checks would flag now, verdicts.detectable_slowdown) is at most ``detect``, or the budget
+    ends.  ``floor`` is what the tolerances alone let through: a ``detect`` below it cannot be
+    reached by any number of rounds (see ``target``)."""
 
     detect: float
     budget_seconds: float
     detectable: Callable[[Measurement], float]
     floor: float
+
+    @property
+    def target(self) -> float:
+        """``detect``; where the tolerances alone let more through, the floor plus ``detect``:
+        rounds still narrow the intervals until the noise adds no more than ``detect`` to it."""
+        return self.detect if self.floor <= self.detect else self.floor + self.detect
 
 
 def _at_look(m: Measurement) -> bool:
@@ -245,7 +251,7 @@ def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adap
     while not m.timing_stopped:
         if _at_look(m):
             reached = adaptive.detectable(m)
-            if reached <= adaptive.detect or adaptive.floor > adaptive.detect:
+            if reached <= adaptive.target:
                 break
         if time.perf_counter() - start >= adaptive.budget_seconds or len(m.quiet_rounds) >= sequential.LOOKS[-1]:
             break
@@ -269,8 +275,10 @@ def _adaptive_note(m: Measurement, adaptive: Adaptive, reached: float | None, se
     if reached <= adaptive.detect:
         return f"{found}: reached {done}"
     if adaptive.floor > adaptive.detect:
-        return (f"{found}: the tolerances alone let {_percent(adaptive.floor)} through, so more rounds cannot "
-                f"help; narrow them with nox -s calibrate ({done})")
+        timed = ("the noise added at most " if reached <= adaptive.target else "within the budget the noise still "
+                 "added more than ") + _percent(adaptive.detect)
+        return (f"{found}: the tolerances alone let {_percent(adaptive.floor)} through, which no number of rounds "
+                f"can change (narrow them with nox -s calibrate); {timed} ({done})")
     why = m.timing_stopped or f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
     return f"{found}: {why} ({done})"
 
