@@ -252,7 +252,7 @@ def chart(report: dict, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     order = report["order"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(order)), 4))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.35 * len(order))), 4))
     colors = {"good": "C2", "bad": "C3", "inconclusive": "C1"}
     for p in probes:
         interval = Interval.from_dict(p["change"])
@@ -263,12 +263,15 @@ def chart(report: dict, path: Path) -> Path | None:
         if p["state"] == "skipped":
             ax.plot(order.index(p["version"]), 1.0, "x", color="C7")
     _, _, _, higher_is_better = MEASURES[report["criterion"]]
+    ax.plot(0, 1.0, "s", color="C2")  # the good end: what every change is measured against
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.axhline(1 - report["tolerance"] if higher_is_better else 1 + report["tolerance"], color="C3", ls="--", lw=0.8)
     outcome = report["outcome"]
     if outcome["verdict"] == "found":
         ax.axvline((order.index(outcome["last_good"]) + order.index(outcome["first_bad"])) / 2, color="C3", lw=1)
-    ax.set_xticks(range(len(order)), order, rotation=90, fontsize=6)
+    probed = sorted({order.index(p["version"]) for p in report["outcome"]["probes"]} | {0, len(order) - 1})
+    ax.set_xticks(probed, [order[i] for i in probed], rotation=90, fontsize=7)  # the releases between: unlabelled
+    ax.set_xlim(-1, len(order))
     ax.set_ylabel(f"{report['criterion']} against {report['package']} {report['good']} (x)")
     ax.set_title(f"Bisect {report['package']}: green good, red bad, orange inconclusive, x skipped", fontsize=9)
     fig.tight_layout()
@@ -356,7 +359,8 @@ def _report(args, oracle: SuiteOracle, outcome: Outcome, order: list[str], liste
     return {"package": args.package, "good": args.good, "bad": args.bad, "criterion": args.criterion,
             "variant": args.variant, "tolerance": oracle.tolerance, "confidence": oracle.confidence,
             "hardware_key": _hardware_key(),
-            "base": f"torch {base['torch']}, transformers {base['transformers']}, Python {sys.version.split()[0]}",
+            "base": ", ".join([*(f"{name} {version}" for name, version in base.items() if name != args.package),
+                               f"Python {sys.version.split()[0]}"]) + " (the current environment's)",
             "order": order, "listed_from": listed_from, "pytest_args": oracle.pytest_args, "minutes": minutes,
             "outcome": {"verdict": outcome.verdict, "last_good": outcome.last_good, "first_bad": outcome.first_bad,
                         "candidates": outcome.candidates, "probes": [p.as_dict() for p in outcome.probes]},
