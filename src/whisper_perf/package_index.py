@@ -49,7 +49,9 @@ def configured_sources(python: str = sys.executable) -> Sources:
         option = key.rsplit(".", 1)[-1]
         values.setdefault(option, []).extend(value.strip().strip("'\"").split())
     index = values.get("index-url", [PYPI])[-1:]
-    return Sources(tuple(index + values.get("extra-index-url", [])), tuple(values.get("find-links", [])))
+    # a place set both in pip's configuration and in its environment is listed once
+    return Sources(tuple(dict.fromkeys(index + values.get("extra-index-url", []))),
+                   tuple(dict.fromkeys(values.get("find-links", []))))
 
 
 class _Links(html.parser.HTMLParser):

@@ -197,6 +197,11 @@ def change_interval(before, after, confidence: float = 0.95, resamples: int = 40
     return _interval(b / a, b_draws / a_draws, confidence)
 
 
+def percent_text(fraction: float) -> str:
+    """A fraction as a percentage with three significant digits: 0.05 -> "5%", 0.0473 -> "4.73%"."""
+    return f"{100 * fraction:.3g}%"
+
+
 def interval_text(interval: "Interval | dict | None", unit: str = "x", digits: int = 3) -> str:
     """An interval as "1.095x [1.070, 1.120]"; the estimate alone for one round; "-" when absent.
     The one formatting of an interval in tables (verdict messages add the confidence level)."""

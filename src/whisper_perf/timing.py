@@ -28,6 +28,7 @@ from .audio import AudioSet
 from .compile_health import CompileWatch
 from .contention import Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
+from .stats import percent_text
 from . import sequential
 from .summary import MIN_QUIET_ROUNDS
 from .variants import Transcript, Variant, synchronize
@@ -262,22 +263,19 @@ def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adap
     m.adaptive = _adaptive_note(m, adaptive, reached, time.perf_counter() - start)
 
 
-def _percent(fraction: float) -> str:
-    return f"{100 * fraction:.3g}%"
-
 
 def _adaptive_note(m: Measurement, adaptive: Adaptive, reached: float | None, seconds: float) -> str:
-    asked = f"asked for {_percent(adaptive.detect)}"
+    asked = f"asked for {percent_text(adaptive.detect)}"
     if reached is None:
         return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds)"
     done = f"after {sequential.last_look(len(m.quiet_rounds))} rounds, {seconds / 60:.1f} min"
-    found = f"would detect a slowdown of {_percent(reached)}, {asked}"
+    found = f"would detect a slowdown of {percent_text(reached)}, {asked}"
     if reached <= adaptive.detect:
         return f"{found}: reached {done}"
     if adaptive.floor > adaptive.detect:
         timed = ("the noise added at most " if reached <= adaptive.target else "within the budget the noise still "
-                 "added more than ") + _percent(adaptive.detect)
-        return (f"{found}: the tolerances alone let {_percent(adaptive.floor)} through, which no number of rounds "
+                 "added more than ") + percent_text(adaptive.detect)
+        return (f"{found}: the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds "
                 f"can change (narrow them with nox -s calibrate); {timed} ({done})")
     why = m.timing_stopped or f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
     return f"{found}: {why} ({done})"

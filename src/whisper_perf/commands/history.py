@@ -37,7 +37,7 @@ from ..errors import EXIT_OK, UsageError
 from ..files import require_new_folder
 from ..report import md_table
 from ..results import MeasurementRecord, RunResult
-from ..stats import Interval, interval_text
+from ..stats import Interval, interval_text, percent_text
 from . import Parser, run_command
 from .merge import load_all, result_files
 
@@ -165,9 +165,6 @@ def step_text(runs: list[RunResult], found: LineStep) -> str:
             f"({_versions(after)}); {_suspect(before, after)} (p = {step.p_value:.2g})")
 
 
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:.3g}%"
-
 
 def steps_section(trend: Trend, found: list[LineStep], tolerances: Tolerances) -> list[str]:
     """The Steps list under a key's table; without a step, the tolerances it was held to, and
@@ -175,8 +172,8 @@ def steps_section(trend: Trend, found: list[LineStep], tolerances: Tolerances) -
     if found:
         items = [f"- {step_text(trend.runs, s)}" for s in found]
     else:
-        items = [f"- no step beyond the tolerance (speedup {_percent(tolerances.speedup)}, "
-                 f"time {_percent(tolerances.compiled_time)})"]
+        items = [f"- no step beyond the tolerance (speedup {percent_text(tolerances.speedup)}, "
+                 f"time {percent_text(tolerances.compiled_time)})"]
         if len(trend.runs) < RUNS_NEEDED:
             items[0] += f"; too few runs ({len(trend.runs)}) to tell a step from chance: about {RUNS_NEEDED} are needed"
     return ["### Steps", "", *items]
