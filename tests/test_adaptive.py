@@ -9,7 +9,8 @@ from test_suite_e2e import run_suite
 from whisper_perf.baselines import Tolerances
 from whisper_perf.sequential import LOOKS
 from whisper_perf.stats import Interval
-from whisper_perf.verdicts import detectable_slowdown, tolerance_floor
+from whisper_perf.timing import Adaptive
+from whisper_perf.verdicts import detectable_by_check, detectable_slowdown, tolerance_floors
 
 
 def _run(tmp_path, *options):
@@ -23,12 +24,18 @@ def _run(tmp_path, *options):
 
 
 def test_rounds_go_on_until_the_budget_ends_and_the_run_says_what_it_reached(tmp_path):
-    result, m = _run(tmp_path, "--detect", "0.001", "--max-minutes", "0.25")
-    note = m["summary"]["adaptive"]
+    result, m = _run(tmp_path, "--detect", "0.001", "--max-minutes", "0.4")
+    adaptive = m["summary"]["adaptive"]
+    note = adaptive["note"]
     assert note.startswith("would detect a slowdown of ") and ", asked for 0.1%: the machine was too noisy within " \
-        "0.25 min (after " in note
+        "0.4 min (after " in note
     rounds = m["summary"]["rounds_used"]
     assert rounds in LOOKS and rounds > LOOKS[0] and len(m["samples"]) >= rounds  # judged on its last look
+    # every look is recorded: rounds, minutes and each check's detectable slowdown, narrowing as rounds add up
+    looks = adaptive["looks"]
+    assert [look["rounds"] for look in looks] == [n for n in LOOKS if n <= rounds]
+    assert looks[-1]["detectable"]["time"] == pytest.approx(adaptive["reached"]) and not adaptive["met"]
+    assert adaptive["rounds"] == rounds and adaptive["asked"] == 0.001 and adaptive["seconds"] >= looks[-1]["seconds"]
     assert f"timing eager: {note}" in result.stdout  # said live, as it happened
     assert m["summary"]["seconds"]["confidence"] == 0.95
 
@@ -36,8 +43,9 @@ def test_rounds_go_on_until_the_budget_ends_and_the_run_says_what_it_reached(tmp
 def test_a_target_already_met_stops_at_the_first_look(tmp_path):
     result, m = _run(tmp_path, "--detect", "0.9")
     assert m["summary"]["rounds_used"] == LOOKS[0] == len(m["samples"])
-    assert m["summary"]["adaptive"].endswith(f"asked for 90%: reached after {LOOKS[0]} rounds, "
-                                             f"{m['summary']['adaptive'].split(', ')[-1]}")
+    adaptive = m["summary"]["adaptive"]
+    assert adaptive["met"] and len(adaptive["looks"]) == 1 and adaptive["reached"] <= 0.9
+    assert adaptive["note"].endswith(f"asked for 90%: reached after {LOOKS[0]} rounds, {adaptive['note'].split(', ')[-1]}")
 
 
 def test_adaptive_options_are_checked_before_any_work():
@@ -53,8 +61,20 @@ def test_detectable_slowdown_is_the_weakest_check_and_the_tolerances_set_its_flo
     seconds, speedup = Interval(2.0, 1.96, 2.04, 0.95), Interval(1.5, 1.47, 1.53, 0.95)
     tolerances = Tolerances(speedup=0.10, compiled_time=0.15)
     # time: (1 + 0.15) / (1 - 0.02) - 1 = 17.3%; speedup: (1 + 0.02) / (1 - 0.10) - 1 = 13.3%
-    assert detectable_slowdown(seconds, speedup, tolerances) == pytest.approx(0.1735, abs=1e-3)
+    by_check = detectable_by_check(seconds, speedup, tolerances)
+    assert by_check == pytest.approx({"time": 0.1735, "speedup": 0.1333}, abs=1e-3)
+    assert detectable_slowdown(seconds, speedup, tolerances) == by_check["time"]
     assert detectable_slowdown(seconds, speedup, None) == pytest.approx(0.0204, abs=1e-3)  # the width alone
-    assert tolerance_floor(tolerances, has_speedup=True) == pytest.approx(0.15)
-    assert tolerance_floor(Tolerances(speedup=0.10, compiled_time=0.05), has_speedup=True) == pytest.approx(1 / 0.9 - 1)
-    assert tolerance_floor(None, has_speedup=False) == 0.0
+    assert tolerance_floors(tolerances, has_speedup=True) == pytest.approx({"time": 0.15, "speedup": 1 / 0.9 - 1})
+    assert tolerance_floors(None, has_speedup=False) == {"time": 0.0}
+
+
+def test_each_check_is_driven_to_its_own_target_not_the_loosest_floor():
+    """A loose time tolerance (38%) must not let the speedup check stop blunt: each check's noise
+    must add at most --detect to its own floor."""
+    floors = tolerance_floors(Tolerances(speedup=0.10, compiled_time=0.38), has_speedup=True)
+    adaptive = Adaptive(0.05, 240, lambda m: {}, floors)
+    assert adaptive.target("time") == pytest.approx(0.43) and adaptive.target("speedup") == pytest.approx(1 / 0.9 - 1 + 0.05)
+    assert not adaptive.met({"time": 0.40, "speedup": 0.25})  # under the loosest target, not under its own
+    assert adaptive.met({"time": 0.40, "speedup": 0.16})
+    assert Adaptive(0.05, 240, lambda m: {}, {"time": 0.0}).target("time") == 0.05

@@ -41,7 +41,7 @@ class Summary:
     speedup: Interval | None = None
     exact_match: float | None = None  # share of utterances whose token ids equal the reference's
     machine_probe_ms: float | None = None  # machine_speed.probe_ms(), mean over the calls of the rounds used
-    adaptive: str | None = None  # --detect: the detectable slowdown reached and why the rounds ended there
+    adaptive: dict | None = None  # --detect: timing.Measurement.adaptive (note, reached, rounds, looks)
 
     def as_dict(self) -> dict:
         data = {"seconds": self.seconds.as_dict(), "wer": self.wer, "rtfx": self.rtfx, "tokens": self.tokens,
@@ -61,7 +61,7 @@ class Summary:
                    unreliable=data.get("unreliable"), reference_seconds=Interval.from_dict(data.get("reference_seconds")),
                    reference_wer=data.get("reference_wer"), speedup=Interval.from_dict(data.get("speedup")),
                    exact_match=data.get("exact_match"), machine_probe_ms=data.get("machine_probe_ms"),
-                   adaptive=data.get("adaptive"))
+                   adaptive=_adaptive_record(data.get("adaptive")))
 
 
 def _busy_evidence(m: Measurement) -> str:
@@ -119,3 +119,8 @@ def summarize(m: Measurement, confidence: float = 0.95, sequential_intervals: bo
                    reference_wer=_wer(m, m.reference_passes),
                    speedup=speedup_ci(_table(references, order), table, confidence),
                    exact_match=same / len(order))
+
+
+def _adaptive_record(data: dict | str | None) -> dict | None:
+    """Summary.adaptive of a results file; files written before it was a record held the note alone."""
+    return {"note": data} if isinstance(data, str) else data

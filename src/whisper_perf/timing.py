@@ -110,7 +110,7 @@ class Measurement:
     warmup_compile: object = None  # compile_health.CompileHealth of the variant's warm-up
     timed_compile: object = None  # ... of the timed rounds: anything compiled here is a recompile
     timing_stopped: str | None = None  # why timing ended before every requested or replacement round
-    adaptive: str | None = None  # --detect: the detectable slowdown reached, and why the rounds ended there
+    adaptive: dict | None = None  # --detect: every look, the detectable slowdown reached, why the rounds ended
 
     @property
     def busy_rounds(self) -> list[int]:
@@ -223,21 +223,28 @@ def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> Non
 
 @dataclass(frozen=True)
 class Adaptive:
-    """--detect: time more rounds until ``detectable(m)`` (the smallest slowdown the variant's
-    speed checks would flag now, verdicts.detectable_slowdown) is at most ``detect``, or the budget
-    ends.  ``floor`` is what the tolerances alone let through: a ``detect`` below it cannot be
-    reached by any number of rounds (see ``target``)."""
+    """--detect: time more rounds until each speed check of the variant could detect ``detect``
+    (``detectable(m)``: each check's smallest flagged slowdown now, verdicts.detectable_by_check),
+    or the budget ends.  ``floors`` is what the tolerances alone let each check through: a
+    ``detect`` below a check's floor cannot be reached by any number of rounds (see ``target``)."""
 
     detect: float
     budget_seconds: float
-    detectable: Callable[[Measurement], float]
-    floor: float
+    detectable: Callable[[Measurement], dict[str, float]]
+    floors: dict[str, float]
+
+    def target(self, check: str) -> float:
+        """``detect``; where the check's tolerance alone lets more through, its floor plus ``detect``:
+        rounds still narrow its interval until the noise adds no more than ``detect`` to it."""
+        floor = self.floors.get(check, 0.0)
+        return self.detect if floor <= self.detect else floor + self.detect
+
+    def met(self, found: dict[str, float]) -> bool:
+        return all(value <= self.target(check) for check, value in found.items())
 
     @property
-    def target(self) -> float:
-        """``detect``; where the tolerances alone let more through, the floor plus ``detect``:
-        rounds still narrow the intervals until the noise adds no more than ``detect`` to it."""
-        return self.detect if self.floor <= self.detect else self.floor + self.detect
+    def floor(self) -> float:
+        return max(self.floors.values(), default=0.0)
 
 
 def _at_look(m: Measurement) -> bool:
@@ -246,13 +253,15 @@ def _at_look(m: Measurement) -> bool:
 
 
 def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adaptive, start: float) -> None:
-    """Add rounds until the variant could detect ``adaptive.detect``, judging only at the looks
-    of the sequential intervals; m.adaptive says what it reached and why it stopped there."""
-    reached = None
+    """Add rounds until each check could detect ``adaptive.detect``, judging only at the looks of
+    the sequential intervals; m.adaptive records every look, what was reached and why it stopped."""
+    looks, found = [], None
     while not m.timing_stopped:
         if _at_look(m):
-            reached = adaptive.detectable(m)
-            if reached <= adaptive.target:
+            found = adaptive.detectable(m)
+            looks.append({"rounds": len(m.quiet_rounds), "seconds": round(time.perf_counter() - start, 2),
+                          "detectable": found})
+            if adaptive.met(found):
                 break
         if time.perf_counter() - start >= adaptive.budget_seconds or len(m.quiet_rounds) >= sequential.LOOKS[-1]:
             break
@@ -260,25 +269,30 @@ def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adap
             schedule.run_rounds(1)
         except _StopTiming as stop:
             m.timing_stopped = str(stop)
-    m.adaptive = _adaptive_note(m, adaptive, reached, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    reached = max(found.values()) if found else None
+    m.adaptive = {"note": _adaptive_note(m, adaptive, found, seconds), "asked": adaptive.detect,
+                  "reached": reached, "met": bool(found) and adaptive.met(found),
+                  "rounds": sequential.last_look(len(m.quiet_rounds)), "seconds": round(seconds, 2),
+                  "floors": adaptive.floors, "looks": looks}
 
 
-
-def _adaptive_note(m: Measurement, adaptive: Adaptive, reached: float | None, seconds: float) -> str:
+def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, seconds: float) -> str:
     asked = f"asked for {percent_text(adaptive.detect)}"
-    if reached is None:
+    if found is None:
         return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds)"
+    reached = max(found.values())
     done = f"after {sequential.last_look(len(m.quiet_rounds))} rounds, {seconds / 60:.1f} min"
-    found = f"would detect a slowdown of {percent_text(reached)}, {asked}"
+    said = f"would detect a slowdown of {percent_text(reached)}, {asked}"
     if reached <= adaptive.detect:
-        return f"{found}: reached {done}"
+        return f"{said}: reached {done}"
     if adaptive.floor > adaptive.detect:
-        timed = ("the noise added at most " if reached <= adaptive.target else "within the budget the noise still "
+        timed = ("the noise added at most " if adaptive.met(found) else "within the budget the noise still "
                  "added more than ") + percent_text(adaptive.detect)
-        return (f"{found}: the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds "
+        return (f"{said}: the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds "
                 f"can change (narrow them with nox -s calibrate); {timed} ({done})")
     why = m.timing_stopped or f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
-    return f"{found}: {why} ({done})"
+    return f"{said}: {why} ({done})"
 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
@@ -323,6 +337,6 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
         if adaptive is not None:
             _rounds_until_detectable(m, schedule, adaptive, start)
             if progress is not None:
-                progress(f"timing {variant.name}: {m.adaptive}")
+                progress(f"timing {variant.name}: {m.adaptive['note']}")
     m.timed_compile = watch.health if variant.spec.compiled else None
     return m

@@ -84,28 +84,36 @@ def worse_or_not(interval: Interval, expected: float, tolerance: float, higher_i
     return "not worse" if high <= expected * (1 + tolerance) else "unsure"
 
 
-def detectable_slowdown(seconds: Interval, speedup: Interval | None, tolerances: Tolerances | None) -> float:
-    """The smallest slowdown of a variant that all of its speed checks would flag: the largest of
-    the compiled time's and the speedup's detectable slowdowns against a baseline with
-    ``tolerances`` (stats.detectable_*); without a baseline (None), the intervals' width alone: the
-    change this run's noise can tell apart.  What --detect's adaptive rounds drive down."""
+def detectable_by_check(seconds: Interval, speedup: Interval | None, tolerances: Tolerances | None) -> dict[str, float]:
+    """The smallest slowdown of a variant that each of its speed checks would flag: the compiled
+    time's and the speedup's detectable slowdowns against a baseline with ``tolerances``
+    (stats.detectable_*); without a baseline (None), the intervals' width alone: the change this
+    run's noise can tell apart."""
     time_tolerance, speedup_tolerance = (tolerances.compiled_time, tolerances.speedup) if tolerances else (0.0, 0.0)
-    found = [detectable_time_increase(seconds, time_tolerance)]
+    found = {"time": detectable_time_increase(seconds, time_tolerance)}
     if speedup is not None:
-        found.append(detectable_speedup_loss(speedup, speedup_tolerance))
-    return max(found)
+        found["speedup"] = detectable_speedup_loss(speedup, speedup_tolerance)
+    return found
 
 
-def with_adaptive_note(verdict: Verdict, note: str | None) -> Verdict:
-    """A speed verdict of an adaptive run (--detect) says what it could detect and why its rounds
-    ended there."""
-    return replace(verdict, message=f"{verdict.message}; {note}") if note and verdict.speed else verdict
+def detectable_slowdown(seconds: Interval, speedup: Interval | None, tolerances: Tolerances | None) -> float:
+    """The smallest slowdown of a variant that all of its speed checks would flag (the weakest
+    check's, detectable_by_check): what a verdict of an adaptive run (--detect) states."""
+    return max(detectable_by_check(seconds, speedup, tolerances).values())
 
 
-def tolerance_floor(tolerances: Tolerances | None, has_speedup: bool) -> float:
-    """detectable_slowdown of intervals with no width: what the tolerances alone let through."""
+def with_adaptive_note(verdict: Verdict, adaptive: dict | None) -> Verdict:
+    """A speed verdict of an adaptive run (--detect; Summary.adaptive) says what it could detect
+    and why its rounds ended there."""
+    if not adaptive or not verdict.speed:
+        return verdict
+    return replace(verdict, message=f"{verdict.message}; {adaptive['note']}")
+
+
+def tolerance_floors(tolerances: Tolerances | None, has_speedup: bool) -> dict[str, float]:
+    """detectable_by_check of intervals with no width: what the tolerances alone let through."""
     point = Interval(1.0, 1.0, 1.0, 0.95)
-    return detectable_slowdown(point, point if has_speedup else None, tolerances)
+    return detectable_by_check(point, point if has_speedup else None, tolerances)
 
 
 def _bounds(interval: Interval) -> tuple[float, float]:
