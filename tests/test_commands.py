@@ -15,7 +15,7 @@ import pytest
 
 from whisper_perf import environments
 from whisper_perf.baselines import Entry, Tolerances
-from whisper_perf.commands import Parser, calibrate, history, merge, run_command, upgrade
+from whisper_perf.commands import Parser, calibrate, calibration_analysis, calibration_report, history, merge, run_command, upgrade
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
 from whisper_perf.results import load_run
 
@@ -234,7 +234,7 @@ def _baseline_of(run) -> Entry:
 
 def test_calibration_counts_detections_false_alarms_and_suggests_tolerances(run):
     cal = _calibration(run)
-    a = calibrate.analyse(cal, "compiled", _baseline_of(run), None)
+    a = calibration_analysis.analyse(cal, "compiled", _baseline_of(run), None)
     assert a["runs"]["A/A"] == a["runs"]["slowed"] == 3 and a["runs"]["unreliable_A/A"] == 0
     assert a["false_alarms"] == 0 and a["detected_by_speedup"] == a["detected_by_any_check"] == 3
     assert a["slowed_speedups"] == [pytest.approx(0.5505, abs=1e-4)] * 3
@@ -242,7 +242,7 @@ def test_calibration_counts_detections_false_alarms_and_suggests_tolerances(run)
     assert a["suggested_tolerances"] == {"speedup": 0.02, "compiled_time": 0.05}
     assert a["detected_with_suggested"] == 3  # credibly below 1.09x x (1 - 2%)
     assert a["noise"]["run_to_run_cv_speedup"] == 0
-    text = calibrate.render(a, cal, 12.5)
+    text = calibration_report.render(a, cal, 12.5)
     assert "| 100% slowdown caught by the speedup verdict | 3 of 3 (100.0%) |" in text
     assert "| suggested tolerances | speedup 2.0%, time 5.0% |" in text
     assert "no default run found in results/runs" in text
@@ -250,13 +250,13 @@ def test_calibration_counts_detections_false_alarms_and_suggests_tolerances(run)
 
 def test_calibration_reports_the_latest_default_run(tmp_path, run):
     _copy(tmp_path / "results" / "runs", "sensitivity")
-    assert calibrate.latest_default_run(tmp_path, KEY) is None
+    assert calibration_analysis.latest_default_run(tmp_path, KEY) is None
     _copy(tmp_path / "results" / "runs", "default", _default_run)
-    default = calibrate.latest_default_run(tmp_path, KEY)
+    default = calibration_analysis.latest_default_run(tmp_path, KEY)
     assert default.path.name == "default.json"
-    a = calibrate.analyse(_calibration(run), "compiled", _baseline_of(run), default)
+    a = calibration_analysis.analyse(_calibration(run), "compiled", _baseline_of(run), default)
     assert a["default_run_detectable"]["compiled"]["file"] == "default.json"
-    assert "(compiled, 3 utterances, 3 rounds; default.json), suggested tolerance |" in calibrate.render(
+    assert "(compiled, 3 utterances, 3 rounds; default.json), suggested tolerance |" in calibration_report.render(
         a, _calibration(run), 1.0)
 
 

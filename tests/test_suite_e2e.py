@@ -342,12 +342,12 @@ def test_malformed_baseline_file_is_a_usage_error_naming_file_entry_and_field(tm
 
 def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tmp_path):
     """nox -s calibrate's command, shortened: two recording runs (the median one kept as the
-    baseline) and one check run (A/A + a twin slowed 2x, which any verdict must catch), on the
-    real model, in separate processes."""
-    result = subprocess.run(
-        [sys.executable, "-m", "whisper_perf.commands.calibrate", "--runs", "1", "--record-runs", "2", "--limit", "2",
-         "--rounds", "2", "--slowdown", "1.0", "--root", str(ROOT)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    baseline) and one check run with adaptive rounds (A/A + a twin slowed 2x, which any verdict
+    must catch), on the real model, in separate processes; then --report of its folder."""
+    command = [sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(ROOT)]
+    result = subprocess.run(command + ["--runs", "1", "--record-runs", "2", "--limit", "2", "--rounds", "2",
+                                       "--slowdown", "1.0", "--detect", "0.9"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     folder = Path(re.search(r"Written to (\S+)", result.stdout).group(1))
     report = (folder / "calibration.md").read_text()
@@ -366,6 +366,24 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     kept = json.loads(next((folder / "baselines").glob("*.json")).read_text())
     assert kept == recordings[speedups.index(max(speedups))]
     assert analysis["baseline"]["speedup"] == max(speedups)
+    # the check run took adaptive rounds: the first look (5) already detects 90%
+    assert analysis["adaptive"]["A/A"]["met"] == analysis["adaptive"]["slowed"]["met"] == 1
+    assert analysis["adaptive"]["A/A"]["rounds"] == [5]
+    assert "| measurements that reached the target | 1 of 1 | 1 of 1 |" in report
+    # ... and the projection of the detectable slowdown against timing time narrows with time
+    table = analysis["precision"]["table"]
+    assert [row["minutes"] for row in table] == [1, 2, 4, 8]
+    alone = [row["noise_alone"]["speedup"] for row in table if row["rounds"]]
+    assert alone and alone == sorted(alone, reverse=True)
+    assert "## Detectable slowdown by timing budget" in report
+    # --report measures nothing and reports the same runs again
+    (folder / "calibration.md").unlink()
+    again = subprocess.run(command + ["--report", str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert (folder / "calibration.md").read_text() == report
+    assert json.loads((folder / "calibration.json").read_text())["analysis"] == analysis
+    missing = subprocess.run(command + ["--report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 4 and f"--report {tmp_path}: no calibration.json there" in missing.stderr
 
 
 def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, tmp_path):

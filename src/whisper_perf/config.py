@@ -87,7 +87,7 @@ class RunConfig:
         if slowdown and get("--record"):
             raise UsageError("--record with --inject-slowdown would store a deliberately slowed timing as the "
                              "baseline; use one or the other.")
-        detect, max_minutes = _adaptive_options(get("--detect"), get("--max-minutes"))
+        detect, max_minutes = adaptive_options(get("--detect"), get("--max-minutes"))
         if detect is not None:
             from .sequential import LOOKS
 
@@ -137,7 +137,7 @@ class RunConfig:
 DEFAULT_MAX_MINUTES = 4.0  # the 2-core CPU's warm budget for a default run
 
 
-def _adaptive_options(detect: float | None, max_minutes: float | None) -> tuple[float | None, float | None]:
+def adaptive_options(detect: float | None, max_minutes: float | None) -> tuple[float | None, float | None]:
     """--detect and --max-minutes, checked; the budget defaults to DEFAULT_MAX_MINUTES."""
     if detect is None:
         if max_minutes is not None:

@@ -15,6 +15,12 @@ To fit an hour on a 2-core CPU, the calibration runs one compiled variant (``nox
 CPU runs two) with the same utterances and rounds; the report says so and shows the detectable
 slowdown of both the calibration runs and the latest default run found in ``results/runs``.
 
+With ``--detect F`` the check runs take adaptive rounds (the suite's ``--detect``), and the report
+says where they stopped and what they reached.  Every report also projects, from the runs'
+round-to-round spread, the detectable slowdown after 1, 2, 4 and 8 minutes of timing per variant
+(precision.py), to choose ``--detect`` by.  ``--report FOLDER`` measures nothing: it reports an
+earlier calibration again with this version's analysis.
+
 Exit status: 0 calibrated (false alarms and missed slowdowns are findings of the report, not
 failures); 4 usage error (bad options, a malformed baseline file, ``--write-tolerances`` without
 a baseline for this hardware key); 6 environment error (no GPU for ``--device cuda``); when a
@@ -26,9 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -37,15 +41,16 @@ from pathlib import Path
 
 from .. import baselines
 from ..baselines import Entry, Tolerances
+from ..config import adaptive_options
 from ..errors import EXIT_ENVIRONMENT, EXIT_OK, UsageError
 from ..files import replace_atomically
-from ..machine_speed import adjustment
-from ..report import md_table
-from ..results import MeasurementRecord, RunResult, load_run, runs_newest_first
-from ..stats import Interval, detectable_speedup_loss
-from ..verdicts import Outcome, Verdict, credible_change
+from ..results import MeasurementRecord, RunResult, load_run
+from ..stats import Interval
+from ..verdicts import Outcome, Verdict
 from ..verdicts import time_checks as verdict_time_checks
 from . import Parser, run_command
+from .calibration_analysis import analyse, latest_default_run
+from .calibration_report import render
 
 
 def time_checks(m: MeasurementRecord) -> set[str]:
@@ -134,211 +139,6 @@ class Calibration:
         return run
 
 
-# ---- analyse: the numbers of the report, from the runs' results files ----
-
-@dataclass
-class Groups:
-    """The check runs, sorted by what they can tell."""
-
-    aa: list[Run]  # measured the variant unchanged
-    slowed: list[Run]  # measured its slowed twin
-    judged_aa: list[Run]  # ... and the speedup was judged (machine quiet)
-    judged_slowed: list[Run]
-    times_judged: list[Run]  # judged A/A runs whose time checks were judged too (machine speed steady)
-
-    @classmethod
-    def of(cls, runs: list[Run], variant: str, twin: str) -> Groups:
-        checks = [r for r in runs if r.kind == "check" and r.result]
-        aa = [r for r in checks if r.measurement(variant)]
-        slowed = [r for r in checks if r.measurement(twin)]
-        judged_aa = [r for r in aa if not r.unreliable(variant)]
-        return cls(aa, slowed, judged_aa, [r for r in slowed if not r.unreliable(twin)],
-                   [r for r in judged_aa if not r.times_unreliable(variant)])
-
-
-def _adjusted_seconds(run: Run, variant: str, baseline_probe: float | None) -> Interval:
-    """The run's summed seconds at the machine speed of the recording (as the time checks compare)."""
-    summary = run.measurement(variant).summary
-    factor, _ = adjustment(summary.machine_probe_ms, baseline_probe)
-    return summary.seconds.scaled(factor or 1.0)
-
-
-def _rel_sd(values: list[float]) -> float:
-    return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else float("nan")
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def _ceil_percent(x: float) -> float:
-    return math.ceil(x * 100 - 1e-9) / 100
-
-
-def suggest_tolerances(current: Tolerances, baseline: Entry, aa_speedups: list[Interval],
-                       aa_seconds: list[Interval], adjusted_seconds: list[Interval]) -> dict:
-    """The smallest tolerances under which no A/A run here would have failed, plus a margin of
-    three standard deviations of the run-to-run spread beyond the worst one seen (the baseline is
-    one run too, so its own error is part of what the tolerance must absorb).  With fewer than
-    three runs the spread cannot be seen: the tolerances in effect stay."""
-    speedup, compiled_time = current.speedup, current.compiled_time
-    if len(aa_speedups) >= 3:
-        half_widths = [(s.high - s.estimate) / s.estimate for s in aa_speedups]
-        worst = max(1 - s.high / baseline.speedup for s in aa_speedups)
-        spread = _rel_sd([s.estimate for s in aa_speedups])
-        speedup = _ceil_percent(max(0.02, worst + 0.01, 3 * spread - statistics.median(half_widths)))
-    if len(adjusted_seconds) >= 3:
-        half_widths = [(s.estimate - s.low) / s.estimate for s in aa_seconds]
-        worst = max(s.low / baseline.seconds - 1 for s in adjusted_seconds)
-        spread = _rel_sd([s.estimate for s in adjusted_seconds])  # as the time checks compare them
-        compiled_time = _ceil_percent(max(0.05, worst + 0.02, 3 * spread - statistics.median(half_widths)))
-    return {"speedup": speedup, "compiled_time": compiled_time}
-
-
-def _counts(g: Groups, cal: Calibration, variant: str, twin: str) -> dict:
-    false_alarms = [r for r in g.judged_aa if r.flagged(variant)]
-    detected = [r for r in g.judged_slowed if r.caught_by_speedup(twin)]
-    return {
-        "runs": {"A/A": len(g.aa), "slowed": len(g.slowed), "unreliable_A/A": len(g.aa) - len(g.judged_aa),
-                 "unreliable_slowed": len(g.slowed) - len(g.judged_slowed),
-                 "time_checks_unjudged_A/A": len(g.judged_aa) - len(g.times_judged),
-                 "failed_to_produce_results": len([r for r in cal.runs if not r.result])},
-        "false_alarms": len(false_alarms), "false_alarm_rate": len(false_alarms) / max(len(g.judged_aa), 1),
-        "false_alarm_details": [f"run {r.index}: " + "; ".join(r.flagged(variant)) for r in false_alarms],
-        "detected_by_speedup": len(detected),
-        "detected_by_any_check": len([r for r in g.judged_slowed if r.flagged(twin)]),
-        "detection_rate": len(detected) / max(len(g.judged_slowed), 1)}
-
-
-def default_run_detectable(run: RunResult | None, speedup_tolerance: float) -> dict | None:
-    """Per variant of the latest default run: the smallest slowdown it could flag with ``speedup_tolerance``."""
-    if run is None:
-        return None
-    return {m.variant: {"with_suggested": detectable_speedup_loss(m.summary.speedup, speedup_tolerance),
-                        "utterances": m.utterances, "rounds": m.summary.rounds_used, "file": run.path.name}
-            for m in run.measurements if m.summary.speedup and not m.summary.speedup.single_round}
-
-
-def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunResult | None) -> dict:
-    """Each check run holds one A/A measurement of ``variant`` and one of its slowed twin."""
-    from ..variants import slowed_twin
-
-    twin = slowed_twin(variant)
-    g = Groups.of(cal.runs, variant, twin)
-    aa_speedups = [r.speedup(variant) for r in g.judged_aa]
-    aa_seconds = [r.measurement(variant).summary.seconds for r in g.judged_aa]
-    adjusted = [_adjusted_seconds(r, variant, baseline.machine_probe_ms) for r in g.times_judged]
-    probes = [p for p in (r.probe_ms(variant) for r in g.judged_aa) if p]
-    suggested = suggest_tolerances(cal.tolerances, baseline, aa_speedups, aa_seconds, adjusted)
-    # With the suggested tolerance, would the slowed runs still have been caught?
-    caught = [r for r in g.judged_slowed
-              if credible_change(r.speedup(twin), baseline.speedup, suggested["speedup"], True) == "worse"]
-    detectable = [v.detectable for r in g.judged_aa for v in r.verdicts(variant, "speedup") if v.detectable is not None]
-    return {
-        **_counts(g, cal, variant, twin),
-        "baseline": {"speedup": baseline.speedup, "seconds": baseline.seconds,
-                     "machine_probe_ms": baseline.machine_probe_ms},
-        "machine_probe_ms": {"min": min(probes), "max": max(probes)} if probes else None,
-        "aa_seconds": [s.estimate for s in aa_seconds],
-        "aa_speedups": [s.estimate for s in aa_speedups],
-        "slowed_speedups": [r.speedup(twin).estimate for r in g.judged_slowed],
-        "noise": {"run_to_run_cv_seconds": _rel_sd([s.estimate for s in aa_seconds]),
-                  "run_to_run_cv_adjusted_seconds": _rel_sd([s.estimate for s in adjusted]),
-                  "run_to_run_cv_speedup": _rel_sd([s.estimate for s in aa_speedups]),
-                  "within_run_cv_seconds_median": _median([r.measurement(variant).summary.noise_cv
-                                                           for r in g.judged_aa]),
-                  "speedup_half_width_median": _median([(s.high - s.estimate) / s.estimate for s in aa_speedups])},
-        "detectable_slowdown_calibration_median": _median(detectable),
-        "suggested_tolerances": suggested,
-        "detected_with_suggested": len(caught),
-        "default_run_detectable": default_run_detectable(default_run, suggested["speedup"]),
-    }
-
-
-def latest_default_run(root: Path, hardware_key: str) -> RunResult | None:
-    """The newest run of the default profile (quick, nothing injected, not a recording) under results/runs."""
-    for run in runs_newest_first(root / "results" / "runs", hardware_key):
-        options = run.options
-        if options.get("profile") == "quick" and not options.get("inject_slowdown") \
-                and not options.get("record") and run.measurements:
-            return run
-    return None
-
-
-# ---- render ----
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def _probe_text(a: dict) -> str:
-    base, runs = a["baseline"].get("machine_probe_ms"), a.get("machine_probe_ms")
-    if not base or not runs:
-        return "-"
-    return f"{base:.2f} ms / {runs['min']:.2f}-{runs['max']:.2f} ms (mean per call)"
-
-
-def _min_max(values: list[float], unit: str) -> str:
-    return f"{min(values, default=float('nan')):.3f}-{max(values, default=float('nan')):.3f}{unit}"
-
-
-def result_rows(a: dict, slowdown: float) -> list[tuple[str, str]]:
-    runs, noise, suggested = a["runs"], a["noise"], a["suggested_tolerances"]
-    return [
-        ("false alarms (A/A runs with any failing check)",
-         f"{a['false_alarms']} of {runs['A/A'] - runs['unreliable_A/A']} ({_pct(a['false_alarm_rate'])})"),
-        (f"{slowdown:.0%} slowdown caught by the speedup verdict",
-         f"{a['detected_by_speedup']} of {runs['slowed'] - runs['unreliable_slowed']} ({_pct(a['detection_rate'])})"),
-        ("caught by any check", f"{a['detected_by_any_check']}"),
-        ("runs judged unreliable (machine busy), not counted",
-         f"{runs['unreliable_A/A']} A/A, {runs['unreliable_slowed']} slowed"),
-        ("A/A runs whose time checks were not judged (machine speed moved too far to adjust for)",
-         f"{runs['time_checks_unjudged_A/A']}"),
-        ("machine-speed probe: baseline / A/A runs (min-max)", _probe_text(a)),
-        ("baseline speedup / compiled seconds", f"{a['baseline']['speedup']:.3f}x / {a['baseline']['seconds']:.2f} s"),
-        ("A/A speedups (min-max)", _min_max(a["aa_speedups"], "x")),
-        ("slowed speedups (min-max)", _min_max(a["slowed_speedups"], "x")),
-        ("run-to-run CV of summed compiled seconds: as measured / at the recording's machine speed",
-         f"{_pct(noise['run_to_run_cv_seconds'])} / {_pct(noise['run_to_run_cv_adjusted_seconds'])}"),
-        ("run-to-run CV of the speedup", _pct(noise["run_to_run_cv_speedup"])),
-        ("within-run CV of pass totals (median)", _pct(noise["within_run_cv_seconds_median"])),
-        ("speedup interval upper half-width (median)", _pct(noise["speedup_half_width_median"])),
-        ("smallest detectable slowdown, calibration runs (median)", _pct(a["detectable_slowdown_calibration_median"])),
-        ("suggested tolerances",
-         f"speedup {_pct(suggested['speedup'])}, time {_pct(suggested['compiled_time'])}"),
-        ("slowed runs caught with the suggested speedup tolerance", f"{a['detected_with_suggested']}"),
-    ] + _default_run_rows(a["default_run_detectable"])
-
-
-def _default_run_rows(detectable: dict | None) -> list[tuple[str, str]]:
-    if not detectable:
-        return [("smallest detectable slowdown, default run",
-                 "no default run found in results/runs: run `nox -s perf` once and calibrate again")]
-    return [(f"smallest detectable slowdown, default run ({variant}, {d['utterances']} utterances, "
-             f"{d['rounds']} rounds; {d['file']}), suggested tolerance", _pct(d["with_suggested"]))
-            for variant, d in detectable.items()]
-
-
-def render(a: dict, cal: Calibration, minutes: float) -> str:
-    args = cal.args
-    lines = [
-        f"# Calibration on {cal.hardware_key}", "",
-        f"{a['runs']['A/A']} runs, each a separate pytest process that times `{args.variant}` unchanged (A/A) and "
-        f"its twin slowed by {args.slowdown:.0%}, both judged against a baseline recorded first (the median "
-        f"of {args.record_runs} recording processes); {args.limit} utterances and {args.rounds} rounds per measurement. "
-        f"Took {minutes:.1f} minutes.", "",
-        md_table(("", "result"), result_rows(a, args.slowdown))]
-    if a["false_alarm_details"]:
-        lines += ["", "False alarms:", *[f"- {d}" for d in a["false_alarm_details"]]]
-    failed = [r for r in cal.runs if not r.result]
-    if failed:
-        lines += ["", "Runs without results:", *[f"- {r.kind} {r.index}: exit {r.exit_code}, {r.error}" for r in failed]]
-    lines += ["", "A/A: the unchanged build; any failing check (speedup, times, WER) counts as a false alarm. "
-              "Detectable slowdown: the smallest slowdown the speedup verdict flags given the tolerance and the "
-              "run's measured noise (see README, \"How far to trust a verdict\")."]
-    return "\n".join(lines) + "\n"
-
-
 # ---- run ----
 
 def baseline_file(root: Path, hardware_key: str) -> Path:
@@ -398,6 +198,13 @@ def _parser() -> Parser:
     parser.add_argument("--record-runs", type=int, default=3,
                         help="processes that record a baseline; the median one is kept (default 3)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--detect", type=float, default=None,
+                        help="check runs take adaptive rounds until each speed check could detect this slowdown "
+                             "(as the suite's --detect); the report says where they stopped and what they reached")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="timing budget per measurement of the adaptive rounds (the suite's default without it)")
+    parser.add_argument("--report", type=Path, default=None, metavar="FOLDER",
+                        help="measure nothing: report an earlier calibration's folder again with this version")
     parser.add_argument("--write-tolerances", action="store_true",
                         help="store the suggested tolerances in baselines/<key>.json (review the diff, commit it)")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the project folder (default: here)")
@@ -414,6 +221,7 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         parser.error("--runs and --record-runs must be at least 1")
     if not 0 < args.slowdown <= 5:
         parser.error("--slowdown must be in (0, 5]")
+    args.detect, args.max_minutes = adaptive_options(args.detect, args.max_minutes)  # as the suite checks them
 
 
 def _start(args: argparse.Namespace) -> Calibration:
@@ -444,7 +252,8 @@ def _shown(run: Run, variant: str) -> str:
 def check_runs(cal: Calibration, twin: str, say) -> None:
     args = cal.args
     for i in range(args.runs):
-        run = cal.run("check", i, ["--inject-slowdown", str(args.slowdown)], {"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
+        run = cal.run("check", i, ["--inject-slowdown", str(args.slowdown), *_adaptive_args(args)],
+                      {"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
         say(f"run {i + 1}/{args.runs} ({run.seconds:.0f} s): A/A {_shown(run, args.variant)}, slowed "
             f"{_shown(run, twin)}; machine probe {run.probe_ms(args.variant) or float('nan'):.2f} ms")
 
@@ -459,10 +268,49 @@ def results_json(cal: Calibration, analysis: dict, minutes: float, twin: str) ->
             "options": {k: v for k, v in vars(cal.args).items() if k != "root"}, "analysis": analysis, "runs": runs}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _check(parser, args)
+def _adaptive_args(args: argparse.Namespace) -> list[str]:
+    """--detect and --max-minutes for the check runs (the recordings take their fixed rounds)."""
+    if args.detect is None:
+        return []
+    return ["--detect", str(args.detect)] + (["--max-minutes", str(args.max_minutes)] if args.max_minutes else [])
+
+
+def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float]:
+    """A finished calibration from its folder (calibration.json, the kept baseline, every run's
+    results file), to be reported again with this version's analysis."""
+    path = folder / "calibration.json"
+    if not path.is_file():
+        raise UsageError(f"--report {folder}: no calibration.json there; give the folder of a finished calibration "
+                         "(results/calibration/<hardware key>/<time>)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    args = argparse.Namespace(**{**vars(_parser().parse_args([])), **data["options"], "root": root})
+    key = data["hardware_key"]
+    kept = baselines.load(baselines.path_for(folder / "baselines", key), key)
+    entry = next(e for e in kept.entries if e.variant == args.variant)
+    cal = Calibration(root, folder, args, key, kept.tolerances)
+    for r in data["runs"]:
+        files = sorted((folder / "runs" / f"{r['kind']}-{r['index']:02d}").glob("*/*.json"))
+        cal.runs.append(Run(r["kind"], r["index"], r["seconds"], r["exit_code"],
+                            load_run(files[-1]) if files else None, "" if files else "no results file"))
+    return cal, entry, data["minutes"]
+
+
+def report(cal: Calibration, entry: Entry, minutes: float) -> dict:
+    """Analyse the runs, write calibration.md and calibration.json, print the report."""
+    from ..variants import slowed_twin
+
+    analysis = analyse(cal, cal.args.variant, entry, latest_default_run(cal.root, cal.hardware_key))
+    text = render(analysis, cal, minutes)
+    replace_atomically(cal.folder / "calibration.md", text)
+    replace_atomically(cal.folder / "calibration.json", json.dumps(
+        results_json(cal, analysis, minutes, slowed_twin(cal.args.variant)), indent=1, default=str) + "\n")
+    print(text)
+    print(f"Written to {cal.folder}")
+    return analysis
+
+
+def measure(args: argparse.Namespace) -> tuple[Calibration, Entry, float] | int:
+    """Record the baseline and run the checks; the exit status of a failed recording instead."""
     from ..variants import slowed_twin
 
     cal = _start(args)
@@ -476,16 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     entry = record_baseline(cal, say)
     if entry is None:
         return cal.runs[-1].exit_code or EXIT_ENVIRONMENT  # the failed recording's own status says why
-    twin = slowed_twin(args.variant)
-    check_runs(cal, twin, say)
-    analysis = analyse(cal, args.variant, entry, latest_default_run(args.root, cal.hardware_key))
-    minutes = (time.perf_counter() - start) / 60
-    report = render(analysis, cal, minutes)
-    (cal.folder / "calibration.md").write_text(report, encoding="utf-8")
-    (cal.folder / "calibration.json").write_text(
-        json.dumps(results_json(cal, analysis, minutes, twin), indent=1, default=str) + "\n", encoding="utf-8")
-    print(report)
-    print(f"Written to {cal.folder}")
+    check_runs(cal, slowed_twin(args.variant), say)
+    return cal, entry, (time.perf_counter() - start) / 60
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    measured = reopen(args.report, args.root) if args.report else measure(args)
+    if isinstance(measured, int):
+        return measured
+    cal, entry, minutes = measured
+    analysis = report(cal, entry, minutes)
     if args.write_tolerances:
         print(write_tolerances(args.root, cal.hardware_key, analysis["suggested_tolerances"]) or "(no change)")
     return EXIT_OK

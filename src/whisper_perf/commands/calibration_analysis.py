@@ -1,0 +1,178 @@
+"""The numbers of a calibration's report (commands/calibrate.py), from its runs' results files:
+false alarms and detections, the noise within and between runs, suggested tolerances, where
+adaptive runs (--detect) stopped, and the detectable slowdown by timing budget (precision.py)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..baselines import Entry, Tolerances
+from ..machine_speed import adjustment
+from ..precision import precision_table, round_noise
+from ..results import RunResult, runs_newest_first
+from ..stats import Interval, detectable_speedup_loss
+from ..verdicts import credible_change
+
+if TYPE_CHECKING:
+    from .calibrate import Calibration, Run
+
+
+@dataclass
+class Groups:
+    """The check runs, sorted by what they can tell."""
+
+    aa: list[Run]  # measured the variant unchanged
+    slowed: list[Run]  # measured its slowed twin
+    judged_aa: list[Run]  # ... and the speedup was judged (machine quiet)
+    judged_slowed: list[Run]
+    times_judged: list[Run]  # judged A/A runs whose time checks were judged too (machine speed steady)
+
+    @classmethod
+    def of(cls, runs: list[Run], variant: str, twin: str) -> Groups:
+        checks = [r for r in runs if r.kind == "check" and r.result]
+        aa = [r for r in checks if r.measurement(variant)]
+        slowed = [r for r in checks if r.measurement(twin)]
+        judged_aa = [r for r in aa if not r.unreliable(variant)]
+        return cls(aa, slowed, judged_aa, [r for r in slowed if not r.unreliable(twin)],
+                   [r for r in judged_aa if not r.times_unreliable(variant)])
+
+
+def _adjusted_seconds(run: Run, variant: str, baseline_probe: float | None) -> Interval:
+    """The run's summed seconds at the machine speed of the recording (as the time checks compare)."""
+    summary = run.measurement(variant).summary
+    factor, _ = adjustment(summary.machine_probe_ms, baseline_probe)
+    return summary.seconds.scaled(factor or 1.0)
+
+
+def _rel_sd(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else float("nan")
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _ceil_percent(x: float) -> float:
+    return math.ceil(x * 100 - 1e-9) / 100
+
+
+def suggest_tolerances(current: Tolerances, baseline: Entry, aa_speedups: list[Interval],
+                       aa_seconds: list[Interval], adjusted_seconds: list[Interval]) -> dict:
+    """The smallest tolerances under which no A/A run here would have failed, plus a margin of
+    three standard deviations of the run-to-run spread beyond the worst one seen (the baseline is
+    one run too, so its own error is part of what the tolerance must absorb).  With fewer than
+    three runs the spread cannot be seen: the tolerances in effect stay."""
+    speedup, compiled_time = current.speedup, current.compiled_time
+    if len(aa_speedups) >= 3:
+        half_widths = [(s.high - s.estimate) / s.estimate for s in aa_speedups]
+        worst = max(1 - s.high / baseline.speedup for s in aa_speedups)
+        spread = _rel_sd([s.estimate for s in aa_speedups])
+        speedup = _ceil_percent(max(0.02, worst + 0.01, 3 * spread - statistics.median(half_widths)))
+    if len(adjusted_seconds) >= 3:
+        half_widths = [(s.estimate - s.low) / s.estimate for s in aa_seconds]
+        worst = max(s.low / baseline.seconds - 1 for s in adjusted_seconds)
+        spread = _rel_sd([s.estimate for s in adjusted_seconds])  # as the time checks compare them
+        compiled_time = _ceil_percent(max(0.05, worst + 0.02, 3 * spread - statistics.median(half_widths)))
+    return {"speedup": speedup, "compiled_time": compiled_time}
+
+
+def _counts(g: Groups, cal: Calibration, variant: str, twin: str) -> dict:
+    false_alarms = [r for r in g.judged_aa if r.flagged(variant)]
+    detected = [r for r in g.judged_slowed if r.caught_by_speedup(twin)]
+    return {
+        "runs": {"A/A": len(g.aa), "slowed": len(g.slowed), "unreliable_A/A": len(g.aa) - len(g.judged_aa),
+                 "unreliable_slowed": len(g.slowed) - len(g.judged_slowed),
+                 "time_checks_unjudged_A/A": len(g.judged_aa) - len(g.times_judged),
+                 "failed_to_produce_results": len([r for r in cal.runs if not r.result])},
+        "false_alarms": len(false_alarms), "false_alarm_rate": len(false_alarms) / max(len(g.judged_aa), 1),
+        "false_alarm_details": [f"run {r.index}: " + "; ".join(r.flagged(variant)) for r in false_alarms],
+        "detected_by_speedup": len(detected),
+        "detected_by_any_check": len([r for r in g.judged_slowed if r.flagged(twin)]),
+        "detection_rate": len(detected) / max(len(g.judged_slowed), 1)}
+
+
+def default_run_detectable(run: RunResult | None, speedup_tolerance: float) -> dict | None:
+    """Per variant of the latest default run: the smallest slowdown it could flag with ``speedup_tolerance``."""
+    if run is None:
+        return None
+    return {m.variant: {"with_suggested": detectable_speedup_loss(m.summary.speedup, speedup_tolerance),
+                        "utterances": m.utterances, "rounds": m.summary.rounds_used, "file": run.path.name}
+            for m in run.measurements if m.summary.speedup and not m.summary.speedup.single_round}
+
+
+def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunResult | None) -> dict:
+    """Each check run holds one A/A measurement of ``variant`` and one of its slowed twin."""
+    from ..variants import slowed_twin
+
+    twin = slowed_twin(variant)
+    g = Groups.of(cal.runs, variant, twin)
+    aa_speedups = [r.speedup(variant) for r in g.judged_aa]
+    aa_seconds = [r.measurement(variant).summary.seconds for r in g.judged_aa]
+    adjusted = [_adjusted_seconds(r, variant, baseline.machine_probe_ms) for r in g.times_judged]
+    probes = [p for p in (r.probe_ms(variant) for r in g.judged_aa) if p]
+    suggested = suggest_tolerances(cal.tolerances, baseline, aa_speedups, aa_seconds, adjusted)
+    # With the suggested tolerance, would the slowed runs still have been caught?
+    caught = [r for r in g.judged_slowed
+              if credible_change(r.speedup(twin), baseline.speedup, suggested["speedup"], True) == "worse"]
+    detectable = [v.detectable for r in g.judged_aa for v in r.verdicts(variant, "speedup") if v.detectable is not None]
+    return {
+        **_counts(g, cal, variant, twin),
+        "baseline": {"speedup": baseline.speedup, "seconds": baseline.seconds,
+                     "machine_probe_ms": baseline.machine_probe_ms},
+        "machine_probe_ms": {"min": min(probes), "max": max(probes)} if probes else None,
+        "aa_seconds": [s.estimate for s in aa_seconds],
+        "aa_speedups": [s.estimate for s in aa_speedups],
+        "slowed_speedups": [r.speedup(twin).estimate for r in g.judged_slowed],
+        "noise": {"run_to_run_cv_seconds": _rel_sd([s.estimate for s in aa_seconds]),
+                  "run_to_run_cv_adjusted_seconds": _rel_sd([s.estimate for s in adjusted]),
+                  "run_to_run_cv_speedup": _rel_sd([s.estimate for s in aa_speedups]),
+                  "within_run_cv_seconds_median": _median([r.measurement(variant).summary.noise_cv
+                                                           for r in g.judged_aa]),
+                  "speedup_half_width_median": _median([(s.high - s.estimate) / s.estimate for s in aa_speedups])},
+        "detectable_slowdown_calibration_median": _median(detectable),
+        "suggested_tolerances": suggested,
+        "detected_with_suggested": len(caught),
+        "default_run_detectable": default_run_detectable(default_run, suggested["speedup"]),
+        "adaptive": {"A/A": adaptive_summary(g.judged_aa, variant), "slowed": adaptive_summary(g.judged_slowed, twin)},
+        "precision": precision(g.judged_aa, variant, cal.tolerances),
+    }
+
+
+def latest_default_run(root: Path, hardware_key: str) -> RunResult | None:
+    """The newest run of the default profile (quick, nothing injected, not a recording) under results/runs."""
+    for run in runs_newest_first(root / "results" / "runs", hardware_key):
+        options = run.options
+        if options.get("profile") == "quick" and not options.get("inject_slowdown") \
+                and not options.get("record") and run.measurements:
+            return run
+    return None
+
+
+
+
+def adaptive_summary(runs: list[Run], variant: str) -> dict | None:
+    """Where the adaptive measurements (--detect) of ``variant`` stopped and what they reached;
+    None when the runs took a fixed number of rounds."""
+    records = [r.measurement(variant).summary.adaptive for r in runs]
+    records = [a for a in records if a and a.get("looks") is not None]
+    if not records:
+        return None
+    reached = [a["reached"] for a in records if a["reached"] is not None]
+    return {"measurements": len(records), "asked": records[0]["asked"], "met": sum(a["met"] for a in records),
+            "rounds": sorted(a["rounds"] for a in records if a["rounds"]),
+            "minutes": sorted(a["seconds"] / 60 for a in records),
+            "reached_median": _median(reached), "reached": sorted(reached)}
+
+
+def precision(runs: list[Run], variant: str, tolerances: Tolerances) -> dict | None:
+    """The detectable slowdown after 1, 2, 4 and 8 minutes of timing, projected from the round-to-round
+    spread of ``runs`` (precision.py)."""
+    noise = round_noise([r.measurement(variant) for r in runs])
+    if noise is None:
+        return None
+    return {"noise": asdict(noise), "tolerances": {"speedup": tolerances.speedup, "compiled_time": tolerances.compiled_time},
+            "table": precision_table(noise, tolerances)}
