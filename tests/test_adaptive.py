@@ -10,7 +10,7 @@ from whisper_perf.baselines import Tolerances
 from whisper_perf.sequential import LOOKS
 from whisper_perf.stats import Interval
 from whisper_perf.timing import Adaptive
-from whisper_perf.verdicts import detectable_by_check, detectable_slowdown, tolerance_floors
+from whisper_perf.verdicts import adaptive_target, detectable_by_check, smallest_reachable_detect, tolerance_floors
 
 
 def _run(tmp_path, *options):
@@ -63,18 +63,30 @@ def test_detectable_slowdown_is_the_weakest_check_and_the_tolerances_set_its_flo
     # time: (1 + 0.15) / (1 - 0.02) - 1 = 17.3%; speedup: (1 + 0.02) / (1 - 0.10) - 1 = 13.3%
     by_check = detectable_by_check(seconds, speedup, tolerances)
     assert by_check == pytest.approx({"time": 0.1735, "speedup": 0.1333}, abs=1e-3)
-    assert detectable_slowdown(seconds, speedup, tolerances) == by_check["time"]
-    assert detectable_slowdown(seconds, speedup, None) == pytest.approx(0.0204, abs=1e-3)  # the width alone
+    assert max(detectable_by_check(seconds, speedup, None).values()) == pytest.approx(0.0204, abs=1e-3)  # width alone
     assert tolerance_floors(tolerances, has_speedup=True) == pytest.approx({"time": 0.15, "speedup": 1 / 0.9 - 1})
     assert tolerance_floors(None, has_speedup=False) == {"time": 0.0}
 
 
 def test_each_check_is_driven_to_its_own_target_not_the_loosest_floor():
-    """A loose time tolerance (38%) must not let the speedup check stop blunt: each check's noise
-    must add at most --detect to its own floor."""
+    """A loose time tolerance (38%) must not let the speedup check stop blunt: each check's target
+    comes from its own floor."""
     floors = tolerance_floors(Tolerances(speedup=0.10, compiled_time=0.38), has_speedup=True)
     adaptive = Adaptive(0.05, 240, lambda m: {}, floors)
-    assert adaptive.target("time") == pytest.approx(0.43) and adaptive.target("speedup") == pytest.approx(1 / 0.9 - 1 + 0.05)
-    assert not adaptive.met({"time": 0.40, "speedup": 0.25})  # under the loosest target, not under its own
-    assert adaptive.met({"time": 0.40, "speedup": 0.16})
+    assert adaptive.target("time") == pytest.approx(0.405) and adaptive.target("speedup") == pytest.approx(1 / 0.9 - 1 + 0.025)
+    assert not adaptive.met({"time": 0.40, "speedup": 0.20})  # under the loosest target, not under its own
+    assert adaptive.met({"time": 0.40, "speedup": 0.13})
     assert Adaptive(0.05, 240, lambda m: {}, {"time": 0.0}).target("time") == 0.05
+
+
+def test_a_coarser_detect_never_asks_for_more_and_the_reachable_detect_is_exact():
+    floor = 1 / 0.9 - 1
+    grid = [i / 1000 for i in range(1, 400)]
+    targets = [adaptive_target(f, floor) for f in grid]
+    assert targets == sorted(targets) and all(t >= f for t, f in zip(targets, grid))
+    assert adaptive_target(0.30, floor) == 0.30 and adaptive_target(0.10, floor) == pytest.approx(floor + 0.05)
+    floors = {"time": 0.38, "speedup": floor}
+    for found in ({"time": 0.47, "speedup": 0.16}, {"time": 0.39, "speedup": 0.40}, {"time": 0.02, "speedup": 0.03}):
+        least = smallest_reachable_detect(found, floors)
+        assert Adaptive(least + 1e-9, 240, lambda m: {}, floors).met(found)
+        assert not Adaptive(least - 1e-6, 240, lambda m: {}, floors).met(found)

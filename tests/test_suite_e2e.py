@@ -376,14 +376,16 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     alone = [row["noise_alone"]["speedup"] for row in table if row["rounds"]]
     assert alone and alone == sorted(alone, reverse=True)
     assert "## Detectable slowdown by timing budget" in report
-    # --report measures nothing and reports the same runs again
-    (folder / "calibration.md").unlink()
+    # --report measures nothing and reports the same runs again, beside the first report
     again = subprocess.run(command + ["--report", str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
-    assert (folder / "calibration.md").read_text() == report
-    assert json.loads((folder / "calibration.json").read_text())["analysis"] == analysis
-    missing = subprocess.run(command + ["--report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert missing.returncode == 4 and f"--report {tmp_path}: no calibration.json there" in missing.stderr
+    (second,) = folder.glob("report-*.md")
+    assert second.read_text() == report == (folder / "calibration.md").read_text()
+    assert json.loads(second.with_suffix(".json").read_text())["analysis"] == analysis
+    for wrong, said in ((["--report", str(tmp_path)], f"--report {tmp_path}: no calibration.json there"),
+                        (["--report", str(folder), "--runs", "3"], "--report measures nothing: --runs would not apply")):
+        refused = subprocess.run(command + wrong, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 4 and said in refused.stderr, refused.stderr
 
 
 def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, tmp_path):

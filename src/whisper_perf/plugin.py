@@ -64,8 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="release gating: a speed check that could not be judged (no baseline, machine busy, "
                          "machine speed changed) fails the run with exit status 7, instead of passing as a skip")
     group.addoption("--detect", type=float, default=None, metavar="FRACTION",
-                    help="adaptive rounds: keep timing (from 5 rounds on) until every speed check of the variant "
-                         "could detect a slowdown of FRACTION (e.g. 0.05), or --max-minutes ends; intervals then "
+                    help="adaptive rounds: keep timing (from 5 rounds on) until the variant's speedup and time checks "
+                         "could each detect a slowdown of FRACTION (e.g. 0.05; a check whose tolerance alone lets "
+                         "nearly that through: its tolerance plus FRACTION/2), or --max-minutes ends; intervals then "
                          "stay valid however many rounds it took (whisper_perf.sequential)")
     group.addoption("--max-minutes", type=float, default=None, metavar="M",
                     help="with --detect: the timing budget per variant in minutes (default 4)")

@@ -4,10 +4,12 @@ A user choosing ``--detect`` needs to know what their machine can reach in the t
 variant.  From measured runs (results.MeasurementRecord, every round's samples) this pools the
 spread of the per-round values the sequential intervals average (sequential.py: the log of a
 round's eager / variant total for the speedup, the log of its total for the time), takes the
-seconds a round lasts, and projects for a timing budget the rounds that fit, the last look among
-them and the detectable slowdown of that look's intervals: from the noise alone, and against the
-tolerances the verdicts use.  It assumes the spread stays what it was in the measured runs; an
-adaptive run records its actual looks (Summary.adaptive) to hold the projection against.
+wall seconds a round lasts, and projects for a timing budget the rounds that fit, the last look
+among them and the detectable slowdown of that look's intervals: from the noise alone, against
+the tolerances the verdicts use, and the smallest ``--detect`` whose targets that meets.  It
+assumes the spread within the measured runs holds for longer ones: drift slower than a run is
+not in it, so the longer budgets are optimistic; an adaptive run records its actual looks
+(Summary.adaptive) to hold the projection against.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from . import sequential
 from .baselines import Tolerances
 from .results import MeasurementRecord
 from .stats import Interval
-from .verdicts import detectable_by_check
+from .verdicts import detectable_by_check, smallest_reachable_detect, tolerance_floors
 
 BUDGET_MINUTES = (1, 2, 4, 8)
 
@@ -33,14 +35,13 @@ class RoundNoise:
 
     time_log_sd: float
     speedup_log_sd: float | None  # None for an eager variant (no reference)
-    round_seconds: float  # median wall seconds of a round (variant and reference), or timed seconds
-    round_seconds_source: str  # "wall" (adaptive looks) or "timed calls" (no adaptive record)
+    round_seconds: float  # wall seconds per quiet round (variant and reference; busy rounds cost time too)
     measurements: int
     rounds: int
 
 
 def _quiet_totals(record: MeasurementRecord, reference: bool = False) -> np.ndarray:
-    """The summed seconds of each quiet round (busy rounds are left out, as the verdicts do)."""
+    """The summed seconds of each quiet round (busy rounds left out, as Measurement.quiet_rounds)."""
     busy = {i for i, load in enumerate(record.loads) if load.get("busy")}
     return np.array([sum(row) for i, row in enumerate(record.seconds_table(reference)) if i not in busy])
 
@@ -54,33 +55,29 @@ def _pooled_sd(series: list[np.ndarray]) -> float | None:
     return math.sqrt(sum(float(np.var(s, ddof=1)) * (s.size - 1) for s in usable) / df)
 
 
-def _round_seconds(records: list[MeasurementRecord]) -> tuple[float, str]:
-    """Wall seconds per round from adaptive looks where runs have them (probes and idle checks
-    included), else the timed calls of the variant and its reference."""
-    walls = [look["seconds"] / look["rounds"] for r in records if r.summary.adaptive
-             for look in r.summary.adaptive.get("looks", [])[-1:]]
-    if walls:
-        return statistics.median(walls), "wall"
-    timed = [t for r in records for t in (_quiet_totals(r) + (_quiet_totals(r, True) if r.reference_samples else 0))]
-    return statistics.median(timed), "timed calls"
+def _round_seconds(records: list[MeasurementRecord]) -> float:
+    """Wall seconds per quiet round, as a budget spends them: every round's wall time (contention's
+    meter around it, busy rounds included) over the quiet rounds; the median over the records."""
+    return statistics.median(sum(load["wall_seconds"] for load in r.loads) / len(_quiet_totals(r)) for r in records)
 
 
 def round_noise(records: list[MeasurementRecord]) -> RoundNoise | None:
     """The pooled round-to-round spread of ``records`` (measurements of one variant), or None
     when no record has two quiet rounds."""
-    records = [r for r in records if len(_quiet_totals(r)) >= 2]
+    records = [r for r in records if r.loads and len(_quiet_totals(r)) >= 2]
     time_sd = _pooled_sd([np.log(_quiet_totals(r)) for r in records])
     if time_sd is None:
         return None
     paired = [r for r in records if r.reference_samples]
     speedup_sd = _pooled_sd([np.log(_quiet_totals(r, True) / _quiet_totals(r)) for r in paired]) if paired else None
-    seconds, source = _round_seconds(records)
-    return RoundNoise(time_sd, speedup_sd, seconds, source, len(records), sum(len(_quiet_totals(r)) for r in records))
+    return RoundNoise(time_sd, speedup_sd, _round_seconds(records), len(records),
+                      sum(len(_quiet_totals(r)) for r in records))
 
 
 def projected(noise: RoundNoise, minutes: float, tolerances: Tolerances | None, confidence: float = 0.95) -> dict:
-    """What a run given ``minutes`` of timing per variant would judge on (the last look that fits)
-    and the detectable slowdown of each check: noise alone, and against ``tolerances``."""
+    """What a run given ``minutes`` of timing per variant would judge on (the last look that fits),
+    the detectable slowdown of each check (noise alone, and against ``tolerances``) and the
+    smallest --detect that would stop it there (verdicts.smallest_reachable_detect)."""
     rounds = sequential.last_look(int(minutes * 60 // noise.round_seconds))
     if rounds is None:
         return {"minutes": minutes, "rounds": None}
@@ -92,8 +89,11 @@ def projected(noise: RoundNoise, minutes: float, tolerances: Tolerances | None, 
 
     seconds = interval(noise.time_log_sd)
     speedup = interval(noise.speedup_log_sd) if noise.speedup_log_sd is not None else None
+    judged = detectable_by_check(seconds, speedup, tolerances)
+    floors = tolerance_floors(tolerances, has_speedup=speedup is not None)
     return {"minutes": minutes, "rounds": rounds, "noise_alone": detectable_by_check(seconds, speedup, None),
-            "against_tolerances": detectable_by_check(seconds, speedup, tolerances) if tolerances else None}
+            "against_tolerances": judged if tolerances else None,
+            "smallest_detect": smallest_reachable_detect(judged, floors)}
 
 
 def precision_table(noise: RoundNoise, tolerances: Tolerances | None, budgets=BUDGET_MINUTES) -> list[dict]:

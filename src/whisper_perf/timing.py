@@ -29,6 +29,7 @@ from .compile_health import CompileWatch
 from .contention import Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
 from .stats import percent_text
+from .verdicts import adaptive_target
 from . import sequential
 from .summary import MIN_QUIET_ROUNDS
 from .variants import Transcript, Variant, synchronize
@@ -226,7 +227,8 @@ class Adaptive:
     """--detect: time more rounds until each speed check of the variant could detect ``detect``
     (``detectable(m)``: each check's smallest flagged slowdown now, verdicts.detectable_by_check),
     or the budget ends.  ``floors`` is what the tolerances alone let each check through: a
-    ``detect`` below a check's floor cannot be reached by any number of rounds (see ``target``)."""
+    ``detect`` near or below a check's floor cannot be reached by any number of rounds, so that
+    check is driven to verdicts.adaptive_target instead."""
 
     detect: float
     budget_seconds: float
@@ -234,10 +236,7 @@ class Adaptive:
     floors: dict[str, float]
 
     def target(self, check: str) -> float:
-        """``detect``; where the check's tolerance alone lets more through, its floor plus ``detect``:
-        rounds still narrow its interval until the noise adds no more than ``detect`` to it."""
-        floor = self.floors.get(check, 0.0)
-        return self.detect if floor <= self.detect else floor + self.detect
+        return adaptive_target(self.detect, self.floors.get(check, 0.0))
 
     def met(self, found: dict[str, float]) -> bool:
         return all(value <= self.target(check) for check, value in found.items())
@@ -255,7 +254,7 @@ def _at_look(m: Measurement) -> bool:
 def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adaptive, start: float) -> None:
     """Add rounds until each check could detect ``adaptive.detect``, judging only at the looks of
     the sequential intervals; m.adaptive records every look, what was reached and why it stopped."""
-    looks, found = [], None
+    looks, found, why = [], None, None
     while not m.timing_stopped:
         if _at_look(m):
             found = adaptive.detectable(m)
@@ -263,36 +262,38 @@ def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adap
                           "detectable": found})
             if adaptive.met(found):
                 break
-        if time.perf_counter() - start >= adaptive.budget_seconds or len(m.quiet_rounds) >= sequential.LOOKS[-1]:
+        if time.perf_counter() - start >= adaptive.budget_seconds:
+            why = f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
+            break
+        if len(m.quiet_rounds) >= sequential.LOOKS[-1]:
+            why = f"the last look ({sequential.LOOKS[-1]} rounds) was reached"
             break
         try:
             schedule.run_rounds(1)
         except _StopTiming as stop:
             m.timing_stopped = str(stop)
     seconds = time.perf_counter() - start
-    reached = max(found.values()) if found else None
-    m.adaptive = {"note": _adaptive_note(m, adaptive, found, seconds), "asked": adaptive.detect,
-                  "reached": reached, "met": bool(found) and adaptive.met(found),
-                  "rounds": sequential.last_look(len(m.quiet_rounds)), "seconds": round(seconds, 2),
-                  "floors": adaptive.floors, "looks": looks}
+    m.adaptive = {"note": _adaptive_note(m, adaptive, found, m.timing_stopped or why, seconds),
+                  "asked": adaptive.detect, "reached": max(found.values()) if found else None,
+                  "met": bool(found) and adaptive.met(found), "rounds": sequential.last_look(len(m.quiet_rounds)),
+                  "seconds": round(seconds, 2), "floors": adaptive.floors, "looks": looks}
 
 
-def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, seconds: float) -> str:
+def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, why: str | None, seconds: float) -> str:
     asked = f"asked for {percent_text(adaptive.detect)}"
     if found is None:
         return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds)"
     reached = max(found.values())
+    checks = ", ".join(f"{check} {percent_text(value)}" for check, value in found.items())
     done = f"after {sequential.last_look(len(m.quiet_rounds))} rounds, {seconds / 60:.1f} min"
-    said = f"would detect a slowdown of {percent_text(reached)}, {asked}"
+    said = f"would detect a slowdown of {percent_text(reached)} ({checks}), {asked}"
     if reached <= adaptive.detect:
         return f"{said}: reached {done}"
-    if adaptive.floor > adaptive.detect:
-        timed = ("the noise added at most " if adaptive.met(found) else "within the budget the noise still "
-                 "added more than ") + percent_text(adaptive.detect)
-        return (f"{said}: the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds "
-                f"can change (narrow them with nox -s calibrate); {timed} ({done})")
-    why = m.timing_stopped or f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
-    return f"{said}: {why} ({done})"
+    floor = (f"the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds can change "
+             "(narrow them with nox -s calibrate)") if adaptive.floor > adaptive.detect / 2 else None
+    if adaptive.met(found):
+        return f"{said}: {floor}; the noise adds at most half of {percent_text(adaptive.detect)} to them ({done})"
+    return f"{said}: {why}{f'; {floor}' if floor else ''} ({done})"
 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,

@@ -96,10 +96,19 @@ def detectable_by_check(seconds: Interval, speedup: Interval | None, tolerances:
     return found
 
 
-def detectable_slowdown(seconds: Interval, speedup: Interval | None, tolerances: Tolerances | None) -> float:
-    """The smallest slowdown of a variant that all of its speed checks would flag (the weakest
-    check's, detectable_by_check): what a verdict of an adaptive run (--detect) states."""
-    return max(detectable_by_check(seconds, speedup, tolerances).values())
+def adaptive_target(detect: float, floor: float) -> float:
+    """The detectable slowdown --detect's rounds drive a check to: ``detect`` itself where the
+    check's tolerance alone (``floor``, tolerance_floors) leaves at least half of it to the noise;
+    otherwise the floor plus half of ``detect``.  What no number of rounds could reach is not
+    chased until the budget ends, and a larger ``detect`` never asks for more."""
+    return max(detect, floor + detect / 2)
+
+
+def smallest_reachable_detect(found: dict[str, float], floors: dict[str, float]) -> float:
+    """The smallest --detect whose targets (adaptive_target) the detectable slowdowns ``found``
+    (detectable_by_check) already meet: per check, its detectable slowdown, or twice what its
+    noise adds to its floor, whichever is smaller; the largest over the checks."""
+    return max(min(value, 2 * (value - floors.get(check, 0.0))) for check, value in found.items())
 
 
 def with_adaptive_note(verdict: Verdict, adaptive: dict | None) -> Verdict:

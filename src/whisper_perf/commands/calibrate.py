@@ -275,9 +275,10 @@ def _adaptive_args(args: argparse.Namespace) -> list[str]:
     return ["--detect", str(args.detect)] + (["--max-minutes", str(args.max_minutes)] if args.max_minutes else [])
 
 
-def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float]:
+def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float, RunResult | None]:
     """A finished calibration from its folder (calibration.json, the kept baseline, every run's
-    results file), to be reported again with this version's analysis."""
+    results file and the default run it reported, where that is still there), to be reported
+    again with this version's analysis."""
     path = folder / "calibration.json"
     if not path.is_file():
         raise UsageError(f"--report {folder}: no calibration.json there; give the folder of a finished calibration "
@@ -292,20 +293,22 @@ def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float]:
         files = sorted((folder / "runs" / f"{r['kind']}-{r['index']:02d}").glob("*/*.json"))
         cal.runs.append(Run(r["kind"], r["index"], r["seconds"], r["exit_code"],
                             load_run(files[-1]) if files else None, "" if files else "no results file"))
-    return cal, entry, data["minutes"]
+    default = next(iter((data["analysis"].get("default_run_detectable") or {}).values()), None)
+    found = sorted((root / "results" / "runs").glob(f"*/{default['file']}")) if default else []
+    return cal, entry, data["minutes"], load_run(found[0]) if found else None
 
 
-def report(cal: Calibration, entry: Entry, minutes: float) -> dict:
-    """Analyse the runs, write calibration.md and calibration.json, print the report."""
+def report(cal: Calibration, entry: Entry, minutes: float, default_run: RunResult | None, name: str = "calibration") -> dict:
+    """Analyse the runs, write ``<name>.md`` and ``<name>.json`` into the calibration's folder, print the report."""
     from ..variants import slowed_twin
 
-    analysis = analyse(cal, cal.args.variant, entry, latest_default_run(cal.root, cal.hardware_key))
+    analysis = analyse(cal, cal.args.variant, entry, default_run)
     text = render(analysis, cal, minutes)
-    replace_atomically(cal.folder / "calibration.md", text)
-    replace_atomically(cal.folder / "calibration.json", json.dumps(
+    replace_atomically(cal.folder / f"{name}.md", text)
+    replace_atomically(cal.folder / f"{name}.json", json.dumps(
         results_json(cal, analysis, minutes, slowed_twin(cal.args.variant)), indent=1, default=str) + "\n")
     print(text)
-    print(f"Written to {cal.folder}")
+    print(f"Written to {cal.folder / name}.md")
     return analysis
 
 
@@ -328,15 +331,29 @@ def measure(args: argparse.Namespace) -> tuple[Calibration, Entry, float] | int:
     return cal, entry, (time.perf_counter() - start) / 60
 
 
+def _reported(args: argparse.Namespace, parser: Parser) -> tuple[Calibration, Entry, float, RunResult | None, str]:
+    """--report: an earlier calibration, reported into report-<time>.md beside its own report."""
+    measuring = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                 if k not in ("report", "root", "write_tolerances") and v not in (parser.get_default(k), [])]
+    if measuring:
+        parser.error(f"--report measures nothing: {', '.join(measuring)} would not apply; leave them out")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return (*reopen(args.report, args.root), f"report-{stamp}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _check(parser, args)
-    measured = reopen(args.report, args.root) if args.report else measure(args)
-    if isinstance(measured, int):
-        return measured
-    cal, entry, minutes = measured
-    analysis = report(cal, entry, minutes)
+    if args.report:
+        cal, entry, minutes, default_run, name = _reported(args, parser)
+    else:
+        _check(parser, args)
+        measured = measure(args)
+        if isinstance(measured, int):
+            return measured
+        cal, entry, minutes = measured
+        default_run, name = latest_default_run(args.root, cal.hardware_key), "calibration"
+    analysis = report(cal, entry, minutes, default_run, name)
     if args.write_tolerances:
         print(write_tolerances(args.root, cal.hardware_key, analysis["suggested_tolerances"]) or "(no change)")
     return EXIT_OK

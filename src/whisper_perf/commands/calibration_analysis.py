@@ -152,8 +152,6 @@ def latest_default_run(root: Path, hardware_key: str) -> RunResult | None:
     return None
 
 
-
-
 def adaptive_summary(runs: list[Run], variant: str) -> dict | None:
     """Where the adaptive measurements (--detect) of ``variant`` stopped and what they reached;
     None when the runs took a fixed number of rounds."""

@@ -90,7 +90,7 @@ def adaptive_rows(summaries: dict) -> list[tuple[str, ...]]:
 
 
 def precision_lines(p: dict | None) -> list[str]:
-    """The detectable slowdown against timing time (calibration_analysis.precision)."""
+    """The detectable slowdown by timing budget (calibration_analysis.precision)."""
     if p is None:
         return []
     noise, tol = p["noise"], p["tolerances"]
@@ -98,21 +98,22 @@ def precision_lines(p: dict | None) -> list[str]:
     rows = []
     for r in p["table"]:
         if r["rounds"] is None:
-            rows.append((f"{r['minutes']:g} min", "fewer than 5 rounds fit", "-", "-", "-"))
+            rows.append((f"{r['minutes']:g} min", "fewer than 5 rounds fit", "-", "-", "-", "-"))
             continue
         alone, judged = r["noise_alone"], r["against_tolerances"] or {}
         rows.append((f"{r['minutes']:g} min", str(r["rounds"]), _pct(alone.get("speedup")), _pct(alone["time"]),
-                     f"{_pct(judged.get('speedup'))} / {_pct(judged.get('time'))}"))
+                     f"{_pct(judged.get('speedup'))} / {_pct(judged.get('time'))}", _pct(r["smallest_detect"])))
     return ["", "## Detectable slowdown by timing budget", "",
             f"Projected from the judged A/A measurements ({noise['measurements']}, {noise['rounds']} quiet rounds): "
             f"the round-to-round spread (standard deviation of the log) of the speedup {speedup_sd} and of the "
             f"summed time {_pct(noise['time_log_sd'])}; a round (the variant and its eager reference) lasts "
-            f"{noise['round_seconds']:.1f} s ({noise['round_seconds_source']}). A run given that much timing per "
-            "variant (`--detect F --max-minutes M`) is judged on the last look that fits, with the "
-            "sequential intervals of --detect. Choose `--detect` at or above the row of the time you will give it.",
+            f"{noise['round_seconds']:.1f} s. A run given that much timing per variant (`--max-minutes`) is judged "
+            "on the last look that fits, with the sequential intervals of `--detect`; the last column is the "
+            "smallest `--detect` it would reach there. Drift slower than these runs is not in the spread, so the "
+            "longer budgets are optimistic.",
             "", md_table(("timing per variant", "rounds judged", "speedup: noise alone", "time: noise alone",
-                          f"speedup / time with the tolerances ({_pct(tol['speedup'])}, {_pct(tol['compiled_time'])})"),
-                         rows)]
+                          f"speedup / time with the tolerances ({_pct(tol['speedup'])}, {_pct(tol['compiled_time'])})",
+                          "smallest --detect reached"), rows)]
 
 
 def render(a: dict, cal: Calibration, minutes: float) -> str:
