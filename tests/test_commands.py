@@ -244,6 +244,9 @@ def test_calibration_counts_detections_false_alarms_and_suggests_tolerances(run)
     assert a["noise"]["run_to_run_cv_speedup"] == 0
     text = calibration_report.render(a, cal, 12.5)
     assert "| 100% slowdown caught by the speedup verdict | 3 of 3 (100.0%) |" in text
+    # each slowed run's speedup verdict said it could detect a 100% slowdown, and each caught it
+    assert a["stated_power"] == {"could": 3, "caught_of_could": 3, "could_not": 0, "caught_of_could_not": 0}
+    assert "| slowed runs whose speedup verdict said it could detect 100%: caught | 3 of 3 |" in text
     assert "| suggested tolerances | speedup 2.0%, time 5.0% |" in text
     assert "no default run found in results/runs" in text
 

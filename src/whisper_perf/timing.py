@@ -281,8 +281,8 @@ def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adap
 
 def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, why: str | None, seconds: float) -> str:
     asked = f"asked for {percent_text(adaptive.detect)}"
-    if found is None:
-        return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds)"
+    if found is None:  # judged as a fixed number of rounds: nothing was decided by looking
+        return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds{f'; {why}' if why else ''})"
     reached = max(found.values())
     checks = ", ".join(f"{check} {percent_text(value)}" for check, value in found.items())
     done = f"after {sequential.last_look(len(m.quiet_rounds))} rounds, {seconds / 60:.1f} min"

@@ -139,6 +139,7 @@ def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunRes
         "default_run_detectable": default_run_detectable(default_run, suggested["speedup"]),
         "adaptive": {"A/A": adaptive_summary(g.judged_aa, variant), "slowed": adaptive_summary(g.judged_slowed, twin)},
         "precision": precision(g.judged_aa, variant, cal.tolerances),
+        "stated_power": stated_power(g.judged_slowed, twin, cal.args.slowdown),
     }
 
 
@@ -164,6 +165,18 @@ def adaptive_summary(runs: list[Run], variant: str) -> dict | None:
             "rounds": sorted(a["rounds"] for a in records if a["rounds"]),
             "minutes": sorted(a["seconds"] / 60 for a in records),
             "reached_median": _median(reached), "reached": sorted(reached)}
+
+
+def stated_power(slowed: list[Run], twin: str, slowdown: float) -> dict:
+    """Did the power each verdict states hold?  The slowed runs whose speedup verdict said it could
+    detect the injected slowdown ("could detect a slowdown of d", d <= slowdown) should all have
+    caught it; the others may or may not have."""
+    said = {r.index: next((v.detectable for v in r.verdicts(twin, "speedup") if v.detectable is not None), None)
+            for r in slowed}
+    could = [r for r in slowed if said[r.index] is not None and said[r.index] <= slowdown]
+    could_not = [r for r in slowed if r not in could]
+    return {"could": len(could), "caught_of_could": sum(r.caught_by_speedup(twin) for r in could),
+            "could_not": len(could_not), "caught_of_could_not": sum(r.caught_by_speedup(twin) for r in could_not)}
 
 
 def precision(runs: list[Run], variant: str, tolerances: Tolerances) -> dict | None:

@@ -35,6 +35,7 @@ def result_rows(a: dict, slowdown: float) -> list[tuple[str, str]]:
         (f"{slowdown:.0%} slowdown caught by the speedup verdict",
          f"{a['detected_by_speedup']} of {runs['slowed'] - runs['unreliable_slowed']} ({_pct(a['detection_rate'])})"),
         ("caught by any check", f"{a['detected_by_any_check']}"),
+        *_stated_power_rows(a.get("stated_power"), slowdown),
         ("runs judged unreliable (machine busy), not counted",
          f"{runs['unreliable_A/A']} A/A, {runs['unreliable_slowed']} slowed"),
         ("A/A runs whose time checks were not judged (machine speed moved too far to adjust for)",
@@ -53,6 +54,15 @@ def result_rows(a: dict, slowdown: float) -> list[tuple[str, str]]:
          f"speedup {_pct(suggested['speedup'])}, time {_pct(suggested['compiled_time'])}"),
         ("slowed runs caught with the suggested speedup tolerance", f"{a['detected_with_suggested']}"),
     ] + _default_run_rows(a["default_run_detectable"])
+
+
+def _stated_power_rows(power: dict | None, slowdown: float) -> list[tuple[str, str]]:
+    if not power:
+        return []
+    return [(f"slowed runs whose speedup verdict said it could detect {slowdown:.0%}: caught",
+             f"{power['caught_of_could']} of {power['could']}"),
+            ("slowed runs whose verdict said it could not: caught anyway",
+             f"{power['caught_of_could_not']} of {power['could_not']}")]
 
 
 def _default_run_rows(detectable: dict | None) -> list[tuple[str, str]]:
