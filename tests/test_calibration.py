@@ -20,7 +20,9 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
                                        "--slowdown", "1.0", "--detect", "0.9"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    folder = Path(re.search(r"Written to (\S+)", result.stdout).group(1))
+    written = Path(re.search(r"Written to (\S+)", result.stdout).group(1))
+    folder = written.parent
+    assert written.name == "calibration.md"
     report = (folder / "calibration.md").read_text()
     data = json.loads((folder / "calibration.json").read_text())
     analysis = data["analysis"]
