@@ -29,7 +29,7 @@ from scipy import stats as scipy_stats
 from .stats import Interval
 
 # Rounds at which an adaptive run may stop.  None before 5: at 3 rounds the spent t quantile is
-# about 16 (2 degrees of freedom), an interval too wide to judge anything.
+# about 15 (2 degrees of freedom), an interval too wide to judge anything.
 LOOKS = (5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 
 
