@@ -245,6 +245,11 @@ class Adaptive:
     def floor(self) -> float:
         return max(self.floors.values(), default=0.0)
 
+    @property
+    def tolerance_bound(self) -> bool:
+        """Whether a check's tolerance moved its target above ``detect`` (adaptive_target)."""
+        return any(self.target(check) > self.detect for check in self.floors)
+
 
 def _at_look(m: Measurement) -> bool:
     quiet = len(m.quiet_rounds)
@@ -290,7 +295,7 @@ def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, why: 
     if reached <= adaptive.detect:
         return f"{said}: reached {done}"
     floor = (f"the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds can change "
-             "(narrow them with nox -s calibrate)") if adaptive.floor > adaptive.detect / 2 else None
+             "(narrow them with nox -s calibrate)") if adaptive.tolerance_bound else None
     if adaptive.met(found):
         return f"{said}: {floor}; the noise adds at most half of {percent_text(adaptive.detect)} to them ({done})"
     return f"{said}: {why}{f'; {floor}' if floor else ''} ({done})"

@@ -97,6 +97,10 @@ class Run:
         """The checks of ``variant`` that failed in this run (verdicts.Outcome.fails)."""
         return [f"{v.check}: {v.message}" for v in self.verdicts(variant) if v.outcome.fails]
 
+    def stated_detectable(self, variant: str) -> float | None:
+        """The smallest slowdown the speedup verdict of ``variant`` said it could detect."""
+        return next((v.detectable for v in self.verdicts(variant, "speedup") if v.detectable is not None), None)
+
     def caught_by_speedup(self, variant: str) -> bool:
         return any(v.outcome.fails for v in self.verdicts(variant, "speedup"))
 

@@ -118,7 +118,7 @@ def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunRes
     # With the suggested tolerance, would the slowed runs still have been caught?
     caught = [r for r in g.judged_slowed
               if credible_change(r.speedup(twin), baseline.speedup, suggested["speedup"], True) == "worse"]
-    detectable = [v.detectable for r in g.judged_aa for v in r.verdicts(variant, "speedup") if v.detectable is not None]
+    detectable = [d for d in (r.stated_detectable(variant) for r in g.judged_aa) if d is not None]
     return {
         **_counts(g, cal, variant, twin),
         "baseline": {"speedup": baseline.speedup, "seconds": baseline.seconds,
@@ -171,10 +171,10 @@ def stated_power(slowed: list[Run], twin: str, slowdown: float) -> dict:
     """Did the power each verdict states hold?  The slowed runs whose speedup verdict said it could
     detect the injected slowdown ("could detect a slowdown of d", d <= slowdown) should all have
     caught it; the others may or may not have."""
-    said = {r.index: next((v.detectable for v in r.verdicts(twin, "speedup") if v.detectable is not None), None)
-            for r in slowed}
-    could = [r for r in slowed if said[r.index] is not None and said[r.index] <= slowdown]
-    could_not = [r for r in slowed if r not in could]
+    could, could_not = [], []
+    for r in slowed:
+        said = r.stated_detectable(twin)
+        (could if said is not None and said <= slowdown else could_not).append(r)
     return {"could": len(could), "caught_of_could": sum(r.caught_by_speedup(twin) for r in could),
             "could_not": len(could_not), "caught_of_could_not": sum(r.caught_by_speedup(twin) for r in could_not)}
 
