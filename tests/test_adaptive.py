@@ -58,12 +58,13 @@ def test_adaptive_options_are_checked_before_any_work():
 
 
 def test_detectable_slowdown_is_the_weakest_check_and_the_tolerances_set_its_floor():
-    seconds, speedup = Interval(2.0, 1.96, 2.04, 0.95), Interval(1.5, 1.47, 1.53, 0.95)
+    seconds, speedup = Interval(2.0, 1.96, 2.04, 0.95, 0.01), Interval(1.5, 1.47, 1.53, 0.95, 0.01)
     tolerances = Tolerances(speedup=0.10, compiled_time=0.15)
-    # time: (1 + 0.15) / (1 - 0.02) - 1 = 17.3%; speedup: (1 + 0.02) / (1 - 0.10) - 1 = 13.3%
+    # 95% power adds 1.645 standard errors (e^0.01645 = 1.0166): time (1 + 0.15) x 1.0166 / (1 - 0.02) - 1
+    # = 19.3%; speedup (1 + 0.02) x 1.0166 / (1 - 0.10) - 1 = 15.2%
     by_check = detectable_by_check(seconds, speedup, tolerances)
-    assert by_check == pytest.approx({"time": 0.1735, "speedup": 0.1333}, abs=1e-3)
-    assert max(detectable_by_check(seconds, speedup, None).values()) == pytest.approx(0.0204, abs=1e-3)  # width alone
+    assert by_check == pytest.approx({"time": 0.1929, "speedup": 0.1521}, abs=1e-3)
+    assert max(detectable_by_check(seconds, speedup, None).values()) == pytest.approx(0.0373, abs=1e-3)  # width alone
     assert tolerance_floors(tolerances, has_speedup=True) == pytest.approx({"time": 0.15, "speedup": 1 / 0.9 - 1})
     assert tolerance_floors(None, has_speedup=False) == {"time": 0.0}
 

@@ -85,7 +85,7 @@ def projected(noise: RoundNoise, minutes: float, tolerances: Tolerances | None, 
 
     def interval(log_sd: float) -> Interval:
         half = sequential.log_half_width(log_sd, rounds, level)
-        return Interval(1.0, math.exp(-half), math.exp(half), confidence)
+        return Interval(1.0, math.exp(-half), math.exp(half), confidence, log_sd / math.sqrt(rounds))
 
     seconds = interval(noise.time_log_sd)
     speedup = interval(noise.speedup_log_sd) if noise.speedup_log_sd is not None else None

@@ -49,8 +49,9 @@ def _log_mean_interval(values: np.ndarray, level: float, confidence: float) -> I
     """exp of the t-interval at ``level`` of the mean of log ``values`` (a geometric mean),
     labelled with the sequence's simultaneous ``confidence``."""
     logs = np.log(values)
-    mean, half = float(logs.mean()), log_half_width(float(logs.std(ddof=1)), logs.size, level)
-    return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence)
+    mean, sd = float(logs.mean()), float(logs.std(ddof=1))
+    half = log_half_width(sd, logs.size, level)
+    return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence, sd / math.sqrt(logs.size))
 
 
 def log_half_width(log_sd: float, rounds: int, level: float) -> float:

@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
+
+# How often a verdict catches the slowdown it says it could detect (detectable_speedup_loss).
+DETECTION_POWER = 0.95
 
 
 @dataclass(frozen=True)
@@ -31,13 +35,18 @@ class Interval:
     low: float
     high: float
     confidence: float
+    # Of log(estimate), from the bootstrap draws or the rounds; None in results files written before
+    # it was kept (then estimated from the half-width: standard_error_of).
+    standard_error: float | None = None
 
     def as_dict(self) -> dict:
-        return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence}
+        return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence,
+                "standard_error": self.standard_error}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Interval | None":
-        return None if data is None else cls(data["estimate"], data["low"], data["high"], data["confidence"])
+        return None if data is None else cls(data["estimate"], data["low"], data["high"], data["confidence"],
+                                             data.get("standard_error"))
 
     @property
     def single_round(self) -> bool:
@@ -45,7 +54,8 @@ class Interval:
         return math.isnan(self.low)
 
     def scaled(self, factor: float) -> "Interval":
-        return Interval(self.estimate * factor, self.low * factor, self.high * factor, self.confidence)
+        return Interval(self.estimate * factor, self.low * factor, self.high * factor, self.confidence,
+                        self.standard_error)
 
 
 def _matrix(samples) -> np.ndarray:
@@ -102,7 +112,7 @@ def _paired_resample_sums(tables: list[np.ndarray], usable: np.ndarray, resample
 def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:
     tail = (1 - confidence) / 2
     low, high = np.quantile(draws, [tail, 1 - tail])
-    return Interval(float(estimate), float(low), float(high), confidence)
+    return Interval(float(estimate), float(low), float(high), confidence, float(np.log(draws).std(ddof=1)))
 
 
 def speedup_interval(eager, compiled, confidence: float = 0.95, resamples: int = 4000,
@@ -151,24 +161,44 @@ def _relative_half_widths(interval: Interval) -> tuple[float, float]:
             (interval.high - interval.estimate) / interval.estimate)
 
 
+def standard_error_of(interval: Interval) -> float:
+    """The standard error of log(estimate): the interval's own, or for an interval that did not keep
+    it (an older results file), its wider half-width over the normal quantile of its level."""
+    if interval.single_round:
+        return 0.0
+    if interval.standard_error is not None:
+        return interval.standard_error
+    half = max(math.log(interval.high / interval.estimate), math.log(interval.estimate / interval.low))
+    return half / NormalDist().inv_cdf((1 + interval.confidence) / 2)
+
+
+def _power_margin(interval: Interval) -> float:
+    """How much further than the interval's own edge a slowdown must go to be flagged
+    ``DETECTION_POWER`` of the time: the estimate of a slowed run falls that many standard errors
+    short of the truth in the unlucky 5%."""
+    return math.exp(NormalDist().inv_cdf(DETECTION_POWER) * standard_error_of(interval))
+
+
 def detectable_speedup_loss(interval: Interval, tolerance: float) -> float:
     """The smallest slowdown of a compiled variant (as a fraction: 0.12 = 12% slower) that a run
-    with this interval's relative width would flag against a baseline equal to its estimate.
+    with this interval's noise would flag, ``DETECTION_POWER`` of the time, against a baseline
+    equal to its estimate.
 
     A speedup regression is flagged when the interval's upper end falls below
     ``baseline x (1 - tolerance)``; slowing the variant by ``d`` divides the interval by
-    ``1 + d``, so the smallest flagged ``d`` is ``(1 + upper half-width) / (1 - tolerance) - 1``:
+    ``1 + d``, so ``(1 + upper half-width) / (1 - tolerance) - 1`` is flagged half of the time
+    (the estimate falls either side of the truth), and 1.645 standard errors more 95% of the time:
     the tolerance plus this run's noise."""
     _, upper = _relative_half_widths(interval)
-    return (1 + upper) / (1 - tolerance) - 1
+    return (1 + upper) * _power_margin(interval) / (1 - tolerance) - 1
 
 
 def detectable_time_increase(interval: Interval, tolerance: float) -> float:
     """The same for a summed time: flagged when the interval's lower end exceeds
-    ``baseline x (1 + tolerance)``, so the smallest flagged increase is
-    ``(1 + tolerance) / (1 - lower half-width) - 1``."""
+    ``baseline x (1 + tolerance)``, so the increase flagged half of the time is
+    ``(1 + tolerance) / (1 - lower half-width) - 1``, and 1.645 standard errors more 95% of it."""
     lower, _ = _relative_half_widths(interval)
-    return (1 + tolerance) / (1 - lower) - 1
+    return (1 + tolerance) * _power_margin(interval) / (1 - lower) - 1
 
 
 def _speedup_draws(eager, compiled, resamples: int, seed: int) -> tuple[float, np.ndarray]:

@@ -16,7 +16,7 @@ from enum import Enum
 from .baselines import Entry, Tolerances
 from .compile_health import CompileTotals
 from .machine_speed import adjustment
-from .stats import Interval, detectable_speedup_loss, detectable_time_increase, interval_text
+from .stats import DETECTION_POWER, Interval, detectable_speedup_loss, detectable_time_increase, interval_text
 
 
 class Outcome(str, Enum):
@@ -197,7 +197,7 @@ def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anoma
                        f"{record_hint}", detectable)
     floor, ceiling = entry.speedup * (1 - tolerances.speedup), entry.speedup * (1 + tolerances.speedup)
     against = (f"baseline {entry.speedup:.3f}x, tolerance {tolerances.speedup:.0%}; "
-               f"could detect a slowdown of {detectable:.0%} or more")
+               f"could detect a slowdown of {detectable:.0%} or more ({DETECTION_POWER:.0%} power)")
     change = credible_change(speedup, entry.speedup, tolerances.speedup, higher_is_better=True)
     if change == "worse":
         return Verdict("speedup", Outcome.REGRESSION,
@@ -226,7 +226,7 @@ def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, rec
         return _unreliable(check, measured, unreliable, detectable)
     ceiling, floor = baseline_seconds * (1 + tolerance), baseline_seconds * (1 - tolerance)
     against = (f"baseline {baseline_seconds:.3f} s, tolerance {tolerance:.0%}; "
-               f"could detect an increase of {detectable:.0%} or more")
+               f"could detect an increase of {detectable:.0%} or more ({DETECTION_POWER:.0%} power)")
     change = credible_change(seconds, baseline_seconds, tolerance, higher_is_better=False)
     if change == "worse":
         return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} s ({against})",
