@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from whisper_perf import environments
-from whisper_perf.baselines import Entry, Tolerances
+from whisper_perf import baselines, environments
+from whisper_perf.baselines import BaselineFile, Entry, Tolerances
 from whisper_perf.commands import Parser, calibrate, calibration_analysis, calibration_report, history, merge, run_command, upgrade
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
 from whisper_perf.results import load_run
@@ -174,12 +174,15 @@ def _nights(tmp_path: Path, upgrade_from: int | None = None) -> Path:
 
 def test_history_names_a_step_and_the_version_change_it_began_with(tmp_path):
     runs = _nights(tmp_path / "runs", upgrade_from=7)
-    history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h"), "--baselines", str(ROOT / "baselines")])
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    baselines.path_for(loose, KEY).write_text(BaselineFile(KEY, tolerances=Tolerances(compiled_time=0.38)).to_json())
+    history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h"), "--baselines", str(loose)])
     text = (tmp_path / "h" / "history.md").read_text()
     steps = text.split("### Steps\n\n")[1].split("\n\n")[0].splitlines()
     before = "torch 2.13.0+cpu, transformers 5.24.0, commit ba51bb5"
     after = "torch 2.13.0+cpu, transformers 5.25.0, commit ba51bb5"
-    # the time step (+25%) is within this key's compiled_time tolerance (38%): only the speedup's
+    # the time step (+25%) is within the key's compiled_time tolerance there (38%): only the speedup's
     assert steps == [f"- tiny.en compiled x3, speedup -20.0% (slower), 1.09x -> 0.87x: last run before night06 "
                      f"({before}), first run after night07 ({after}); suspect: transformers 5.24.0 -> 5.25.0 "
                      f"(p = 0.001)"]
@@ -195,7 +198,9 @@ def test_history_of_flat_runs_says_there_is_no_step_beyond_the_tolerance(tmp_pat
     runs = _nights(tmp_path / "runs")
     history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h"), "--baselines", str(ROOT / "baselines")])
     text = (tmp_path / "h" / "history.md").read_text()
-    assert "### Steps\n\n- no step beyond the tolerance (speedup 10%, time 38%)\n\n![history" in text
+    tolerances = baselines.load_for(ROOT / "baselines", KEY).tolerances  # the project's, for this key
+    assert (f"### Steps\n\n- no step beyond the tolerance (speedup {tolerances.speedup:.0%}, time "
+            f"{tolerances.compiled_time:.0%})\n\n![history") in text
 
 
 def test_history_says_when_runs_are_too_few_for_a_step(tmp_path, run):
