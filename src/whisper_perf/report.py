@@ -55,8 +55,8 @@ def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
 
 
 def verdict_table(verdicts: list[tuple[str, str, object]]) -> str:
-    """(model, variant, verdicts.Verdict) rows; "detects" is the smallest slowdown the check could
-    have flagged in this run (tolerance + measured noise)."""
+    """(model, variant, verdicts.Verdict) rows; "detects" is the smallest slowdown the check would
+    have flagged in this run 95% of the time (tolerance + measured noise; stats.DETECTION_POWER)."""
     return _table(("model", "variant", "check", "verdict", "detects", "detail"),
                   [(model, variant, v.check, v.outcome.value.upper(), _detects(v), v.message)
                    for model, variant, v in verdicts])

@@ -45,7 +45,8 @@ class Verdict:
     check: str  # "speedup", "compiled time", "eager time", "wer"
     outcome: Outcome
     message: str
-    # The smallest slowdown (fraction) this run could have flagged, given its noise and tolerance.
+    # The smallest slowdown (fraction) this run would have flagged DETECTION_POWER of the time,
+    # given its noise and tolerance (stats.detectable_speedup_loss).
     detectable: float | None = None
     speed: bool = False  # a speed check (speedup, compiled vs eager, times): what --strict-gate gates on
 
