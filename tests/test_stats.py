@@ -1,5 +1,6 @@
 """Statistics on synthetic samples with known answers."""
 
+import dataclasses
 import math
 from statistics import NormalDist
 
@@ -99,13 +100,13 @@ def test_a_verdict_catches_the_slowdown_it_says_it_could_detect():
     its standard error is too small with so few rounds) and the sequential interval of an adaptive
     one (8 rounds: 94%, the standard error is itself estimated from 8 rounds)."""
     from whisper_perf import sequential
-    from whisper_perf.stats import DETECTION_POWER, _relative_half_widths
+    from whisper_perf.stats import DETECTION_POWER
     from whisper_perf.verdicts import credible_change
 
     rng = np.random.default_rng(11)
     base, tolerance = rng.uniform(0.7, 3.0, size=6), 0.05
     stated = lambda i: detectable_speedup_loss(i, tolerance)
-    edge = lambda i: (1 + _relative_half_widths(i)[1]) / (1 - tolerance) - 1
+    edge = lambda i: detectable_speedup_loss(dataclasses.replace(i, standard_error=0.0), tolerance)  # no margin
 
     def caught_where_said(interval_of, rounds: int, said) -> float:
         def run(slowdown: float):

@@ -84,8 +84,7 @@ def projected(noise: RoundNoise, minutes: float, tolerances: Tolerances | None, 
     level = sequential.look_confidence(confidence)
 
     def interval(log_sd: float) -> Interval:
-        half = sequential.log_half_width(log_sd, rounds, level)
-        return Interval(1.0, math.exp(-half), math.exp(half), confidence, log_sd / math.sqrt(rounds))
+        return sequential.log_mean_interval(0.0, log_sd, rounds, level, confidence)
 
     seconds = interval(noise.time_log_sd)
     speedup = interval(noise.speedup_log_sd) if noise.speedup_log_sd is not None else None

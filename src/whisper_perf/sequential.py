@@ -49,15 +49,15 @@ def _log_mean_interval(values: np.ndarray, level: float, confidence: float) -> I
     """exp of the t-interval at ``level`` of the mean of log ``values`` (a geometric mean),
     labelled with the sequence's simultaneous ``confidence``."""
     logs = np.log(values)
-    mean, sd = float(logs.mean()), float(logs.std(ddof=1))
-    half = log_half_width(sd, logs.size, level)
-    return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence, sd / math.sqrt(logs.size))
+    return log_mean_interval(float(logs.mean()), float(logs.std(ddof=1)), logs.size, level, confidence)
 
 
-def log_half_width(log_sd: float, rounds: int, level: float) -> float:
-    """The half-width, in log units, of the t-interval at ``level`` of a mean of ``rounds`` per-round
-    log values with standard deviation ``log_sd``."""
-    return float(scipy_stats.t.ppf(1 - (1 - level) / 2, rounds - 1) * log_sd / math.sqrt(rounds))
+def log_mean_interval(log_mean: float, log_sd: float, rounds: int, level: float, confidence: float) -> Interval:
+    """exp of the t-interval at ``level`` of a mean ``log_mean`` of ``rounds`` per-round log values
+    with standard deviation ``log_sd``, with the mean's standard error."""
+    standard_error = log_sd / math.sqrt(rounds)
+    half = float(scipy_stats.t.ppf(1 - (1 - level) / 2, rounds - 1)) * standard_error
+    return Interval(math.exp(log_mean), math.exp(log_mean - half), math.exp(log_mean + half), confidence, standard_error)
 
 
 def speedup_interval(eager, compiled, confidence: float = 0.95) -> Interval | None:
