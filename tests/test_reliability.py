@@ -1,8 +1,9 @@
-"""Faults: a writer killed mid-write, a run terminated mid-way, a variant whose compile fails.
-Real processes, real signals, a real broken compiler toolchain."""
+"""Faults: a writer killed mid-write, a run terminated mid-way, a variant whose compile fails, a
+variant whose build crashes the interpreter.  Real processes, real signals, real broken toolchains."""
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,3 +133,36 @@ def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report
     recorded = baselines.load(baseline_path)
     assert [(e.model, e.variant) for e in recorded.entries] == [("tiny.en", "eager")]
     assert "Not recorded: tiny.en/compiled failed in this run" in result.output
+
+
+CRASHING_CONSTRUCTOR = """#include <signal.h>
+__attribute__((constructor)) static void whisper_perf_test_crash(void) { raise(SIGSEGV); }
+"""
+
+
+def test_a_variant_whose_build_crashes_the_interpreter_fails_alone_when_built_apart(tmp_path):
+    """A real segmentation fault in a compiled variant's build: every C++ kernel inductor compiles
+    gets a constructor that raises SIGSEGV when the library is loaded (the published recipe dies so
+    on an H100 while torch records its CUDA graphs).  With --isolate-builds the fresh process dies,
+    not the suite: compiled fails with the signal and where it struck, eager is measured, reported
+    and recorded."""
+    header = tmp_path / "crash.h"
+    header.write_text(CRASHING_CONSTRUCTOR)
+    compiler = tmp_path / "cxx"
+    compiler.write_text(f'#!/bin/sh\nexec {shutil.which("g++")} -include {header} "$@"\n')
+    compiler.chmod(0o755)
+    results, folder = tmp_path / "results", tmp_path / "baselines"
+    result = run_suite("--record", "--variant", "eager", "--variant", "compiled", "--limit", "1", "--rounds", "1",
+                       "--baselines", str(folder), "--results-dir", str(results), "--isolate-builds", "always",
+                       env={"CXX": str(compiler), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
+    assert result.returncode == 1, result.output[-4000:]
+    found = outcomes(result)
+    assert found["test_generate[tiny.en-eager]"] == "PASSED"
+    assert found["test_generate[tiny.en-compiled]"] == "ERROR"
+    (run_file,) = results.glob("*/*.json")
+    (failure,) = json.loads(run_file.read_text())["failures"]
+    assert failure["variant"] == "compiled" and failure["stage"] == "build"
+    assert "killed by SIGSEGV in " in failure["error"] and "_load_library" in failure["error"], failure["error"]
+    assert "--isolate-builds" in failure["error"]
+    (baseline_path,) = folder.glob("*.json")
+    assert [e.variant for e in baselines.load(baseline_path).entries] == ["eager"]

@@ -57,11 +57,18 @@ def _child(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_child(args: list[str], cache: Path, timeout: float) -> dict:
+def child_command(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int) -> list[str]:
+    """The fresh process that loads ``model`` and builds ``variant`` (compile and full-budget
+    warm-up) on its first utterance of ``audio``; with faulthandler on, so that a crash prints
+    where it happened (whisper_perf.isolation reads it)."""
+    return [sys.executable, "-X", "faulthandler", "-m", "whisper_perf.coldstart", "--model", model,
+            "--variant", variant, "--device", device, "--audio", str(audio), "--max-new-tokens", str(max_new_tokens)]
+
+
+def _run_child(command: list[str], cache: Path, timeout: float) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
     env.pop("TORCHINDUCTOR_FORCE_DISABLE_CACHES", None)
-    proc = subprocess.run([sys.executable, "-m", "whisper_perf.coldstart", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), None)
     if proc.returncode != 0 or line is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -72,11 +79,10 @@ def _run_child(args: list[str], cache: Path, timeout: float) -> dict:
 def measure_cold_and_warm(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int = 128,
                           timeout: float = 1800) -> dict:
     """{"cold_seconds", "warm_seconds", "cold_compile", "warm_compile"} of ``variant``'s first call."""
-    args = ["--model", model, "--variant", variant, "--device", device, "--audio", str(audio),
-            "--max-new-tokens", str(max_new_tokens)]
+    command = child_command(model, variant, device, audio, max_new_tokens)
     with tempfile.TemporaryDirectory(prefix="whisper-perf-cold-") as folder:
-        cold = _run_child(args, Path(folder), timeout)
-        warm = _run_child(args, Path(folder), timeout)
+        cold = _run_child(command, Path(folder), timeout)
+        warm = _run_child(command, Path(folder), timeout)
     return {"cold_seconds": cold["first_call_seconds"], "warm_seconds": warm["first_call_seconds"],
             "cold_compile": cold["compile"], "warm_compile": warm["compile"]}
 

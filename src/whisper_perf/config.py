@@ -45,6 +45,7 @@ class RunConfig:
     busy_retries: int | None = None
     memory_bandwidth: float | None = None  # GB/s
     compile_latency: str = "auto"
+    isolate_builds: str = "auto"  # build compiled variants in a fresh process first (whisper_perf.isolation)
     strict: bool = False  # a speed check not judged fails the run (exit 7)
     detect: float | None = None  # adaptive rounds until this slowdown is detectable (sequential intervals)
     max_minutes: float | None = None  # with detect: timing budget per variant
@@ -106,7 +107,12 @@ class RunConfig:
             baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
             record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
             busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
-            strict=get("--strict-gate"), detect=detect, max_minutes=max_minutes)
+            isolate_builds=get("--isolate-builds"), strict=get("--strict-gate"), detect=detect, max_minutes=max_minutes)
+
+    def isolates_builds(self, on_cuda: bool) -> bool:
+        """Whether compiled variants are first built in a fresh process: on a GPU unless told
+        otherwise (a crash there was seen; on a CPU it would cost a compile per variant)."""
+        return self.isolate_builds == "always" or (self.isolate_builds == "auto" and on_cuda)
 
     def record_command(self) -> str:
         """The command that re-records what this run measured."""

@@ -57,6 +57,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="cold/warm compile latency in fresh processes (about a minute per compiled variant on a "
                          "CPU): auto = when no earlier run measured it with these versions here, one variant per "
                          "run unless recording (default)")
+    group.addoption("--isolate-builds", default="auto", choices=["auto", "always", "never"],
+                    help="build and warm up each compiled variant first in a fresh process, so that a build that "
+                         "crashes the interpreter (a segmentation fault while torch records CUDA graphs, say) fails "
+                         "that variant alone: auto = on a GPU (default)")
     group.addoption("--memory-bandwidth", type=float, default=None, metavar="GBPS",
                     help="memory bandwidth in GB/s for the roofline (default: the data-sheet figure of a known "
                          "GPU, or measured on a CPU)")
