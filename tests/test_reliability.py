@@ -108,6 +108,27 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
             json.loads(run_file.read_text())
 
 
+def test_a_run_cut_short_while_measuring_compile_latency_keeps_its_verdicts(tmp_path):
+    """The first A/A run on a GPU was stopped by its time limit while it measured cold / warm
+    compile latency (minutes per variant), and had judged nothing: the verdicts came after the
+    diagnostics.  They run first now, so a run cut there still holds its speed and WER verdicts."""
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "--variant", "compiled",
+               "--limit", "1", "--rounds", "2", "--compile-latency", "always", "--results-dir", str(results)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = ""
+    for line in proc.stdout:
+        output += line
+        if "cold and warm compile latency in two fresh processes" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    output += proc.stdout.read()
+    proc.wait(timeout=300)
+    assert proc.returncode == 2, output[-3000:]
+    (run_file,) = results.glob("*/*.json")
+    checks = {v["check"] for v in json.loads(run_file.read_text())["verdicts"] if v["variant"] == "compiled"}
+    assert {"compiled vs eager", "wer"} <= checks, (checks, output[-3000:])
+
 def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report_and_record(tmp_path):
     """A C++ toolchain that does not work (CXX=/bin/false) and an empty compile cache: inductor
     cannot build the compiled variant; it fails once with the error, eager runs, reports, and is

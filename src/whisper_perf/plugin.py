@@ -222,8 +222,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Timing first: every judging and diagnostic test reuses what test_generate measured, and the
-    diagnostic calls must not run before the timed rounds they diagnose."""
-    items.sort(key=lambda item: 0 if getattr(item, "originalname", "") == "test_generate" else 1)
+    diagnostic calls must not run before the timed rounds they diagnose.  Then the verdicts on
+    speed and WER, which need nothing more, before the diagnostics (whose cold / warm compile takes
+    minutes per variant), so that a run cut short by a CI time limit still has its verdicts."""
+    def stage(item) -> int:
+        if getattr(item, "originalname", "") == "test_generate":
+            return 0
+        return 1 if getattr(getattr(item, "module", None), "__name__", "").endswith("test_verdicts") else 2
+    items.sort(key=stage)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
