@@ -15,7 +15,8 @@ import pytest
 
 from whisper_perf import baselines, environments
 from whisper_perf.baselines import BaselineFile, Entry, Tolerances
-from whisper_perf.commands import Parser, calibrate, calibration_analysis, calibration_report, history, merge, run_command, upgrade
+from whisper_perf.commands import (Parser, calibrate, calibration_analysis, calibration_report, comparison, history,
+                                    merge, run_command, upgrade)
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
 from whisper_perf.results import load_run
 
@@ -277,12 +278,12 @@ def _environments(before, after):
 
 
 def test_upgrade_of_a_run_against_itself_finds_no_credible_change(run):
-    report = upgrade.compare(_environments(run, run), Tolerances())
+    report = comparison.compare(_environments(run, run), Tolerances())
     assert [(row["variant"], row["changes"]["next"]["verdict"]) for row in report["rows"]] == [
         (v, "no credible change") for v in ("compiled", "compiled-static", "compiled+slowed", "compiled-static+slowed")]
     change = report["rows"][0]["changes"]["next"]
     assert change["speedup"]["low"] < 1 < change["speedup"]["high"]
-    assert not upgrade.failed(report)
+    assert not comparison.failed(report)
     text = upgrade.render(report, KEY)
     assert "| model | variant | speedup current | time s current | WER current | speedup next |" in text
     assert "| tiny.en | compiled | 1.091x [1.065, 1.113] |" in text
@@ -293,12 +294,12 @@ def test_upgrade_flags_a_slower_side_and_a_side_that_failed(run):
     slowed = run.measurement("tiny.en", "compiled+slowed")
     after = dataclasses.replace(run, measurements=[dataclasses.replace(
         run.measurement("tiny.en", "compiled"), samples=slowed.samples, reference_samples=slowed.reference_samples)])
-    report = upgrade.compare(_environments(run, after), Tolerances())
+    report = comparison.compare(_environments(run, after), Tolerances())
     change = report["rows"][0]["changes"]["next"]
     assert change["verdict"] == "regression" and change["detail"].startswith("speedup -49.")
     assert "time +" in change["detail"]
     assert report["rows"][1]["changes"]["next"]["verdict"] == "failed"  # not measured in "next"
-    assert upgrade.failed(report)
+    assert comparison.failed(report)
     assert "**REGRESSION**" in upgrade.render(report, KEY)
 
 
@@ -312,7 +313,7 @@ def _slower(m, eager: float = 1.0, compiled: float = 1.0, probe: float = 1.0):
 
 def test_upgrade_compares_like_with_like_eager_too_at_equal_machine_speed(run):
     m = run.measurement("tiny.en", "compiled")
-    compare = lambda after: upgrade.compare(  # noqa: E731
+    compare = lambda after: comparison.compare(  # noqa: E731
         _environments(run, dataclasses.replace(run, measurements=[after])), Tolerances())["rows"][0]["changes"]["next"]
     # eager 30% slower, compiled unchanged: the speedup "improves", and it is a regression
     eager_slower = compare(_slower(m, eager=1.3))

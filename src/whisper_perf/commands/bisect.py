@@ -51,9 +51,9 @@ from ..files import require_new_folder
 from ..report import md_table
 from ..stats import Interval, interval_text
 from ..verdicts import worse_or_not
-from . import Parser, run_command, upgrade
+from . import Parser, comparison, run_command, upgrade
 
-# criterion -> (key of the change in upgrade.change, what it is, tolerance field, higher is better)
+# criterion -> (key of the change in comparison.change, what it is, tolerance field, higher is better)
 MEASURES = {"speedup": ("speedup", "speedup", "speedup", True),
             "time": ("seconds", "time", "compiled_time", False),
             "eager-time": ("reference_seconds", "eager time", "compiled_time", False)}
@@ -140,7 +140,7 @@ def judge(version: str, good, probed, repeats: int, oracle: SuiteOracle) -> Prob
     if key is None or not probed.runs or not good.runs:
         errors = "; ".join(good.run_errors + probed.run_errors) or f"variant {oracle.variant} not measured"
         return Probe(version, State.SKIPPED, f"the suite did not run: {errors}", repeats=repeats)
-    row = upgrade.compare_row([good, probed], *key, oracle.tolerances, oracle.confidence)
+    row = comparison.compare_row([good, probed], *key, oracle.tolerances, oracle.confidence)
     change = row["changes"][probed.name]
     if change["verdict"] == "failed":
         return Probe(version, State.SKIPPED, change["detail"], repeats=repeats)
@@ -152,7 +152,7 @@ def judge(version: str, good, probed, repeats: int, oracle: SuiteOracle) -> Prob
 
 
 def _key(envs, variant: str) -> tuple[str, str] | None:
-    return next((k for k in upgrade.measured(envs) if k[1] == variant), None)
+    return next((k for k in comparison.measured(envs) if k[1] == variant), None)
 
 
 def _judge_failure(version: str, probed, repeats: int, variant: str) -> Probe:

@@ -35,7 +35,6 @@ a run of it failed; 4 usage error (bad options), with the reason on stderr.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -48,11 +47,10 @@ from pathlib import Path
 from .. import baselines, environments
 from ..errors import EXIT_OK, EXIT_REGRESSION
 from ..report import md_table
-from ..results import MeasurementRecord, RunResult, load_run
-from ..stats import change_interval, interval_text, speedup_interval, total_interval
-from ..machine_speed import adjustment
-from ..verdicts import credible_change
+from ..results import RunResult, load_run
+from ..stats import interval_text
 from . import Parser, run_command
+from .comparison import compare, failed
 
 CURRENT = "current"
 
@@ -146,127 +144,6 @@ def run_suite(env: Environment, root: Path, folder: Path, pytest_args: list[str]
         env.run_errors.append(f"run {index + 1}: exit {done.returncode}, no results; see {log}")
         return
     env.runs.append(load_run(new[-1]))
-
-
-# ---- analyse: every environment against the first ----
-
-def measured(envs: list[Environment]) -> list[tuple[str, str]]:
-    """Every model x variant that any run measured or failed, in order of appearance."""
-    keys = [(m.model, m.variant) for env in envs for run in env.runs for m in run.measurements]
-    keys += [(f.model, f.variant) for env in envs for run in env.runs for f in run.failures]
-    return list(dict.fromkeys(keys))
-
-
-def merged(runs: list[RunResult], model: str, variant: str) -> MeasurementRecord | None:
-    """One environment's measurement of model x variant over its runs: the latest, with the
-    rounds of every run."""
-    found = [m for run in runs if (m := run.measurement(model, variant))]
-    if not found:
-        return None
-    return dataclasses.replace(found[-1], samples=[p for m in found for p in m.samples],
-                               reference_samples=[p for m in found for p in m.reference_samples])
-
-
-def side(env: Environment, model: str, variant: str) -> tuple[dict, MeasurementRecord | None]:
-    """What one environment measured of model x variant, as report data, and its merged measurement."""
-    m = merged(env.runs, model, variant)
-    if env.error or m is None:
-        failures = [f.error for run in env.runs for f in run.failures if (f.model, f.variant) == (model, variant)]
-        return {"error": env.error or "; ".join(failures) or "not measured"}, None
-    compiled, eager = m.seconds_table(), m.seconds_table(reference=True)
-    totals = m.diagnostics.compile
-    data = {"seconds": total_interval(compiled).as_dict(), "wer": m.summary.wer, "rounds": len(compiled),
-            "first_call_seconds": m.diagnostics.first_call_seconds, "machine_probe_ms": m.summary.machine_probe_ms,
-            "compile": None if totals is None else {"graphs": totals.graphs, "graph_breaks": totals.graph_breaks,
-                                                    "recompiles_timed": totals.recompiles_timed},
-            "peak_memory_bytes": m.diagnostics.peak_memory_bytes(),
-            "memory_rise_bytes": m.diagnostics.memory_rise_bytes()}
-    if eager:
-        data["speedup"] = speedup_interval(eager, compiled).as_dict()
-        data["reference_seconds"] = total_interval(eager).as_dict()
-    return data, m
-
-
-# (key in the change, label, tolerance, higher is better): the changes judged against a tolerance;
-# the eager reference's time too: a change that slows eager (what most users run) is a regression,
-# not a "better speedup"
-JUDGED = (("speedup", "speedup", "speedup", True), ("seconds", "time", "compiled_time", False),
-          ("reference_seconds", "eager time", "compiled_time", False))
-
-
-def _time_intervals(before: MeasurementRecord, after: MeasurementRecord, confidence: float) -> tuple[dict, str]:
-    """The change of the variant's and its reference's summed time, ``after`` brought to
-    ``before``'s machine speed (machine_speed.adjustment on the two sides' probes); none when the
-    speed moved too far to adjust for, with why."""
-    factor, moved = adjustment(after.summary.machine_probe_ms, before.summary.machine_probe_ms)
-    if moved:
-        return {}, moved
-    scale = lambda table: [[seconds * (factor or 1.0) for seconds in row] for row in table]  # noqa: E731
-    intervals = {"seconds": change_interval(before.seconds_table(), scale(after.seconds_table()), confidence)}
-    if before.reference_samples and after.reference_samples:
-        intervals["reference_seconds"] = change_interval(before.seconds_table(True), scale(after.seconds_table(True)),
-                                                         confidence)
-    return intervals, f"at equal machine speed (x{factor:.3f})" if factor else ""
-
-
-def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float, float], recompiles: int,
-           tolerances, confidence: float = 0.95) -> dict:
-    """after against before: the change of speedup and times with intervals, and a verdict."""
-    intervals, speed_note = _time_intervals(before, after, confidence)
-    if before.reference_samples and after.reference_samples:
-        intervals["speedup"] = change_interval((before.seconds_table(True), before.seconds_table()),
-                                               (after.seconds_table(True), after.seconds_table()), confidence)
-    worse, better = [], []
-    for key, label, tolerance, higher_is_better in JUDGED:
-        if key in intervals:
-            found = credible_change(intervals[key], 1.0, getattr(tolerances, tolerance), higher_is_better)
-            shown = f"{label} {100 * (intervals[key].estimate - 1):+.1f}%"
-            if found == "worse":
-                worse.append(shown)
-            elif found == "better":
-                better.append(shown)
-    if abs(wer[1] - wer[0]) > tolerances.wer:
-        worse.append(f"WER {100 * wer[0]:.2f}% -> {100 * wer[1]:.2f}%")
-    if recompiles:
-        worse.append(f"{recompiles} recompile(s) while timed")
-    verdict = "regression" if worse else "improved" if better else "no credible change"
-    detail = "; ".join(worse or better) or (
-        f"within tolerances (speedup {tolerances.speedup:.0%}, time {tolerances.compiled_time:.0%})")
-    detail += f"; times {speed_note}" if speed_note else ""
-    return {**{k: v.as_dict() for k, v in intervals.items()}, "verdict": verdict, "detail": detail}
-
-
-def compare_row(envs: list[Environment], model: str, variant: str, tolerances, confidence: float = 0.95) -> dict:
-    base = envs[0]
-    sides = {env.name: side(env, model, variant) for env in envs}
-    (reference, before) = sides[base.name]
-    row = {"model": model, "variant": variant, "sides": {name: data for name, (data, _) in sides.items()},
-           "changes": {}}
-    for env in envs[1:]:
-        data, after = sides[env.name]
-        if before is None or after is None:
-            row["changes"][env.name] = {"verdict": "failed", "detail": data.get("error") or
-                                        f"{base.name}: {reference.get('error')}"}
-            continue
-        recompiles = (data["compile"] or {}).get("recompiles_timed", 0)
-        row["changes"][env.name] = change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances,
-                                          confidence)
-    return row
-
-
-def compare(envs: list[Environment], tolerances) -> dict:
-    """Every environment against the first: rows of the report, as data."""
-    return {"environments": [{"name": e.name, "spec": e.spec, "label": e.label, "error": e.error,
-                              "runs": len(e.runs), "run_errors": e.run_errors} for e in envs],
-            "tolerances": {"speedup": tolerances.speedup, "compiled_time": tolerances.compiled_time,
-                           "wer": tolerances.wer},
-            "rows": [compare_row(envs, model, variant, tolerances) for model, variant in measured(envs)]}
-
-
-def failed(report: dict) -> bool:
-    """Whether any environment failed to install or run, or any change regressed or failed."""
-    return any(e["error"] or e["run_errors"] for e in report["environments"]) or any(
-        c["verdict"] in ("regression", "failed") for row in report["rows"] for c in row["changes"].values())
 
 
 # ---- render ----
