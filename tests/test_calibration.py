@@ -17,12 +17,12 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     must catch), on the real model, in separate processes; then --report of its folder."""
     command = [sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(ROOT)]
     result = subprocess.run(command + ["--runs", "1", "--record-runs", "2", "--limit", "2", "--rounds", "2",
-                                       "--slowdown", "1.0", "--detect", "0.9"],
+                                       "--slowdown", "1.0", "--detect", "0.9", "--out", str(tmp_path / "cal")],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     written = Path(re.search(r"Written to (\S+)", result.stdout).group(1))
     folder = written.parent
-    assert written.name == "calibration.md"
+    assert written.name == "calibration.md" and folder == tmp_path / "cal"  # not the project's results/
     report = (folder / "calibration.md").read_text()
     data = json.loads((folder / "calibration.json").read_text())
     analysis = data["analysis"]
@@ -56,6 +56,7 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     assert second.read_text() == report == (folder / "calibration.md").read_text()
     assert json.loads(second.with_suffix(".json").read_text())["analysis"] == analysis
     for wrong, said in ((["--report", str(tmp_path)], f"--report {tmp_path}: no calibration.json there"),
-                        (["--report", str(folder), "--runs", "3"], "--report measures nothing: --runs would not apply")):
+                        (["--report", str(folder), "--runs", "3"], "--report measures nothing: --runs would not apply"),
+                        (["--out", str(folder)], f"--out {folder}: exists and is not an empty folder")):
         refused = subprocess.run(command + wrong, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert refused.returncode == 4 and said in refused.stderr, refused.stderr

@@ -129,6 +129,7 @@ def test_a_run_cut_short_while_measuring_compile_latency_keeps_its_verdicts(tmp_
     checks = {v["check"] for v in json.loads(run_file.read_text())["verdicts"] if v["variant"] == "compiled"}
     assert {"compiled vs eager", "wer"} <= checks, (checks, output[-3000:])
 
+
 def test_a_variant_that_fails_to_compile_fails_alone_and_the_others_still_report_and_record(tmp_path):
     """A C++ toolchain that does not work (CXX=/bin/false) and an empty compile cache: inductor
     cannot build the compiled variant; it fails once with the error, eager runs, reports, and is
@@ -166,20 +167,25 @@ def test_a_variant_whose_build_crashes_the_interpreter_fails_alone_when_built_ap
     gets a constructor that raises SIGSEGV when the library is loaded (the published recipe dies so
     on an H100 while torch records its CUDA graphs).  With --isolate-builds the fresh process dies,
     not the suite: compiled fails with the signal and where it struck, eager is measured, reported
-    and recorded."""
+    and recorded.  The model is a local folder (the converted tiny.en), which the fresh process must
+    load as the user named it, not by its short name."""
+    from whisper_perf.convert import converted_embedded_model
+
+    model = converted_embedded_model()
     header = tmp_path / "crash.h"
     header.write_text(CRASHING_CONSTRUCTOR)
     compiler = tmp_path / "cxx"
     compiler.write_text(f'#!/bin/sh\nexec {shutil.which("g++")} -include {header} "$@"\n')
     compiler.chmod(0o755)
     results, folder = tmp_path / "results", tmp_path / "baselines"
-    result = run_suite("--record", "--variant", "eager", "--variant", "compiled", "--limit", "1", "--rounds", "1",
-                       "--baselines", str(folder), "--results-dir", str(results), "--isolate-builds", "always",
+    result = run_suite("--record", "--model", str(model), "--variant", "eager", "--variant", "compiled", "--limit", "1",
+                       "--rounds", "1", "--baselines", str(folder), "--results-dir", str(results),
+                       "--isolate-builds", "always",
                        env={"CXX": str(compiler), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
     assert result.returncode == 1, result.output[-4000:]
     found = outcomes(result)
-    assert found["test_generate[tiny.en-eager]"] == "PASSED"
-    assert found["test_generate[tiny.en-compiled]"] == "ERROR"
+    assert found[f"test_generate[{model.name}-eager]"] == "PASSED"
+    assert found[f"test_generate[{model.name}-compiled]"] == "ERROR"
     (run_file,) = results.glob("*/*.json")
     (failure,) = json.loads(run_file.read_text())["failures"]
     assert failure["variant"] == "compiled" and failure["stage"] == "build"

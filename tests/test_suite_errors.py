@@ -15,6 +15,7 @@ def test_unreachable_model_is_an_environment_error():
     assert result.returncode == 6, result.output[-4000:]
     assert "unreachable" in result.stdout and "--model tiny.en" in result.stdout
 
+
 def test_gpu_asked_for_but_absent_is_an_environment_error():
     import torch
 
@@ -24,15 +25,18 @@ def test_gpu_asked_for_but_absent_is_an_environment_error():
     assert result.returncode == 6, result.output[-4000:]
     assert "--device cuda was asked for, but torch sees no CUDA device" in result.output
 
+
 def test_bad_option_is_a_usage_error():
     result = run_suite("--rounds", "0")
     assert result.returncode == 4, result.output[-4000:]
     assert "--rounds must be at least 1, not 0" in result.output
 
+
 def test_audio_folder_without_metadata_is_a_usage_error(tmp_path):
     result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--dataset", str(tmp_path))
     assert result.returncode == 4, result.output[-4000:]
     assert f"{tmp_path}: no metadata.jsonl" in result.stdout
+
 
 def test_malformed_baseline_file_is_a_usage_error_naming_file_entry_and_field(tmp_path):
     from whisper_perf.hardware import detect_hardware
@@ -44,6 +48,7 @@ def test_malformed_baseline_file_is_a_usage_error_naming_file_entry_and_field(tm
     assert result.returncode == 4, result.output[-4000:]
     assert f"{bad}, entry 0 (tiny.en/None): missing field 'variant'" in result.output
     assert "test_generate" not in result.stdout  # stopped before any model was loaded
+
 
 def test_unwritable_results_folder_and_contradictory_options_stop_before_any_work(tmp_path):
     """Usage errors (exit 4) reported at start, before a model is loaded or anything is timed."""

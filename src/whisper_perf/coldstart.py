@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 MARK = "WHISPER_PERF_COLDSTART "
+CHILD_TIMEOUT = 1800.0  # seconds a fresh process may take to build a variant (a large model, cold, on a CPU)
 
 
 def _child(argv: list[str] | None = None) -> int:
@@ -77,7 +78,7 @@ def _run_child(command: list[str], cache: Path, timeout: float) -> dict:
 
 
 def measure_cold_and_warm(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int = 128,
-                          timeout: float = 1800) -> dict:
+                          timeout: float = CHILD_TIMEOUT) -> dict:
     """{"cold_seconds", "warm_seconds", "cold_compile", "warm_compile"} of ``variant``'s first call."""
     command = child_command(model, variant, device, audio, max_new_tokens)
     with tempfile.TemporaryDirectory(prefix="whisper-perf-cold-") as folder:

@@ -18,13 +18,13 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .coldstart import child_command
+from .coldstart import CHILD_TIMEOUT, child_command
 
 FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
 
 
 def crash_of_fresh_build(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int,
-                         timeout: float = 1800.0) -> str | None:
+                         timeout: float = CHILD_TIMEOUT) -> str | None:
     """None when a fresh process built and warmed up ``variant`` without crashing; otherwise what
     ended it, and where (the innermost frames of its fault report)."""
     command = child_command(model, variant, device, audio, max_new_tokens)

@@ -15,6 +15,12 @@ from .variants import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("whisper_perf", "Whisper torch.compile performance suite")
+    for add in (_what_to_run, _judging, _builds_and_diagnostics):
+        add(group)
+
+
+def _what_to_run(group) -> None:
+    """The model, audio, device and amount of work."""
     group.addoption("--model", action="append", default=None, metavar="ID",
                     help="Whisper to benchmark: tiny.en (embedded, default), a hub id such as "
                          "openai/whisper-large-v3-turbo, or a local folder. Repeat for several.")
@@ -42,17 +48,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fixed-work", action="store_true",
                     help="min_new_tokens == max_new_tokens: every call generates the full budget, so timing "
                          "does not depend on what the model transcribes")
+
+
+def _judging(group) -> None:
+    """Baselines, results and how verdicts are reached."""
     group.addoption("--baselines", default=None, metavar="DIR",
                     help="folder of baseline files, one per hardware key (default: baselines/ in the project)")
     group.addoption("--record", action="store_true",
                     help="measure and write this run's results as the baseline of this hardware key "
                          "(nothing is judged)")
+    group.addoption("--results-dir", default=None, metavar="DIR",
+                    help="where each run writes its results file, one new file per run (default: results/runs)")
+    group.addoption("--strict-gate", action="store_true",
+                    help="release gating: a speed check that could not be judged (no baseline, machine busy, "
+                         "machine speed changed) fails the run with exit status 7, instead of passing as a skip")
+    group.addoption("--confidence", type=float, default=0.95,
+                    help="confidence level of the intervals that verdicts use (default 0.95)")
+
+    group.addoption("--detect", type=float, default=None, metavar="FRACTION",
+                    help="adaptive rounds: keep timing (from 5 rounds on) until the variant's speedup and time checks "
+                         "could each detect a slowdown of FRACTION (e.g. 0.05; a check whose tolerance alone lets "
+                         "nearly that through: its tolerance plus FRACTION/2), or --max-minutes ends; intervals then "
+                         "stay valid however many rounds it took (whisper_perf.sequential)")
+    group.addoption("--max-minutes", type=float, default=None, metavar="M",
+                    help="with --detect: the timing budget per variant in minutes (default 4)")
     group.addoption("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
                     help="sensitivity check only: beside each compiled variant, time a twin '<variant>+slowed' "
                          "made this much slower and judge it against the variant's baseline (needs "
                          "WHISPER_PERF_SENSITIVITY_CHECK=1)")
-    group.addoption("--results-dir", default=None, metavar="DIR",
-                    help="where each run writes its results file, one new file per run (default: results/runs)")
+
+
+def _builds_and_diagnostics(group) -> None:
+    """How compiled variants are built, and what their diagnostics measure."""
     group.addoption("--compile-latency", default="auto", choices=["auto", "always", "never"],
                     help="cold/warm compile latency in fresh processes (about a minute per compiled variant on a "
                          "CPU): auto = when no earlier run measured it with these versions here, one variant per "
@@ -64,19 +91,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memory-bandwidth", type=float, default=None, metavar="GBPS",
                     help="memory bandwidth in GB/s for the roofline (default: the data-sheet figure of a known "
                          "GPU, or measured on a CPU)")
-    group.addoption("--strict-gate", action="store_true",
-                    help="release gating: a speed check that could not be judged (no baseline, machine busy, "
-                         "machine speed changed) fails the run with exit status 7, instead of passing as a skip")
-    group.addoption("--detect", type=float, default=None, metavar="FRACTION",
-                    help="adaptive rounds: keep timing (from 5 rounds on) until the variant's speedup and time checks "
-                         "could each detect a slowdown of FRACTION (e.g. 0.05; a check whose tolerance alone lets "
-                         "nearly that through: its tolerance plus FRACTION/2), or --max-minutes ends; intervals then "
-                         "stay valid however many rounds it took (whisper_perf.sequential)")
-    group.addoption("--max-minutes", type=float, default=None, metavar="M",
-                    help="with --detect: the timing budget per variant in minutes (default 4)")
-    group.addoption("--confidence", type=float, default=0.95,
-                    help="confidence level of the intervals that verdicts use (default 0.95)")
-
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
@@ -224,11 +238,16 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     """Timing first: every judging and diagnostic test reuses what test_generate measured, and the
     diagnostic calls must not run before the timed rounds they diagnose.  Then the verdicts on
     speed and WER, which need nothing more, before the diagnostics (whose cold / warm compile takes
-    minutes per variant), so that a run cut short by a CI time limit still has its verdicts."""
-    def stage(item) -> int:
+    minutes per variant), so that a run cut short by a CI time limit still has its verdicts.  One
+    model after the other (its variants are rebuilt when its session-scoped parameter comes back)."""
+    models: dict[str, int] = {}  # model -> order of first appearance (keys are computed in item order)
+
+    def stage(item) -> tuple[int, int, int]:
         if getattr(item, "originalname", "") == "test_generate":
-            return 0
-        return 1 if getattr(getattr(item, "module", None), "__name__", "").endswith("test_verdicts") else 2
+            return 0, 0, 0
+        model = getattr(getattr(item, "callspec", None), "params", {}).get("model_spec")
+        verdicts = getattr(getattr(item, "module", None), "__name__", "").endswith("test_verdicts")
+        return 1, models.setdefault(model, len(models)), 1 if verdicts else 2
     items.sort(key=stage)
 
 

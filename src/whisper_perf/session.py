@@ -98,7 +98,7 @@ class RunSession:
     def failure_of(self, key: Key, stage: str) -> str | None:
         return next((f.error for f in self.failures if (f.model, f.variant) == key and f.stage == stage), None)
 
-    def cold_compile(self, variant, audio_source: str) -> dict | str | None:
+    def cold_compile(self, variant, model_spec: str, audio_source: str) -> dict | str | None:
         """Cold and warm compile latency of a compiled variant, measured in fresh processes
         (coldstart), or taken from the latest earlier run on the same hardware, software and
         protocol (``--compile-latency auto``: then at most one variant is measured per run, except
@@ -108,7 +108,7 @@ class RunSession:
         from .results import latest_cold_compile
 
         config = self.config
-        if not variant.spec.compiled or variant.spec.slowed_of or config.compile_latency == "never":
+        if not variant.spec.compiles_itself or config.compile_latency == "never":
             return None
         versions = {k: software()[k] for k in ("torch", "transformers")}
         if config.compile_latency == "auto":
@@ -123,7 +123,7 @@ class RunSession:
         self.cold_compiles_measured += 1
         self.progress(f"{variant.name}: cold and warm compile latency in two fresh processes (about a minute "
                       "each on a 2-core CPU)")
-        measured = measure_cold_and_warm(variant.model_name, variant.name, self.hardware.device, audio_source,
+        measured = measure_cold_and_warm(model_spec, variant.name, self.hardware.device, audio_source,
                                          variant.settings.max_new_tokens)
         return {**measured, **versions, "source": "measured in this run"}
 

@@ -65,6 +65,11 @@ class VariantSpec:
         """The variant whose baseline this one is judged against."""
         return self.slowed_of or self.name
 
+    @property
+    def compiles_itself(self) -> bool:
+        """Compiled, and not a sensitivity twin (which reuses its original's compiled forward)."""
+        return self.compiled and not self.slowed_of
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -303,7 +308,7 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
 
         with CompileWatch() as watch:
             variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1,
-                            full_budget=spec.compiled and not spec.slowed_of)
+                            full_budget=spec.compiles_itself)
         variant.warmup_compile = watch.health if spec.compiled else None
     return variant
 

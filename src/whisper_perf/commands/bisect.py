@@ -54,9 +54,7 @@ from ..verdicts import worse_or_not
 from . import Parser, comparison, run_command, upgrade
 
 # criterion -> (key of the change in comparison.change, what it is, tolerance field, higher is better)
-MEASURES = {"speedup": ("speedup", "speedup", "speedup", True),
-            "time": ("seconds", "time", "compiled_time", False),
-            "eager-time": ("reference_seconds", "eager time", "compiled_time", False)}
+MEASURES = dict(zip(("speedup", "time", "eager-time"), comparison.JUDGED))
 CRITERIA = [*MEASURES, "wer", "failure"]
 
 

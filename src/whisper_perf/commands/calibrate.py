@@ -43,7 +43,7 @@ from .. import baselines
 from ..baselines import Entry, Tolerances
 from ..config import adaptive_options
 from ..errors import EXIT_ENVIRONMENT, EXIT_OK, UsageError
-from ..files import replace_atomically
+from ..files import replace_atomically, require_new_folder
 from ..results import MeasurementRecord, RunResult, load_run
 from ..stats import Interval
 from ..verdicts import Outcome, Verdict
@@ -212,6 +212,8 @@ def _parser() -> Parser:
     parser.add_argument("--write-tolerances", action="store_true",
                         help="store the suggested tolerances in baselines/<key>.json (review the diff, commit it)")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the project folder (default: here)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FOLDER",
+                        help="a new folder for the calibration (default: results/calibration/<key>/<time>)")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments for every run (after --)")
     return parser
 
@@ -226,6 +228,8 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
     if not 0 < args.slowdown <= 5:
         parser.error("--slowdown must be in (0, 5]")
     args.detect, args.max_minutes = adaptive_options(args.detect, args.max_minutes)  # as the suite checks them
+    if args.out:
+        require_new_folder(args.out)
 
 
 def _start(args: argparse.Namespace) -> Calibration:
@@ -238,8 +242,8 @@ def _start(args: argparse.Namespace) -> Calibration:
     project_file = baselines.load_for(args.root / "baselines", hardware_key)
     tolerances = project_file.tolerances if project_file else Tolerances()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = args.root / "results" / "calibration" / hardware_key / stamp
-    folder.mkdir(parents=True, exist_ok=False)
+    folder = args.out or args.root / "results" / "calibration" / hardware_key / stamp
+    folder.mkdir(parents=True, exist_ok=bool(args.out))  # --out: new or empty (checked before any run)
     return Calibration(args.root, folder, args, hardware_key, tolerances)
 
 

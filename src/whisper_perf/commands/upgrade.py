@@ -19,7 +19,8 @@ process writing its own results file, and the report compares every environment 
   whole interval of a change lies beyond the hardware's tolerance (verdicts.credible_change), so
   an upgrade that slows eager is a regression, not a "better speedup";
 * WER on each side; compile health (graphs, graph breaks, recompiles while timed) and the first
-  compiled call, every run compiling with empty caches of its own (both sides cold); peak memory
+  compiled call, every run compiling with empty caches of its own (both sides alike: cold, or on a
+  GPU warm from the fresh process that built each variant first, --isolate-builds); peak memory
   and what the measured calls added to it (a build that loads more, such as torch's CUDA build on
   a CPU, raises the first, not the second);
 * an environment that cannot be installed, or a variant that fails to build or run on one side,
@@ -131,8 +132,9 @@ def run_suite(env: Environment, root: Path, folder: Path, pytest_args: list[str]
     log = folder / "logs" / f"{env.name}-{index:02d}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     before = set(results.glob("*/*.json"))
-    # Like with like: every run compiles with empty compile caches of its own, so the first
-    # compiled call of each side is a cold one (the current side's caches are warm from earlier runs).
+    # Like with like: every run compiles with empty compile caches of its own (the current side's
+    # are warm from earlier runs), so the first compiled call of each side is a cold one; on a GPU,
+    # a warm one on both sides (--isolate-builds fills the caches in a fresh process first).
     caches = folder / "compile-caches" / f"{env.name}-{index:02d}"
     cold = {"TORCHINDUCTOR_CACHE_DIR": str(caches / "inductor"), "TRITON_CACHE_DIR": str(caches / "triton")}
     with log.open("w") as out:
