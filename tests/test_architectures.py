@@ -13,6 +13,7 @@ import torch
 
 from whisper_perf import architectures
 from whisper_perf.audio import AudioSet
+from whisper_perf.baselines import entry_from
 from whisper_perf.errors import UsageError
 from whisper_perf.generation import GenerationSettings, configure, text_token_ids
 from whisper_perf.models import default_dtype, load_model, resolve_model
@@ -120,6 +121,8 @@ def test_fixed_work_eager_and_compiled_generate_the_budget_with_the_same_ids(nam
     assert table.count("n/a (random weights)") == 2 and "100%" in table  # WER eager, WER; same ids
     verdict = judge_wer(summary.wer, summary.reference_wer, None, None, "random weights", summary.exact_match)
     assert verdict.message.startswith("n/a (random weights)") and "100%" in verdict.message
+    entry = entry_from(m, summary, {"torch": torch.__version__}).as_dict()  # as --record writes it
+    assert entry["speedup"] > 0 and "wer" not in entry and "reference_wer" not in entry
 
 
 def test_large_v3_turbo_builds_and_generates_on_the_cpu(cpu, short_set):

@@ -47,6 +47,19 @@ def test_compile_watch_sees_graphs_then_nothing_then_a_recompile_with_its_failed
     assert "recompile(s) during the timed rounds" in verdict.message and "size mismatch" in verdict.message
 
 
+def test_a_compile_under_pytest_leaves_no_torch_trace_records(caplog):
+    """pytest attaches its capture (here: caplog) to torch's non-propagating trace log; while it is
+    there, torch builds a structured-trace record of every compile event."""
+    torch._dynamo.reset()
+    trace_log = logging.getLogger("torch.__trace")
+    assert any(type(h).__module__.startswith("_pytest.") for h in trace_log.handlers)  # pytest did attach
+    with CompileWatch() as watch:
+        torch.compile(lambda x: torch.cos(x) + 3, fullgraph=True)(torch.randn(4))
+    assert watch.health.graphs == 1
+    assert [r for r in caplog.records if r.name == "torch.__trace"] == []
+    assert not any(type(h).__module__.startswith("_pytest.") for h in trace_log.handlers)
+
+
 def test_compile_watch_counts_a_graph_break_and_the_verdict_names_it():
     torch._dynamo.reset()
 

@@ -3,6 +3,7 @@ variant whose build crashes the interpreter.  Real processes, real signals, real
 
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -191,5 +192,6 @@ def test_a_variant_whose_build_crashes_the_interpreter_fails_alone_when_built_ap
     assert failure["variant"] == "compiled" and failure["stage"] == "build"
     assert "killed by SIGSEGV in " in failure["error"] and "_load_library" in failure["error"], failure["error"]
     assert "--isolate-builds" in failure["error"]
+    assert re.search(r"fresh process of compiled crashed after \d+\.\d s", result.output)  # what isolating cost
     (baseline_path,) = folder.glob("*.json")
     assert [e.variant for e in baselines.load(baseline_path).entries] == ["eager"]

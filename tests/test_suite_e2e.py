@@ -305,12 +305,14 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
     per-phase latency and % of roofline.  A second run reuses the cold/warm measurement of the
     first (same versions, same hardware) instead of compiling cold again, and appends its report
     to $GITHUB_STEP_SUMMARY."""
-    results, (_, run_file), (_, later), summary = judged
+    results, (first, run_file), (_, later), summary = judged
     data = json.loads(run_file.read_text())
     (m,) = data["measurements"]
     d = m["diagnostics"]
     assert d["cold_compile"]["source"] == "measured in this run"
     assert d["cold_compile"]["cold_seconds"] > d["cold_compile"]["warm_seconds"] > 0  # an empty cache costs more
+    cold, warm = (f"{d['cold_compile'][k]:.1f}" for k in ("cold_seconds", "warm_seconds"))
+    assert re.search(rf"compiled: first call cold {cold} s, warm {warm} s \(both fresh processes: \d+ s\)", first.stdout)
     assert d["timed_compile"]["recompiles"] == 0 and d["warmup_compile"]["graphs"] >= 1
     phases = d["variant"]["phases"]
     assert phases["encoder_ms"] > 0 and phases["per_token_ms"] > 0 and phases["first_token_ms"] > phases["per_token_ms"]

@@ -137,6 +137,20 @@ class _SkipLog(logging.Filter):
         return True
 
 
+def _release_trace_log_from_pytest() -> None:
+    """pytest (8.4+) attaches its log capture to every logger that does not propagate, torch's
+    structured trace log ("torch.__trace") included.  torch writes that log whenever it has a
+    handler (meant for ``TORCH_TRACE``), so under pytest every compile event became a record kept
+    with its payload (graph code, tensor metadata): about a thousand per compiled tiny.en build, and
+    as many empty DEBUG lines in a failure's captured log, burying the error.  (The compile time
+    did not change measurably on a 2-core CPU.)  pytest's handlers are taken off it, torch's own
+    stays; outside pytest, nothing changes."""
+    trace_log = logging.getLogger("torch.__trace")
+    for handler in list(trace_log.handlers):
+        if type(handler).__module__.startswith("_pytest."):
+            trace_log.removeHandler(handler)
+
+
 class CompileWatch:
     """``with CompileWatch() as watch: ...`` then ``watch.health``."""
 
@@ -145,6 +159,7 @@ class CompileWatch:
         self._skip_log = _SkipLog()
 
     def __enter__(self):
+        _release_trace_log_from_pytest()
         utils = _dynamo_utils()
         self._utils = utils
         if utils is None:

@@ -9,6 +9,7 @@ and ``exit_status`` says which documented exit code the run ends with.
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass, field
 
 from . import baselines
@@ -123,8 +124,11 @@ class RunSession:
         self.cold_compiles_measured += 1
         self.progress(f"{variant.name}: cold and warm compile latency in two fresh processes (about a minute "
                       "each on a 2-core CPU)")
+        start = time.perf_counter()
         measured = measure_cold_and_warm(model_spec, variant.name, self.hardware.device, audio_source,
                                          variant.settings.max_new_tokens)
+        self.progress(f"{variant.name}: first call cold {measured['cold_seconds']:.1f} s, warm "
+                      f"{measured['warm_seconds']:.1f} s (both fresh processes: {time.perf_counter() - start:.0f} s)")
         return {**measured, **versions, "source": "measured in this run"}
 
     def add_input_change(self, change: str) -> None:
