@@ -268,6 +268,26 @@ def test_busy_machine_makes_verdicts_unreliable_not_failures(recorded, tmp_path)
     assert len(json.loads(run_file.read_text())["measurements"][0]["loads"]) == 1
 
 
+def test_a_recording_on_a_busy_machine_writes_nothing_and_exits_7(tmp_path):
+    """A nightly `nox -s record` must not pass without writing its baseline: busy loops beside it,
+    and the recording is refused with exit 7, not 0."""
+    folder = tmp_path / "baselines"
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        result = run_suite("--record", "--limit", "1", "--rounds", "2", "--variant", "eager",
+                           "--baselines", str(folder), "--results-dir", str(tmp_path / "results"))
+    finally:
+        for hog in hogs:
+            hog.kill()
+    assert result.returncode == 7, result.output[-4000:]
+    assert re.search(r"Not recording: the machine was busy while timing tiny\.en/eager; record again on a quiet "
+                     r"machine \(exit 7 where nothing else failed\)", result.stdout), result.stdout[-3000:]
+    assert not list(folder.glob("*.json"))
+    (run_file,) = (tmp_path / "results").glob("*/*.json")
+    data = json.loads(run_file.read_text())
+    assert data["exit_status"] == 7 and data["recorded_baseline"] is None
+
+
 def test_strict_gating_live_progress_and_what_was_changed_about_the_input(tmp_path):
     """--strict-gate (the release gate): nothing failed, but the time check had no baseline: exit 7,
     naming it (without --strict-gate the same run passes with a skip).  The run says each stage
@@ -312,7 +332,8 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
     assert d["cold_compile"]["source"] == "measured in this run"
     assert d["cold_compile"]["cold_seconds"] > d["cold_compile"]["warm_seconds"] > 0  # an empty cache costs more
     cold, warm = (f"{d['cold_compile'][k]:.1f}" for k in ("cold_seconds", "warm_seconds"))
-    assert re.search(rf"compiled: first call cold {cold} s, warm {warm} s \(both fresh processes: \d+ s\)", first.stdout)
+    assert re.search(rf"compiled: first call cold {cold} s \(fresh process: \d+ s\)\n.*compiled: first call warm "
+                     rf"{warm} s \(both fresh processes: \d+ s\)", first.stdout)
     assert d["timed_compile"]["recompiles"] == 0 and d["warmup_compile"]["graphs"] >= 1
     phases = d["variant"]["phases"]
     assert phases["encoder_ms"] > 0 and phases["per_token_ms"] > 0 and phases["first_token_ms"] > phases["per_token_ms"]

@@ -78,11 +78,15 @@ def _run_child(command: list[str], cache: Path, timeout: float) -> dict:
 
 
 def measure_cold_and_warm(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int = 128,
-                          timeout: float = CHILD_TIMEOUT) -> dict:
-    """{"cold_seconds", "warm_seconds", "cold_compile", "warm_compile"} of ``variant``'s first call."""
+                          timeout: float = CHILD_TIMEOUT, on_cold=None) -> dict:
+    """{"cold_seconds", "warm_seconds", "cold_compile", "warm_compile"} of ``variant``'s first call;
+    ``on_cold(seconds)`` is told the cold figure before the warm process starts (a run cut by a time
+    limit there still shows it)."""
     command = child_command(model, variant, device, audio, max_new_tokens)
     with tempfile.TemporaryDirectory(prefix="whisper-perf-cold-") as folder:
         cold = _run_child(command, Path(folder), timeout)
+        if on_cold is not None:
+            on_cold(cold["first_call_seconds"])
         warm = _run_child(command, Path(folder), timeout)
     return {"cold_seconds": cold["first_call_seconds"], "warm_seconds": warm["first_call_seconds"],
             "cold_compile": cold["compile"], "warm_compile": warm["compile"]}

@@ -262,8 +262,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run: RunSession = getattr(session.config, "whisper_perf", None)
     if run is None or not _runs_the_suite(session.config):
         return
-    session.exitstatus = run.exit_status(int(exitstatus))
-    run.finish(int(session.exitstatus), session.config.get_terminal_writer().line)
+    status = run.exit_status(int(exitstatus))
+    session.exitstatus = run.finish(status, session.config.get_terminal_writer().line)
 
 
 def pytest_exception_interact(node, call, report) -> None:

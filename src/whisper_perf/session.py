@@ -125,10 +125,15 @@ class RunSession:
         self.progress(f"{variant.name}: cold and warm compile latency in two fresh processes (about a minute "
                       "each on a 2-core CPU)")
         start = time.perf_counter()
-        measured = measure_cold_and_warm(model_spec, variant.name, self.hardware.device, audio_source,
-                                         variant.settings.max_new_tokens)
-        self.progress(f"{variant.name}: first call cold {measured['cold_seconds']:.1f} s, warm "
-                      f"{measured['warm_seconds']:.1f} s (both fresh processes: {time.perf_counter() - start:.0f} s)")
+
+        def elapsed() -> str:
+            return f"{time.perf_counter() - start:.0f} s"
+
+        measured = measure_cold_and_warm(
+            model_spec, variant.name, self.hardware.device, audio_source, variant.settings.max_new_tokens,
+            on_cold=lambda s: self.progress(f"{variant.name}: first call cold {s:.1f} s (fresh process: {elapsed()})"))
+        self.progress(f"{variant.name}: first call warm {measured['warm_seconds']:.1f} s (both fresh processes: "
+                      f"{elapsed()})")
         return {**measured, **versions, "source": "measured in this run"}
 
     def add_input_change(self, change: str) -> None:
@@ -169,17 +174,26 @@ class RunSession:
         return [f"{model}/{variant}: {v.check}" for model, variant, v in self.verdicts
                 if v.speed and not v.outcome.judged]
 
-    def finish(self, exit_status: int, say) -> None:
-        """Record (with --record), then write the results file and the reports."""
+    def finish(self, exit_status: int, say) -> int:
+        """Record (with --record), then write the results file and the reports.  Returns the run's
+        exit status: 7 where nothing else failed but a recording was refused because the machine was
+        busy (a nightly ``nox -s record`` must not pass without writing its baseline)."""
         from .report import write_reports
 
         if not (self.measurements or self.failures):
-            return
+            return exit_status
         if self.config.record:
             self.recorded = self._record(exit_status, say)
+            if self.recorded is None and exit_status == EXIT_OK and self._busy():
+                exit_status = EXIT_NOT_JUDGED
         self.results = self._results(exit_status)
         self.results_path = write_run(self.config.results_dir, self.hardware.key, self.results)
         self.reports = write_reports(self.results_path, self.results, self._judged_against())
+        return exit_status
+
+    def _busy(self) -> list[str]:
+        """"model/variant" of every measurement whose timings are unreliable (a busy machine)."""
+        return [f"{m}/{v}" for (m, v) in self.measurements if self.summary((m, v)).unreliable]
 
     def _results(self, exit_status: int) -> RunResult:
         from .hardware import software
@@ -206,10 +220,10 @@ class RunSession:
         if exit_status != 0 and (failed.unattributed or failed.usage or failed.environment):
             say("Not recording: some tests failed or errored outside any variant; fix them and record again.", red=True)
             return None
-        busy = [f"{m}/{v}" for (m, v) in self.measurements if self.summary((m, v)).unreliable]
+        busy = self._busy()
         if busy:
             say(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
-                "machine.", red=True)
+                f"machine (exit {EXIT_NOT_JUDGED} where nothing else failed).", red=True)
             return None
         skipped = failed.variants | {(f.model, f.variant) for f in self.failures}
         for model, variant in sorted(skipped):
