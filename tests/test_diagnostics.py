@@ -52,7 +52,8 @@ def test_a_compile_under_pytest_leaves_no_torch_trace_records(caplog):
     there, torch builds a structured-trace record of every compile event."""
     torch._dynamo.reset()
     trace_log = logging.getLogger("torch.__trace")
-    assert any(type(h).__module__.startswith("_pytest.") for h in trace_log.handlers)  # pytest did attach
+    if not any(type(h).__module__.startswith("_pytest.") for h in trace_log.handlers):
+        pytest.skip(f"pytest {pytest.__version__} does not attach to non-propagating loggers (9.2 does)")
     with CompileWatch() as watch:
         torch.compile(lambda x: torch.cos(x) + 3, fullgraph=True)(torch.randn(4))
     assert watch.health.graphs == 1

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MARK = "WHISPER_PERF_COLDSTART "
@@ -78,7 +79,7 @@ def _run_child(command: list[str], cache: Path, timeout: float) -> dict:
 
 
 def measure_cold_and_warm(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int = 128,
-                          timeout: float = CHILD_TIMEOUT, on_cold=None) -> dict:
+                          timeout: float = CHILD_TIMEOUT, on_cold: Callable[[float], None] | None = None) -> dict:
     """{"cold_seconds", "warm_seconds", "cold_compile", "warm_compile"} of ``variant``'s first call;
     ``on_cold(seconds)`` is told the cold figure before the warm process starts (a run cut by a time
     limit there still shows it)."""

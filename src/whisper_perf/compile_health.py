@@ -138,7 +138,7 @@ class _SkipLog(logging.Filter):
 
 
 def _release_trace_log_from_pytest() -> None:
-    """pytest (8.4+) attaches its log capture to every logger that does not propagate, torch's
+    """pytest (9.2+) attaches its log capture to every logger that does not propagate, torch's
     structured trace log ("torch.__trace") included.  torch writes that log whenever it has a
     handler (meant for ``TORCH_TRACE``), so under pytest every compile event became a record kept
     with its payload (graph code, tensor metadata): about a thousand per compiled tiny.en build, and

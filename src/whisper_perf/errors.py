@@ -11,8 +11,9 @@ Exit codes of a run (``nox -s perf`` / ``pytest perf_tests``), stable for CI to 
 5     no tests collected                                                       (pytest's own)
 6     environment error: a model, dataset or GPU the run needs is not available here, or a
       required package is missing or too old (whisper_perf.requirements)
-7     not judged (--strict-gate only): nothing failed, but a speed check could not be judged (no
-      baseline, machine busy, machine speed changed): a release gate must not pass it
+7     not judged: with --strict-gate, nothing failed but a speed check could not be judged (no
+      baseline, machine busy, machine speed changed): a release gate must not pass it; with
+      --record, nothing failed but the machine was too busy to record (nothing written)
 8     undecided (``nox -s bisect`` only): the search could not name the first bad version (a
       probe stayed inconclusive within its budget, or versions next to the boundary could not
       be installed or run); the report lists the candidates
@@ -21,6 +22,7 @@ Exit codes of a run (``nox -s perf`` / ``pytest perf_tests``), stable for CI to 
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
+EXIT_INTERRUPTED = 2  # pytest's own: Ctrl-C, SIGTERM
 EXIT_USAGE = 4
 EXIT_ENVIRONMENT = 6
 EXIT_NOT_JUDGED = 7

@@ -269,7 +269,8 @@ class RunResult:
         """The run in one line (the report's title, the terminal's last line): never "no regression"
         where the checks were not judged."""
         if not self.verdicts and not self.failures and self.options.get("record"):
-            return "baseline recorded (nothing judged while recording)"
+            return ("baseline recorded (nothing judged while recording)" if self.recorded_baseline
+                    else "NOTHING RECORDED (the lines above say why; nothing judged while recording)")
         return self.tally().text()
 
     def to_dict(self) -> dict:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from . import baselines
 from .config import RunConfig
-from .errors import (EXIT_ENVIRONMENT, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EnvironmentUnavailable,
-                     UsageError)
+from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
+                     EnvironmentUnavailable, UsageError)
 from .results import Failure, RunResult, write_run
 from .summary import Summary, summarize
 from .verdicts import Verdict
@@ -183,8 +183,9 @@ class RunSession:
         if not (self.measurements or self.failures):
             return exit_status
         if self.config.record:
-            self.recorded = self._record(exit_status, say)
-            if self.recorded is None and exit_status == EXIT_OK and self._busy():
+            busy = self._busy()
+            self.recorded = self._record(exit_status, say, busy)
+            if busy and exit_status == EXIT_OK:
                 exit_status = EXIT_NOT_JUDGED
         self.results = self._results(exit_status)
         self.results_path = write_run(self.config.results_dir, self.hardware.key, self.results)
@@ -192,7 +193,8 @@ class RunSession:
         return exit_status
 
     def _busy(self) -> list[str]:
-        """"model/variant" of every measurement whose timings are unreliable (a busy machine)."""
+        """"model/variant" of every measurement whose timings are unreliable (a busy machine): a
+        recording with any of them writes nothing, and exits 7 where nothing else failed."""
         return [f"{m}/{v}" for (m, v) in self.measurements if self.summary((m, v)).unreliable]
 
     def _results(self, exit_status: int) -> RunResult:
@@ -209,18 +211,21 @@ class RunSession:
             failures=list(self.failures), input_changes=list(self.input_changes),
             recorded_baseline=str(self.recorded[0]) if self.recorded else None)
 
-    def _record(self, exit_status: int, say) -> tuple | None:
+    def _record(self, exit_status: int, say, busy: list[str]) -> tuple | None:
         """Write the baseline entries of every variant that passed; a variant whose build, timing or
         any test failed is left out with a message (its old entry, if any, stays as it was), so one
-        failing variant does not block the others.  A failure that belongs to no variant, or a busy
-        machine, records nothing."""
+        failing variant does not block the others.  An interrupted run, a failure that belongs to no
+        variant, or a busy machine records nothing."""
         from .hardware import software
 
         failed = self.test_failures
+        if exit_status == EXIT_INTERRUPTED:
+            say("Not recording: the run was interrupted (Ctrl-C, SIGTERM, a time limit); the baseline is unchanged, "
+                "and the results file keeps what was measured.", red=True)
+            return None
         if exit_status != 0 and (failed.unattributed or failed.usage or failed.environment):
             say("Not recording: some tests failed or errored outside any variant; fix them and record again.", red=True)
             return None
-        busy = self._busy()
         if busy:
             say(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
                 f"machine (exit {EXIT_NOT_JUDGED} where nothing else failed).", red=True)
@@ -284,5 +289,6 @@ class RunSession:
                                 + "; ".join(self.speed_not_judged()), red=True)
         if self.results:  # the last word: what was judged, and what was not
             tally = self.results.tally()
+            unrecorded = self.config.record and not self.recorded
             reporter.write_line(f"whisper_perf: {self.results.headline()}", red=bool(tally.failed),
-                                yellow=not tally.failed and bool(tally.not_judged), bold=True)
+                                yellow=not tally.failed and (bool(tally.not_judged) or unrecorded), bold=True)
