@@ -153,6 +153,13 @@ def history(session: nox.Session) -> None:
 
 
 @suite_session
+def judge(session: nox.Session) -> None:
+    """Judge a results file again, against the baselines as they are now:
+    ``nox -s judge -- results/runs/<key>/<run>.json``."""
+    run_command(session, "judge")
+
+
+@suite_session
 def bisect(session: nox.Session) -> None:
     """Find the release where a change began, with the suite as the oracle:
     ``nox -s bisect -- --package transformers --good 4.52.1 --bad 5.24.0`` (criterion speedup;

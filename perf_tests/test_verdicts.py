@@ -7,10 +7,8 @@ import pytest
 import torch
 import transformers
 
-from whisper_perf.architectures import is_random
 from whisper_perf.variants import COMPILED_VARIANTS
-from whisper_perf.verdicts import (Outcome, judge_against_eager, judge_speedup, judge_times, judge_wer, not_judged,
-                                   with_adaptive_note)
+from whisper_perf.verdicts import Outcome, speedup_verdicts, time_verdicts, wer_verdict
 
 
 @pytest.fixture
@@ -39,13 +37,7 @@ def test_speedup(summary, baseline_or_none, anomaly, missing_baseline, variant, 
     has a baseline, within its tolerance of the baseline's speedup.  A declared anomaly (compiled
     slower than eager, expected) replaces both: see ``anomaly``."""
     entry, tolerances = baseline_or_none
-    if anomaly is not None:
-        verdicts = [judge_speedup(summary.speedup, entry, tolerances, True, record_hint, summary.unreliable)]
-    else:
-        verdicts = [judge_against_eager(summary.speedup, summary.unreliable),
-                    judge_speedup(summary.speedup, entry, tolerances, False, record_hint, summary.unreliable)
-                    if entry else not_judged("speedup", missing_baseline, speed=True)]
-    verdicts = [with_adaptive_note(v, summary.adaptive) for v in verdicts]
+    verdicts = speedup_verdicts(summary, entry, tolerances, anomaly is not None, record_hint, missing_baseline)
     for verdict in verdicts:
         add_verdict(variant, verdict)
     failed = [v.message for v in verdicts if v.outcome in (Outcome.REGRESSION, Outcome.KNOWN_ANOMALY)]
@@ -60,15 +52,12 @@ def test_time(summary, baseline_or_none, missing_baseline, variant, record_hint,
     the recording (see whisper_perf.machine_speed); not judged on a busy machine, nor when the speed
     moved too far to adjust for, nor without a baseline (counted as not judged)."""
     entry, tolerances = baseline_or_none
-    if entry is None:
-        add_verdict(variant, not_judged("compiled time" if variant.spec.compiled else "eager time", missing_baseline,
-                                        speed=True))
-        pytest.skip(missing_baseline)
-    verdicts = judge_times(summary, entry, tolerances, record_hint, compiled=variant.spec.compiled,
-                           reference=variant.spec.reference, on_cuda=variant.hardware.is_cuda)
-    verdicts = [with_adaptive_note(v, summary.adaptive) for v in verdicts]
+    verdicts = time_verdicts(summary, entry, tolerances, record_hint, missing_baseline, compiled=variant.spec.compiled,
+                             reference=variant.spec.reference, on_cuda=variant.hardware.is_cuda)
     for verdict in verdicts:
         add_verdict(variant, verdict)
+    if entry is None:
+        pytest.skip(missing_baseline)
     failed = [v.message for v in verdicts if v.outcome is Outcome.REGRESSION]
     assert not failed, "; ".join(failed)
     if verdicts[0].outcome is Outcome.UNRELIABLE:
@@ -79,11 +68,9 @@ def test_wer_parity(summary, baseline_or_none, variant, add_verdict):
     """Compiled variants transcribe like their eager build, and every variant like its baseline.
     Not for random weights (--model arch:NAME), whose transcripts mean nothing."""
     entry, tolerances = baseline_or_none
-    not_applicable = (f"WER not applicable: {variant.model_name} has random weights"
-                      if is_random(variant.model_name) else None)
-    verdict = judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable, summary.exact_match)
+    verdict = wer_verdict(summary, entry, tolerances, variant.model_name)
     _report(add_verdict, variant, verdict)
-    if not_applicable:
+    if verdict.outcome is Outcome.NOT_APPLICABLE:
         pytest.skip(verdict.message)
     assert verdict.outcome is not Outcome.REGRESSION, (
         f"{verdict.message}; {summary.exact_match:.0%} of utterances have the same token ids as eager"

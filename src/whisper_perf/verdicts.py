@@ -285,6 +285,41 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     return Verdict("wer", Outcome.PASS, ", ".join(parts))
 
 
+# ---- the verdicts of a measurement (perf_tests/test_verdicts.py, commands/judge.py) ----
+
+def speedup_verdicts(summary, entry: Entry | None, tolerances: Tolerances, anomaly_applies: bool, record_hint: str,
+                     missing: str) -> list[Verdict]:
+    """A compiled variant's speed verdicts (summary.Summary): not credibly slower than its own eager
+    build, on every machine; with a baseline entry, within its tolerance of the entry's speedup.  A
+    known anomaly that applies to the versions judged replaces both (judge_speedup)."""
+    if anomaly_applies:
+        verdicts = [judge_speedup(summary.speedup, entry, tolerances, True, record_hint, summary.unreliable)]
+    else:
+        verdicts = [judge_against_eager(summary.speedup, summary.unreliable),
+                    judge_speedup(summary.speedup, entry, tolerances, False, record_hint, summary.unreliable)
+                    if entry else not_judged("speedup", missing, speed=True)]
+    return [with_adaptive_note(v, summary.adaptive) for v in verdicts]
+
+
+def time_verdicts(summary, entry: Entry | None, tolerances: Tolerances, record_hint: str, missing: str, *,
+                  compiled: bool, reference: str | None, on_cuda: bool) -> list[Verdict]:
+    """The variant's own time and its reference's against the entry (judge_times); without an entry,
+    one not-judged speed check that says what is missing."""
+    if entry is None:
+        return [not_judged(time_checks(compiled, reference)[0], missing, speed=True)]
+    verdicts = judge_times(summary, entry, tolerances, record_hint, compiled=compiled, reference=reference,
+                           on_cuda=on_cuda)
+    return [with_adaptive_note(v, summary.adaptive) for v in verdicts]
+
+
+def wer_verdict(summary, entry: Entry | None, tolerances: Tolerances, model: str) -> Verdict:
+    """WER parity (judge_wer); not applicable to random weights (``--model arch:NAME``)."""
+    from .architectures import is_random
+
+    not_applicable = f"WER not applicable: {model} has random weights" if is_random(model) else None
+    return judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable, summary.exact_match)
+
+
 def _cudagraph_problems(warmup, timed) -> list[str]:
     """CUDA graphs skipped while timed (those calls ran without them, whatever the baseline says),
     and skips in warm-up that torch counted without logging a reason (nothing to compare)."""
