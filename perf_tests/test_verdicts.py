@@ -7,6 +7,7 @@ import pytest
 import torch
 import transformers
 
+from whisper_perf.baselines import anomaly_applying
 from whisper_perf.variants import COMPILED_VARIANTS
 from whisper_perf.verdicts import Outcome, speedup_verdicts, time_verdicts, wer_verdict
 
@@ -17,12 +18,12 @@ def anomaly(baseline_or_none, request):
     test into a strict expected failure: it XFAILs while the anomaly reproduces, and fails
     (XPASS strict) once it does not."""
     entry, _ = baseline_or_none
-    if entry and entry.anomaly and entry.anomaly.applies(torch.__version__, transformers.__version__):
+    found = anomaly_applying(entry, torch.__version__, transformers.__version__)
+    if found:
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            f"known anomaly: {entry.anomaly.reason} {entry.anomaly.reference}. If this test XPASSes, the anomaly "
+            f"known anomaly: {found.reason} {found.reference}. If this test XPASSes, the anomaly "
             "no longer reproduces; review and re-record the baseline.")))
-        return entry.anomaly
-    return None
+    return found
 
 
 def _report(add_verdict, variant, verdict):

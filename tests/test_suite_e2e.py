@@ -193,18 +193,34 @@ def judged(recorded, tmp_path_factory):
     _, path, _ = recorded
     results, summary = tmp_path_factory.mktemp("judged"), tmp_path_factory.mktemp("summary") / "step_summary.md"
     args = ("--variant", "compiled", "--limit", "2", "--rounds", "2", "--results-dir", str(results))
-    first = run_suite(*args, "--baselines", str(_edit(path, WIDE)), "--compile-latency", "always", diagnostics=True)
+    folders = _edit(path, WIDE), _edit(path, WIDE, probe_factor=0.5)
+    first = run_suite(*args, "--baselines", str(folders[0]), "--compile-latency", "always", diagnostics=True)
     assert first.returncode == 0, first.output[-4000:]
     (first_file,) = results.glob("*/*.json")
-    second = run_suite(*args, "--baselines", str(_edit(path, WIDE, probe_factor=0.5)), "--compile-latency", "auto",
+    second = run_suite(*args, "--baselines", str(folders[1]), "--compile-latency", "auto",
                        env={"GITHUB_STEP_SUMMARY": str(summary)}, diagnostics=True)
     assert second.returncode == 0, second.output[-4000:]
     (second_file,) = set(results.glob("*/*.json")) - {first_file}
-    return results, (first, first_file), (second, second_file), summary
+    # each run: its output, its results file and the baselines folder it was judged against
+    return results, (first, first_file, folders[0]), (second, second_file, folders[1]), summary
+
+
+def test_judge_command_gives_the_verdicts_each_run_gave(judged):
+    """`nox -s judge` on each run's results file and the baseline it was judged against: the same
+    speed and WER verdicts, word for word (the second run's times at a changed machine speed too)."""
+    from whisper_perf.commands.judge import rejudge
+    from whisper_perf.results import load_run
+
+    _, (_, first_file, first_folder), (_, second_file, second_folder), _ = judged
+    for run_file, folder in ((first_file, first_folder), (second_file, second_folder)):
+        run = load_run(run_file)
+        live = [(r.model, r.variant, r.verdict) for r in run.verdicts if r.verdict.speed or r.verdict.check == "wer"]
+        assert len(live) >= 5 and sorted(map(str, rejudge(run, folder))) == sorted(map(str, live))
+    assert any("machine speed" in v.message for _, _, v in live)  # the second run: times not judged, and why
 
 
 def test_results_file_per_run_holds_samples_verdicts_and_contention_evidence(judged):
-    results, (_, first_file), (second, second_file), _ = judged
+    results, (_, first_file, _), (second, second_file, _), _ = judged
     files = sorted(results.glob("cpu-*/*.json"))
     assert files == sorted([first_file, second_file])  # a second run never overwrites the first
     assert f"results written to {second_file}" in second.stdout
@@ -232,7 +248,7 @@ def test_machine_speed_change_leaves_times_unjudged_and_the_speedup_judged(recor
     is still judged."""
     _, path, _ = recorded
     assert json.loads(path.read_text())["entries"][0]["machine_probe_ms"] > 0
-    _, _, (result, run_file), _ = judged
+    _, _, (result, run_file, _), _ = judged
     got = outcomes(result)
     assert got["test_time[tiny.en-compiled]"] == "SKIPPED", got
     assert got["test_speedup[tiny.en-compiled]"] == "PASSED", got
@@ -327,7 +343,7 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
     per-phase latency and % of roofline.  A second run reuses the cold/warm measurement of the
     first (same versions, same hardware) instead of compiling cold again, and appends its report
     to $GITHUB_STEP_SUMMARY."""
-    results, (first, run_file), (_, later), summary = judged
+    results, (first, run_file, _), (_, later, _), summary = judged
     data = json.loads(run_file.read_text())
     (m,) = data["measurements"]
     d = m["diagnostics"]

@@ -117,6 +117,20 @@ def protocol_of(setup: dict, audio_set: str, utterances: int) -> dict:
             "fixed_work": setup["fixed_work"], "dtype": setup["dtype"], "batch_size": setup["batch_size"]}
 
 
+def missing_text(model: str, variant: str, hardware_key: str, protocol: dict, folder: Path, record_hint: str) -> str:
+    """What is missing when a model x variant x protocol has no baseline entry, and how to record it."""
+    return (f"no baseline for {model}/{variant} on hardware {hardware_key} with protocol "
+            f"({describe_protocol(protocol)}) in {path_for(folder, hardware_key)}. Record it with: {record_hint}")
+
+
+def anomaly_applying(entry: Entry | None, torch_version: str, transformers_version: str) -> Anomaly | None:
+    """The entry's declared anomaly, where it applies to these versions (then it replaces the
+    speedup checks: see verdicts.speedup_verdicts)."""
+    if entry and entry.anomaly and entry.anomaly.applies(torch_version, transformers_version):
+        return entry.anomaly
+    return None
+
+
 def describe_protocol(protocol: dict) -> str:
     return ", ".join(f"{k}={protocol[k]}" for k in sorted(protocol))
 

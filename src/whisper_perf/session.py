@@ -18,7 +18,7 @@ from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_O
                      EnvironmentUnavailable, UsageError)
 from .results import Failure, RunResult, write_run
 from .summary import Summary, summarize
-from .verdicts import Verdict
+from .verdicts import Verdict, speed_not_judged
 
 Key = tuple  # (model, variant)
 
@@ -171,8 +171,7 @@ class RunSession:
 
     def speed_not_judged(self) -> list[str]:
         """"model/variant: check" of every speed check this run could not judge."""
-        return [f"{model}/{variant}: {v.check}" for model, variant, v in self.verdicts
-                if v.speed and not v.outcome.judged]
+        return speed_not_judged(self.verdicts)
 
     def finish(self, exit_status: int, say) -> int:
         """Record (with --record), then write the results file and the reports.  Returns the run's

@@ -285,6 +285,11 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     return Verdict("wer", Outcome.PASS, ", ".join(parts))
 
 
+def speed_not_judged(verdicts: list[tuple[str, str, Verdict]]) -> list[str]:
+    """"model/variant: check" of every speed check that was not judged: what --strict-gate fails on."""
+    return [f"{model}/{variant}: {v.check}" for model, variant, v in verdicts if v.speed and not v.outcome.judged]
+
+
 # ---- the verdicts of a measurement (perf_tests/test_verdicts.py, commands/judge.py) ----
 
 def speedup_verdicts(summary, entry: Entry | None, tolerances: Tolerances, anomaly_applies: bool, record_hint: str,
@@ -314,7 +319,7 @@ def time_verdicts(summary, entry: Entry | None, tolerances: Tolerances, record_h
 
 def wer_verdict(summary, entry: Entry | None, tolerances: Tolerances, model: str) -> Verdict:
     """WER parity (judge_wer); not applicable to random weights (``--model arch:NAME``)."""
-    from .architectures import is_random
+    from .architectures import is_random  # here: architectures imports torch, which this module does not need
 
     not_applicable = f"WER not applicable: {model} has random weights" if is_random(model) else None
     return judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable, summary.exact_match)

@@ -4,7 +4,7 @@ calibrate  how often verdicts cry wolf here, how small a slowdown they catch   (
 upgrade    the suite in several environments, side by side                     (nox -s upgrade, matrix)
 merge      results of many machines and runs in one report                     (nox -s merge)
 history    the trend of each model x variant across runs, and where it stepped (nox -s history)
-judge      a results file judged again, against the baseline as it is now     (nox -s judge)
+judge      a results file judged again, against the baseline as it is now      (nox -s judge)
 bisect     the release where a change began, the suite as the oracle           (nox -s bisect)
 
 Each is split the same way: ``main`` reads the command line and runs or reads what is needed,

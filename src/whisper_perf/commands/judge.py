@@ -8,12 +8,15 @@ judged, a run made where the baseline was not at hand (a GPU node without this r
 reviewed.  Each measurement in the file gets the speed and WER verdicts the suite's own tests
 give (verdicts.speedup_verdicts, time_verdicts, wer_verdict), from its raw samples' summary and
 the entry of its model x variant x protocol in the baseline file of the run's hardware key; a
-known anomaly applies by the run's own torch and transformers versions.  Compile health, memory
-and compile latency are not judged again (their verdicts in the file stand).
+known anomaly applies by the run's own torch and transformers versions.  The run's other
+verdicts (compile health, memory, compile latency) are carried over as they were, and a variant
+that failed in the run (no measurement) still fails: the exit status is the run's, re-judged.
 
-Exit status: 0 every judged check passed; 1 a regression; 7 with ``--strict-gate``, a speed check
-could not be judged (no baseline entry, busy machine, machine speed changed); 4 usage error (no
-such file, not a results file, a malformed baseline file), with the reason on stderr.
+Exit status: 0 every judged check passed; 1 a regression or a failed variant; 7 with
+``--strict-gate``, a speed check could not be judged (no baseline entry, busy machine, machine
+speed changed); 4 usage error (no such file or baselines folder, not a results file, a
+malformed baseline file, a variant this suite does not know, a bad option), with the reason on
+stderr.
 """
 
 from __future__ import annotations
@@ -22,32 +25,41 @@ import sys
 from pathlib import Path
 
 from .. import baselines
-from ..errors import EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION
+from ..errors import EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, UsageError
 from ..report import verdict_table
 from ..results import RunResult, Tally, load_run
-from ..variants import spec_for
-from ..verdicts import Verdict, speedup_verdicts, time_verdicts, wer_verdict
+from ..variants import VariantSpec, spec_for
+from ..verdicts import Verdict, speed_not_judged, speedup_verdicts, time_verdicts, wer_verdict
 from . import Parser, run_command
 
 RECORD_HINT = "nox -s record, with the options of the run judged"
 
+Verdicts = list[tuple[str, str, Verdict]]
 
-def judge_run(run: RunResult, folder: Path) -> list[tuple[str, str, Verdict]]:
-    """(model, variant, verdict) of every measurement of ``run`` against ``folder``'s baseline file
-    of the run's hardware key (none there: every speed check not judged, saying so)."""
+
+def _spec(run: RunResult, variant: str) -> VariantSpec:
+    try:
+        return spec_for(variant)
+    except KeyError:
+        raise UsageError(f"{run.path}: variant {variant!r} is not one this suite knows (a results file of "
+                         "another version of it?)") from None
+
+
+def rejudge(run: RunResult, folder: Path) -> Verdicts:
+    """(model, variant, verdict) of every measurement's speed and WER checks, against ``folder``'s
+    baseline file of the run's hardware key (none there: every speed check not judged, saying so)."""
     key = run.hardware_key
     baseline = baselines.load_for(folder, key)
     found = []
     for m in run.measurements:
-        spec = spec_for(m.variant)
+        spec = _spec(run, m.variant)
         entry, tolerances = baselines.lookup(baseline, m.model, spec.baseline_name, m.protocol)
-        missing = (f"no baseline for {m.model}/{spec.baseline_name} on hardware {key} with protocol "
-                   f"({baselines.describe_protocol(m.protocol)}) in {baselines.path_for(folder, key)}")
+        missing = baselines.missing_text(m.model, spec.baseline_name, key, m.protocol, folder, RECORD_HINT)
         verdicts = []
         if spec.compiled:
-            applies = bool(entry and entry.anomaly and entry.anomaly.applies(run.software.get("torch", ""),
-                                                                               run.software.get("transformers", "")))
-            verdicts += speedup_verdicts(m.summary, entry, tolerances, applies, RECORD_HINT, missing)
+            anomaly = baselines.anomaly_applying(entry, run.software.get("torch", ""),
+                                                 run.software.get("transformers", ""))
+            verdicts += speedup_verdicts(m.summary, entry, tolerances, anomaly is not None, RECORD_HINT, missing)
         verdicts += time_verdicts(m.summary, entry, tolerances, RECORD_HINT, missing, compiled=spec.compiled,
                                   reference=spec.reference, on_cuda=run.on_cuda)
         verdicts.append(wer_verdict(m.summary, entry, tolerances, m.model))
@@ -55,10 +67,20 @@ def judge_run(run: RunResult, folder: Path) -> list[tuple[str, str, Verdict]]:
     return found
 
 
-def exit_status(verdicts: list[tuple[str, str, Verdict]], strict: bool) -> int:
-    if any(v.outcome.fails for _, _, v in verdicts):
+def judge_run(run: RunResult, folder: Path) -> Verdicts:
+    """The run's verdicts as they stand now: its speed and WER checks judged again (``rejudge``),
+    its other checks as the run judged them."""
+    again = rejudge(run, folder)
+    redone = {(model, variant, v.check) for model, variant, v in again}
+    kept = [(r.model, r.variant, r.verdict) for r in run.verdicts
+            if (r.model, r.variant, r.verdict.check) not in redone]
+    return again + kept
+
+
+def exit_status(verdicts: Verdicts, failed_variants: int, strict: bool) -> int:
+    if failed_variants or any(v.outcome.fails for _, _, v in verdicts):
         return EXIT_REGRESSION
-    if strict and any(v.speed and not v.outcome.judged for _, _, v in verdicts):
+    if strict and speed_not_judged(verdicts):
         return EXIT_NOT_JUDGED
     return EXIT_OK
 
@@ -71,13 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict-gate", action="store_true",
                         help="a speed check that could not be judged fails with exit status 7, as in the suite")
     args = parser.parse_args(argv)
+    if not args.baselines.is_dir():
+        raise UsageError(f"--baselines {args.baselines}: no such folder (give the folder of baseline files)")
     run = load_run(args.results)
     verdicts = judge_run(run, args.baselines)
     print(f"{args.results} ({run.hardware_key}, torch {run.software.get('torch')}, transformers "
-          f"{run.software.get('transformers')}) against {baselines.path_for(args.baselines, run.hardware_key)}:")
+          f"{run.software.get('transformers')}; the run exited {run.exit_status}) judged against "
+          f"{baselines.path_for(args.baselines, run.hardware_key)}:")
+    if run.options.get("record"):
+        print("note: this run recorded a baseline; judged against that baseline it is compared with itself")
+    for failure in run.failures:
+        print(f"failed in the run: {failure.stage}: {failure.error}")
     print(verdict_table(verdicts))
-    print(Tally.of([v for _, _, v in verdicts], 0, run.hardware_key).text())
-    return exit_status(verdicts, args.strict_gate)
+    print(Tally.of([v for _, _, v in verdicts], len(run.failures), run.hardware_key).text())
+    return exit_status(verdicts, len(run.failures), args.strict_gate)
 
 
 if __name__ == "__main__":
