@@ -294,11 +294,10 @@ def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None 
     they were measured, its diagnostics (diagnostics.diagnose)."""
     from .architectures import is_random
 
-    # random weights transcribe nonsense: their WER is no property of the model, so none is kept
-    wer_of = (lambda value: None) if is_random(measurement.model) else (lambda value: round(value, 4))
+    keeps_wer = not is_random(measurement.model)  # random weights transcribe nonsense: no WER is kept
     entry = Entry(model=measurement.model, variant=measurement.variant,
                   protocol=protocol_of(measurement.setup, measurement.audio_set, len(measurement.reference_texts)),
-                  seconds=round(summary.seconds.estimate, 4), wer=wer_of(summary.wer),
+                  seconds=round(summary.seconds.estimate, 4), wer=round(summary.wer, 4) if keeps_wer else None,
                   provenance={**provenance, "rounds": len(measurement.passes)},
                   machine_probe_ms=summary.machine_probe_ms)
     if diagnostics:
@@ -307,7 +306,7 @@ def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None 
         entry.diagnostics = baseline_fields(diagnostics)
     if summary.speedup is not None:
         entry.reference_seconds = round(summary.reference_seconds.estimate, 4)
-        entry.reference_wer = wer_of(summary.reference_wer)
+        entry.reference_wer = round(summary.reference_wer, 4) if keeps_wer else None
         entry.speedup = round(summary.speedup.estimate, 4)
         if not summary.speedup.single_round:
             entry.speedup_interval = [round(summary.speedup.low, 4), round(summary.speedup.high, 4)]
