@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,14 @@ def test_compiled_slower_than_its_eager_build_fails_without_any_baseline():
     assert slower.outcome is Outcome.REGRESSION and slower.message.startswith("compiled slower than eager")
     assert judge_against_eager(ci(0.97, 0.90, 1.03)).outcome is Outcome.PASS  # not credibly slower
     assert judge_against_eager(ci(0.5, 0.4, 0.6), "machine busy").outcome is Outcome.UNRELIABLE
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "baselines").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_every_committed_baseline_is_valid_and_as_the_suite_writes_it(path):
+    """The committed files, recorded or edited by hand in review (tolerances, notes): each loads for
+    its own key, and reads back byte for byte as the suite would write it again (no key the suite
+    would drop, no formatting that makes the next recording's diff noisy)."""
+    baseline = baselines.load(path, path.stem)
+    assert baseline.entries and baseline.notes
+    assert baseline.to_json() == path.read_text(encoding="utf-8")
