@@ -211,6 +211,8 @@ def test_every_committed_baseline_is_valid_and_as_the_suite_writes_it(path):
     """The committed files, recorded or edited by hand in review (tolerances, notes): each loads for
     its own key, and reads back byte for byte as the suite would write it again (no key the suite
     would drop, no formatting that makes the next recording's diff noisy)."""
-    baseline = baselines.load(path, path.stem)
+    baseline = baselines.load(path)  # validates it, its file name (the hardware key) too
     assert baseline.entries and baseline.notes
-    assert baseline.to_json() == path.read_text(encoding="utf-8")
+    assert baseline.to_json() == path.read_text(encoding="utf-8"), (
+        f"{path.name}: not in the form the suite writes; rewrite it with "
+        "baselines.load(path).to_json() and review the diff (an entry's partial tolerances take the defaults)")
