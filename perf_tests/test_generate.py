@@ -8,7 +8,8 @@ from whisper_perf.variants import free_memory
 def test_generate(benchmark, variant, reference_variant, audio_for, adaptive_rounds, run_config, run_session):
     try:
         m = measure(variant, reference_variant, audio_for, run_config.rounds, pedantic=benchmark.pedantic,
-                    extra_rounds=run_config.busy_retries, progress=run_session.progress, adaptive=adaptive_rounds)
+                    extra_rounds=run_config.busy_retries, progress=run_session.progress, adaptive=adaptive_rounds,
+                    busy_cores=run_config.busy_threshold)
     except Exception as exc:  # e.g. out of memory: recorded, so that the variant's other tests fail fast
         free_memory(variant.hardware)
         run_session.add_failure(variant.model_name, variant.name, "timing",

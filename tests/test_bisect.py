@@ -225,7 +225,7 @@ def test_bisect_finds_the_first_slow_release_with_the_real_suite(tmp_path):
                            "--good", "1.0", "--bad", "2.0", "--criterion", "time", "--variant", "eager",
                            "--tolerance", "0.5",  # 3x slower against the few-call machine-speed adjustment's swing
                            "--index-url", url, "--environments", str(tmp_path / "envs"), "--out", str(out),
-                           "--root", str(ROOT), "--", "--limit", "1", "--rounds", "2"],
+                           "--root", str(ROOT), "--", "--limit", "1", "--rounds", "2", "--busy-threshold", "off"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == EXIT_REGRESSION, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / "bisect.json").read_text())

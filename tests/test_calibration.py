@@ -17,7 +17,8 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     must catch), on the real model, in separate processes; then --report of its folder."""
     command = [sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(ROOT)]
     result = subprocess.run(command + ["--runs", "1", "--record-runs", "2", "--limit", "2", "--rounds", "2",
-                                       "--slowdown", "1.0", "--detect", "0.9", "--out", str(tmp_path / "cal")],
+                                       "--slowdown", "1.0", "--detect", "0.9", "--out", str(tmp_path / "cal"),
+                                       "--", "--busy-threshold", "off"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     written = Path(re.search(r"Written to (\S+)", result.stdout).group(1))

@@ -35,6 +35,21 @@ def test_a_busy_loop_beside_us_is_seen_and_our_own_work_is_not():
     assert "other processes used" in busy.evidence()
 
 
+def test_the_busy_threshold_is_what_others_may_use_and_off_sets_no_round_aside():
+    from whisper_perf.contention import OTHERS_BUSY_CORES, parse_busy_threshold
+    from whisper_perf.errors import UsageError
+
+    assert Load(10.0, 1.2, 0.76, 0.0, 2.4).busy and Load(10.0, 1.2, 0.26, 0.0, 2.4).busy_cores == OTHERS_BUSY_CORES
+    assert not Load(10.0, 1.2, 0.76, 0.0, 2.4, busy_cores=1.0).busy  # a looser threshold
+    assert Load(10.0, 1.2, 0.01, 0.2, 2.4, busy_cores=1.0).busy  # the hypervisor's steal still counts
+    off = Load(10.0, 1.2, 1.9, 0.5, 2.4, busy_cores=None)
+    assert not off.busy and off.as_dict()["busy_cores"] is None  # the results file says the check was off
+    assert [parse_busy_threshold(t) for t in ("off", "OFF", "0.5", "0")] == [None, None, 0.5, 0.0]
+    for bad in ("-1", "lots", "nan"):
+        with pytest.raises(UsageError, match="--busy-threshold is the cores"):
+            parse_busy_threshold(bad)
+
+
 QUIET = Load(10.0, 1.9, 0.01, 0.0, 0.5)
 BUSY = Load(10.0, 1.2, 0.76, 0.0, 2.4)
 

@@ -79,7 +79,7 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
     def record(rounds: int) -> list[str]:
         return [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "--record",
                 "--variant", "eager", "--limit", "2", "--rounds", str(rounds), "--compile-latency", "never",
-                "--baselines", str(folder), "--results-dir", str(results)]
+                "--busy-threshold", "off", "--baselines", str(folder), "--results-dir", str(results)]
 
     # a baseline to protect: the entry the recording below would replace if it completed
     from whisper_perf.hardware import detect_hardware
@@ -119,7 +119,8 @@ def test_a_run_cut_short_while_measuring_compile_latency_keeps_its_verdicts(tmp_
     diagnostics.  They run first now, so a run cut there still holds its speed and WER verdicts."""
     results = tmp_path / "results"
     command = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "--variant", "compiled",
-               "--limit", "1", "--rounds", "2", "--compile-latency", "always", "--results-dir", str(results)]
+               "--limit", "1", "--rounds", "2", "--compile-latency", "always", "--busy-threshold", "off",
+               "--results-dir", str(results)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = ""
     for line in proc.stdout:

@@ -30,6 +30,10 @@ def test_bad_option_is_a_usage_error():
     result = run_suite("--rounds", "0")
     assert result.returncode == 4, result.output[-4000:]
     assert "--rounds must be at least 1, not 0" in result.output
+    result = run_suite("--busy-threshold", "lots")
+    assert result.returncode == 4, result.output[-4000:]
+    assert "--busy-threshold is the cores other processes may use before a timed round counts as busy (a number " \
+           "such as 0.25) or 'off', not 'lots'" in result.output
 
 
 def test_audio_folder_without_metadata_is_a_usage_error(tmp_path):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .contention import OTHERS_BUSY_CORES, parse_busy_threshold
 from .errors import UsageError
 from .generation import GenerationSettings
 from .variants import VARIANTS
@@ -43,6 +44,7 @@ class RunConfig:
     inject_slowdown: float = 0.0
     profile: str = "full"
     busy_retries: int | None = None
+    busy_threshold: float | None = OTHERS_BUSY_CORES  # cores others may use before a round is busy; None: off
     memory_bandwidth: float | None = None  # GB/s
     compile_latency: str = "auto"
     isolate_builds: str = "auto"  # build compiled variants in a fresh process first (whisper_perf.isolation)
@@ -63,6 +65,7 @@ class RunConfig:
             rounds = 6 if get("--record") else 3  # a baseline more precise than the runs judged against it
         if rounds < 1:
             raise UsageError(f"--rounds must be at least 1, not {rounds}")
+        busy_threshold = parse_busy_threshold(get("--busy-threshold"))
         if (get("--busy-retries") or 0) < 0:
             raise UsageError(f"--busy-retries must be 0 or more, not {get('--busy-retries')}")
         if limit is not None and limit < 0:
@@ -106,7 +109,7 @@ class RunConfig:
             settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
             baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
             record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
-            busy_retries=get("--busy-retries"), memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
+            busy_retries=get("--busy-retries"), busy_threshold=busy_threshold, memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
             isolate_builds=get("--isolate-builds"), strict=get("--strict-gate"), detect=detect, max_minutes=max_minutes)
 
     def isolates_builds(self, on_cuda: bool) -> bool:
@@ -136,6 +139,7 @@ class RunConfig:
         return {"profile": self.profile, "models": list(self.models), "variants": list(self.variants),
                 "rounds": self.rounds, "utterances": self.limit, "confidence": self.confidence,
                 "record": self.record, "inject_slowdown": self.inject_slowdown, "strict": self.strict,
+                "busy_threshold": self.busy_threshold,
                 **({"detect": self.detect, "max_minutes": self.max_minutes} if self.detect is not None else {}),
                 **self.settings.as_dict()}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .config import RunConfig
+from .contention import OTHERS_BUSY_CORES
 from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
 from .session import RunSession
 from .variants import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
@@ -42,6 +43,11 @@ def _what_to_run(group) -> None:
     group.addoption("--busy-retries", type=int, default=None, metavar="N",
                     help="extra rounds allowed to replace rounds timed while the machine was busy "
                          "(default: as many as --rounds)")
+    group.addoption("--busy-threshold", default=str(OTHERS_BUSY_CORES), metavar="CORES|off",
+                    help="a timed round counts as busy, and is set aside, when other processes used more than "
+                         f"CORES cores during it or the hypervisor stole over 10%% (default {OTHERS_BUSY_CORES}); "
+                         "off: no round is set aside, the load is only recorded (for plumbing checks on a shared "
+                         "machine, never for a verdict that gates)")
     group.addoption("--limit", type=int, default=None, metavar="N",
                     help="use N utterances spread evenly over the set (default: the profile's; 0: all)")
     group.addoption("--max-new-tokens", type=int, default=128, help="generation budget per utterance (default 128)")
@@ -213,8 +219,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
              f"whisper_perf: torch {torch.__version__}, transformers {transformers.__version__}"]
     if not _runs_the_suite(config):  # the harness's own tests: nothing is timed against a baseline
         return lines
-    idle = sample_idle(1.0)
-    quiet = "BUSY: timings will be distorted; stop other work first" if idle.busy else "quiet"
+    idle = sample_idle(1.0, run.busy_threshold)
+    quiet = ("busy check off (--busy-threshold off): no round is set aside" if run.busy_threshold is None else
+             "BUSY: timings will be distorted; stop other work first" if idle.busy else "quiet")
     return lines + [f"whisper_perf: profile {run.profile}: variants {', '.join(run.variants)}; "
                     f"{run.limit or 'all'} utterances, {run.rounds} rounds",
                     f"whisper_perf: machine before timing: {quiet} ({idle.evidence()})"]

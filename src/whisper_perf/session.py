@@ -238,6 +238,10 @@ class RunSession:
             return None
         provenance = {**software(), "device_name": self.hardware.device_name, "source": "measured by this suite",
                       "date": datetime.date.today().isoformat()}
+        if self.config.busy_threshold is None:  # a reviewer of the diff sees that no round was checked for load
+            provenance["busy_threshold"] = "off"
+            say("Recording with --busy-threshold off: no round was checked for load; the baseline's provenance "
+                "says so.", yellow=True)
         entries = [baselines.entry_from(self.measurements[key], self.summary(key), provenance,
                                         self.diagnostics.get(key)) for key in keep]
         return baselines.record(self.config.baselines, self.hardware, entries)

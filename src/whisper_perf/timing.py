@@ -26,7 +26,7 @@ import torch
 
 from .audio import AudioSet
 from .compile_health import CompileWatch
-from .contention import Load, LoadMeter, sample_idle
+from .contention import OTHERS_BUSY_CORES, Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
 from .stats import percent_text
 from .verdicts import adaptive_target
@@ -132,8 +132,9 @@ class _Schedule:
     ``target`` (the variant's timed call)."""
 
     def __init__(self, m: Measurement, variant: Variant, reference: Variant | None, audio: AudioSet,
-                 on_round=None):
+                 on_round=None, busy_cores: float | None = OTHERS_BUSY_CORES):
         self.m, self.variant, self.reference, self.audio = m, variant, reference, audio
+        self.busy_cores = busy_cores  # --busy-threshold (None: off)
         self.on_round = on_round  # on_round(round number, its contention.Load) once a round is timed
         self.calls = 0  # variant calls scheduled so far, over all rounds
         self.pending_reference = None  # (pass, utterance) whose reference call follows the variant's
@@ -167,7 +168,7 @@ class _Schedule:
             self.m.passes.append(Pass(self.variant.name))
             if self.reference:
                 self.m.reference_passes.append(Pass(self.reference.name))
-            self.meter = LoadMeter().__enter__()
+            self.meter = LoadMeter(self.busy_cores).__enter__()
         self._flush()
         utterance = self.audio.utterances[index]
         if self.reference:
@@ -189,7 +190,7 @@ class _Schedule:
         remaining = max(0, m.rounds_requested - len(m.loads))
         if not m.busy_rounds or len(m.quiet_rounds) + remaining >= MIN_QUIET_ROUNDS:
             return None
-        still = sample_idle(1.0)
+        still = sample_idle(1.0, self.busy_cores)
         if not still.busy:
             return None
         return (f"timing stopped after {len(m.loads)} round(s): the verdict could only be unreliable and the machine "
@@ -210,7 +211,7 @@ def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> Non
     round only helps once the load has gone: while it stays, every round would be busy too (and
     slow), so stop and say so rather than time them all."""
     while not m.timing_stopped and len(m.quiet_rounds) < m.rounds_requested and extra > 0:
-        still = sample_idle(1.0)
+        still = sample_idle(1.0, schedule.busy_cores)
         if still.busy:
             m.timing_stopped = (f"machine still busy after the requested rounds ({still.evidence()}): "
                                  f"{extra} replacement round(s) not timed")
@@ -303,7 +304,7 @@ def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, why: 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
             pedantic=None, extra_rounds: int | None = None, progress=None,
-            adaptive: Adaptive | None = None) -> Measurement:
+            adaptive: Adaptive | None = None, busy_cores: float | None = OTHERS_BUSY_CORES) -> Measurement:
     """Time ``rounds`` rounds of ``variant`` over ``audio``, interleaved with its eager ``reference``.
 
     ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times each of the
@@ -311,7 +312,8 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
     pytest-benchmark's JSON.  Rounds taken on a busy machine are replaced by up to
     ``extra_rounds`` more (default: as many as requested), timed outside pytest-benchmark.
     ``progress(text)``, when given, hears of each round as it ends.  With ``adaptive`` (--detect),
-    more rounds follow until the variant could detect the slowdown asked for (see Adaptive)."""
+    more rounds follow until the variant could detect the slowdown asked for (see Adaptive).
+    ``busy_cores`` is --busy-threshold: what other processes may use before a round is busy (None: off)."""
     m = Measurement(
         model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,
         audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
@@ -328,7 +330,7 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
             progress(f"timing {variant.name}: {label} done{' (machine busy)' if load.busy else ''}, "
                      f"{time.perf_counter() - start:.0f} s")
 
-    schedule = _Schedule(m, variant, reference, audio, on_round)
+    schedule = _Schedule(m, variant, reference, audio, on_round, busy_cores)
     with CompileWatch() as watch:
         try:
             if pedantic is not None:
