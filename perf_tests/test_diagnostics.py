@@ -1,11 +1,13 @@
-"""Why a verdict is what it is: compile health, compile time, peak memory, per-phase latency and
-the roofline of each variant, measured after its timed rounds (see whisper_perf.diagnostics) and
+"""Why a verdict is what it is: compile health, compile time, peak memory, per-phase latency, the
+roofline, device time and the code's fingerprint of each variant, measured after its timed rounds (see whisper_perf.diagnostics) and
 judged against the diagnostics its baseline recorded."""
 
 import pytest
 
 from whisper_perf.variants import COMPILED_VARIANTS
-from whisper_perf.verdicts import Outcome, carried_over, judge_ceiling, judge_compile_health
+from whisper_perf.kernel_profile import fingerprint_of
+from whisper_perf.verdicts import (Outcome, carried_over, judge_ceiling, judge_compile_health, judge_device_time,
+                                   judge_fingerprint)
 
 
 def _report(add_verdict, variant, verdict):
@@ -62,4 +64,26 @@ def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, add_ve
     expected = entry.diagnostics.get("peak_memory_bytes") if entry else None
     verdict = judge_ceiling(f"peak memory ({memory['kind']})", memory["bytes"] / 2**20,
                             expected / 2**20 if expected else None, tolerances.peak_memory, "MiB", record_hint)
+    _report(add_verdict, variant, verdict)
+
+
+def test_fingerprint(diagnostics, baseline_or_none, record_hint, variant, add_verdict):
+    """The code the build ran in its profiled call (aten ops and device kernels per decode step,
+    the kernels inductor generated, CUDA-graph launches) against the baseline's: a change is
+    reported (CHANGED, naming what was added and removed), never failed."""
+    entry, _ = baseline_or_none
+    profile = diagnostics["variant"].get("profile")
+    found = fingerprint_of(profile) if profile else None
+    verdict = judge_fingerprint(found, entry.diagnostics.get("fingerprint") if entry else None, record_hint)
+    add_verdict(variant, verdict)
+    if verdict.outcome in (Outcome.NO_BASELINE, Outcome.NOT_APPLICABLE):
+        pytest.skip(verdict.message)
+
+
+def test_device_time(diagnostics, baseline_or_none, record_hint, variant, add_verdict):
+    """The time the GPU was busy in the build's profiled call, against the baseline's; on a CPU
+    not judged, saying why (it never passes there)."""
+    entry, tolerances = baseline_or_none
+    verdict = judge_device_time(diagnostics["variant"].get("profile"), entry.diagnostics.get("device_busy_ms")
+                                if entry else None, tolerances.compiled_time, variant.hardware.is_cuda, record_hint)
     _report(add_verdict, variant, verdict)

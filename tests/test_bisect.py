@@ -5,6 +5,7 @@ environments and the real suite, over a package whose later releases slow genera
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -243,3 +244,43 @@ def test_bisect_finds_the_first_slow_release_with_the_real_suite(tmp_path):
     assert 'nox -s upgrade -- --from "slowprobe==1.4" --to "slowprobe==1.5"' in text
     assert (out / "bisect.png").stat().st_size > 0
     assert sorted(p.name for p in (out / "probes").iterdir()) == ["1.4", "1.5", "2.0"]
+
+
+EXTRA_OPERATOR_PLUGIN = """import torch
+import transformers
+
+_forward = transformers.WhisperForConditionalGeneration.forward
+
+
+def forward(self, *args, **kwargs):  # this release's change: one more operator in every decoder step
+    out = _forward(self, *args, **kwargs)
+    out.logits = torch.nn.functional.hardtanh(out.logits, -1e4, 1e4)  # same values: only the code differs
+    return out
+
+
+transformers.WhisperForConditionalGeneration.forward = forward
+"""
+
+
+def test_bisect_by_kernels_names_the_release_that_changed_the_code_run(tmp_path):
+    """--criterion kernels: a release that adds one operator to every decoder step, transcribing
+    exactly as before and too small to time: found in one pair of runs, the change named."""
+    url = _index(tmp_path / "index", "opprobe", [("1.0", {"slowprobe_plugin.py": "# no change\n"}, {}),
+                                                 ("1.1", {"slowprobe_plugin.py": EXTRA_OPERATOR_PLUGIN}, {})])
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "whisper_perf.commands.bisect", "--package", "opprobe",
+                           "--good", "1.0", "--bad", "1.1", "--criterion", "kernels", "--variant", "eager",
+                           "--index-url", url, "--environments", str(tmp_path / "envs"), "--out", str(out),
+                           "--root", str(ROOT), "--", "--limit", "1", "--rounds", "1", "--busy-threshold", "off"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == EXIT_REGRESSION, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((out / "bisect.json").read_text())
+    outcome = report["outcome"]
+    assert (outcome["last_good"], outcome["first_bad"], outcome["verdict"]) == ("1.0", "1.1", "found")
+    (probe,) = outcome["probes"]
+    assert probe["state"] == "bad" and probe["repeats"] == 1  # exact: one pair of runs decides
+    before, after = map(float, re.search(r"aten ops per decode step ([\d.]+) -> ([\d.]+)", probe["detail"]).groups())
+    assert after == pytest.approx(before + 1)  # the one hardtanh per step, counted
+    text = (out / "bisect.md").read_text()
+    assert "first bad version: **opprobe 1.1** (last good: 1.0)" in text and "kernels (any change" in text
+    assert '--to "opprobe==1.1" --repeats 2 --criterion kernels --' in text

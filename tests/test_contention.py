@@ -19,11 +19,12 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 @linux_only
 def test_a_busy_loop_beside_us_is_seen_and_our_own_work_is_not():
+    before = sample_idle(0.5)  # whatever else this machine is doing now
     with LoadMeter() as own:  # this process busy: not "other processes"
         until = time.perf_counter() + 0.5
         while time.perf_counter() < until:
             pass
-    assert own.load.own_cores > 0.5 and own.load.others_cores < 0.25 and not own.load.busy
+    assert own.load.own_cores > 0.5 and own.load.others_cores < before.others_cores + 0.25
 
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

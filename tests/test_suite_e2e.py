@@ -77,6 +77,8 @@ def test_record_run_prints_speedup_wer_and_writes_the_baseline(recorded):
     assert compiled["speedup"] == pytest.approx(compiled["reference_seconds"] / compiled["seconds"], rel=0.01)
     assert compiled["provenance"]["torch"] and compiled["provenance"]["rounds"] == 3
     assert compiled["wer"] == compiled["reference_wer"] >= 0  # real weights keep their WER
+    fingerprint = compiled["diagnostics"]["fingerprint"]  # the code it ran, for later runs to compare with
+    assert fingerprint["generated_kernels"] and fingerprint["aten_ops_per_step"] > 0
 
 
 def test_benchmark_json_keeps_raw_samples_and_what_was_timed(recorded):
@@ -96,7 +98,13 @@ def test_benchmark_json_keeps_raw_samples_and_what_was_timed(recorded):
         assert 0 <= theirs - mine < 0.1 * theirs + 0.05
 
 
+GONE_KERNEL = "cpp_fused_a_kernel_this_release_no_longer_generates x1"
+
+
 def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None):
+    """A copy of the recorded baseline, changed; with ``probe_factor`` its fingerprints also lose
+    their first generated kernel and hold one the code never had (as a baseline recorded on
+    another release would)."""
     data = json.loads(path.read_text())
     if tolerances:
         data["tolerances"].update(tolerances)
@@ -105,6 +113,9 @@ def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None):
             e["anomaly"] = {"reason": "compiled slower than eager (test)", "reference": "tests"}
         if probe_factor:
             e["machine_probe_ms"] *= probe_factor
+            kernels = e["diagnostics"].get("fingerprint", {}).get("generated_kernels")
+            if kernels:
+                kernels[:] = kernels[1:] + [GONE_KERNEL]
     folder = path.parent.parent / f"edited-{anomaly_on}-{probe_factor}"
     folder.mkdir(exist_ok=True)
     (folder / path.name).write_text(json.dumps(data))
@@ -387,8 +398,24 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
     assert d["variant"]["peak_memory"]["bytes"] > 100 * 2**20
     markdown = run_file.with_suffix(".md").read_text()
     sections = ["## Verdicts", "## Timings", "## Compile health", "## Compile latency", "## Peak memory",
-                "## Per-phase latency and roofline", "## Charts"]
+                "## Per-phase latency and roofline", "## Device time and fingerprint", "## Charts"]
     assert [markdown.index(s) for s in sections] == sorted(markdown.index(s) for s in sections)
+    # the code run, profiled: unchanged against the recording (another process, the same code);
+    # no device time on a CPU, and the verdict says so instead of passing
+    checks = {v["check"]: v for v in data["verdicts"]}
+    assert checks["fingerprint"]["outcome"] == "pass" and checks["fingerprint"]["message"].startswith("unchanged: ")
+    assert checks["device time"]["outcome"] == "not applicable" and "not judged on a CPU" in checks["device time"]["message"]
+    profile = d["variant"]["profile"]
+    assert profile["compiled_graph_calls"] == profile["decode_steps"] > 1 and profile["generated_kernels"]
+    assert d["reference"]["profile"]["compiled_graph_calls"] == 0 and profile["device_busy_seconds"] is None
+    assert re.search(r"\| tiny\.en \| compiled \| \d+ \| [\d.]+ \| \d+ \| - \| - \| - \| n/a \(CPU\) \| - \|", markdown)
+    # against a baseline whose fingerprint lost a kernel and holds one never generated: CHANGED, named,
+    # and the run still passes (exit 0 in the fixture): a changed fingerprint is reported, not failed
+    later_data = json.loads(later.read_text())
+    changed = next(v for v in later_data["verdicts"] if v["check"] == "fingerprint")
+    first_kernel = sorted(f"{k} x{n}" for k, n in profile["generated_kernels"].items())[0]
+    assert changed["outcome"] == "changed" and f"added: {first_kernel}; removed: {GONE_KERNEL}" in changed["message"]
+    assert "1 fingerprint(s) changed (reported, not failed)" in later.with_suffix(".md").read_text().splitlines()[0]
     assert re.search(r"\| tiny\.en \| compiled \| compile health \| PASS \|", markdown), markdown
     assert re.search(r"\| tiny\.en \| compiled \| [\d.]+ \| [\d.]+ \| .* \| ([\d.]+) \| ([\d.]+) \| measured in this run \|",
                      markdown), markdown

@@ -92,7 +92,8 @@ DIAGNOSTIC_FIELDS = {"graph_breaks": int, "graphs": int, "cudagraph_skip_reasons
                      "peak_memory_bytes": int, "reference_peak_memory_bytes": int,
                      "first_call_seconds": (int, float), "cold_compile_seconds": (int, float),
                      "warm_compile_seconds": (int, float), "per_token_ms": (int, float),
-                     "first_token_ms": (int, float), "encoder_ms": (int, float)}
+                     "first_token_ms": (int, float), "encoder_ms": (int, float),
+                     "fingerprint": dict, "device_busy_ms": (int, float)}
 
 
 def _diagnostics(data: dict | None, where: str) -> dict:

@@ -4,7 +4,8 @@ Gathered after the variant's timed rounds (``measure``), from
 
 * its compile health in warm-up and in the timed rounds (``compile_health``),
 * diagnostic calls of the variant and of its eager reference: per-phase latency and peak memory
-  (``phases``), and the memory-bandwidth floor of a decode step (``roofline``),
+  (``phases``), the memory-bandwidth floor of a decode step (``roofline``), and one call under
+  the profiler: device time on a GPU and the fingerprint of the code run (``kernel_profile``),
 
 and stored in the results file, in a recorded baseline (``baseline_fields``), and in the report.
 """
@@ -12,6 +13,7 @@ and stored in the results file, in a recorded baseline (``baseline_fields``), an
 from __future__ import annotations
 
 from .compile_health import CompileHealth, CompileTotals
+from .kernel_profile import fingerprint_of, profile_call
 from .phases import measure_phases
 from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
 
@@ -23,7 +25,8 @@ def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
     """Phases and peak memory of one build; for a short-form build also its roofline, or, without a
     bandwidth (a GPU missing from the table), ``roofline: None`` and ``roofline_not_available``."""
     phases, memory = measure_phases(variant, utterances)
-    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None}
+    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None,
+            "profile": profile_call(variant, utterances[0]).as_dict()}
     if variant.spec.long_form:
         return data
     if bandwidth is None:
@@ -48,7 +51,25 @@ def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None
             "variant": _build(variant, utterances, bandwidth)}
     if reference is not None:
         data["reference"] = _build(reference, utterances, bandwidth)
+    for build, timed in (("variant", measurement.passes), ("reference", measurement.reference_passes)):
+        if build in data:
+            data[build]["profile"]["host_ms_per_token"] = host_ms_per_token(data[build]["profile"], timed,
+                                                                            utterances[0].id)
     return data
+
+
+def host_ms_per_token(profile: dict, passes, utterance: str) -> float | None:
+    """The host's share of one call per generated token: the utterance's median timed seconds less
+    the time the device was busy in its profiled call (CUDA only; on a CPU the host is the device)."""
+    import statistics
+
+    if profile.get("device_busy_seconds") is None:
+        return None
+    timed = [(s.seconds, s.tokens) for p in passes for s in p.samples if s.utterance == utterance]
+    if not timed:
+        return None
+    seconds, tokens = statistics.median(t[0] for t in timed), max(timed[0][1], 1)
+    return round(1e3 * max(seconds - profile["device_busy_seconds"], 0.0) / tokens, 4)
 
 
 def baseline_fields(diagnostics: dict) -> dict:
@@ -71,6 +92,10 @@ def baseline_fields(diagnostics: dict) -> dict:
     reference = diagnostics.get("reference")
     if reference and reference.get("peak_memory") and reference["peak_memory"]["bytes"] is not None:
         fields["reference_peak_memory_bytes"] = int(reference["peak_memory"]["bytes"])
+    if mine.get("profile"):
+        fields["fingerprint"] = fingerprint_of(mine["profile"])
+        if mine["profile"].get("device_busy_seconds") is not None:
+            fields["device_busy_ms"] = round(1e3 * mine["profile"]["device_busy_seconds"], 3)
     phases = mine["phases"]
     for key in ("per_token_ms", "first_token_ms", "encoder_ms"):
         value = phases.get(key)

@@ -115,6 +115,7 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
                    m.summary.stalled_calls, _fmt(m.summary.machine_probe_ms, ".1f")) for m in run.measurements])]
     lines += _compile_sections(run.measurements, run.on_cuda)
     lines += _diagnostic_sections(run.measurements)
+    lines += _profile_section(run.measurements)
     if charts:
         lines += ["", "## Charts", ""] + [f"![{name}]({path})" for name, path in charts.items()]
     return "\n".join(lines) + "\n"
@@ -226,6 +227,34 @@ def _diagnostic_sections(measurements: list[dict]) -> list[str]:
             + "; % of roofline = floor / per-token time (see README, \"Roofline\")." + gaps, "",
             md_table(("model", "build", "encoder ms", "first token ms", "per token ms", "steps",
                        "MB per step", "floor ms", "% of roofline"), phase_rows)]
+
+
+def _profile_row(model: str, build: str, profile: dict) -> tuple:
+    kernels = profile.get("generated_kernels")
+    busy = profile.get("device_busy_seconds")
+    return (model, build, profile["decode_steps"], _fmt(profile["aten_ops_per_step"], ".1f"),
+            "-" if kernels is None else sum(kernels.values()), _fmt(profile.get("kernels_per_step"), ".1f"),
+            _fmt(profile.get("cuda_graph_launches"), "d"), _fmt(profile.get("memcpys"), "d"),
+            "n/a (CPU)" if busy is None else f"{1e3 * busy:.2f}", _fmt(profile.get("host_ms_per_token"), ".3f"))
+
+
+def _profile_section(measurements: list[MeasurementRecord]) -> list[str]:
+    """The report's device-time and fingerprint table: one profiled call per build."""
+    rows = []
+    for m in measurements:
+        for build, b in ((m.variant, m.diagnostics.variant or {}), (f"{m.reference} (reference)", m.diagnostics.reference or {})):
+            if b.get("profile"):
+                rows.append(_profile_row(m.model, build, b["profile"]))
+    if not rows:
+        return []
+    return ["", "## Device time and fingerprint", "",
+            "One call per build under torch.profiler, apart from the timed rounds. Aten ops: top-level operator "
+            "calls on the host per decode step; generated kernels: inductor's kernels in the graphs the call ran; "
+            "device kernels per step, CUDA-graph launches and memcpys per call, device busy ms (the union of the "
+            "GPU's activity) and host ms per token (the utterance's timed seconds less device busy, per token) "
+            "on a GPU only. The fingerprint verdict above says what changed since the baseline.", "",
+            md_table(("model", "build", "decode steps", "aten ops per step", "generated kernels", "device kernels per step",
+                      "CUDA-graph launches", "memcpys", "device busy ms", "host ms per token"), rows)]
 
 
 def write_reports(results_path, run: RunResult, baselines: dict) -> dict:

@@ -196,6 +196,7 @@ class Tally:
     carried_over: int
     known_anomalies: int
     hardware_key: str
+    changed: int = 0  # fingerprints that differ from the baseline's: reported, neither passed nor failed
 
     @classmethod
     def of(cls, verdicts: list[Verdict], failed_variants: int, hardware_key: str) -> Tally:
@@ -205,7 +206,7 @@ class Tally:
                    no_baseline=count(Outcome.NO_BASELINE), unreliable=count(Outcome.UNRELIABLE),
                    not_applicable=count(Outcome.NOT_APPLICABLE), carried_over=count(Outcome.CARRIED_OVER),
                    known_anomalies=count(Outcome.KNOWN_ANOMALY),
-                   hardware_key=hardware_key)
+                   hardware_key=hardware_key, changed=count(Outcome.CHANGED))
 
     @property
     def not_judged(self) -> int:
@@ -214,17 +215,19 @@ class Tally:
     def text(self) -> str:
         """E.g. "3 checks passed, 0 failed, 9 not judged (9 without a baseline for KEY: record one with
         nox -s record)"; REGRESSION first when anything failed."""
-        if not (self.passed or self.failed or self.not_judged):
+        if not (self.passed or self.failed or self.not_judged or self.changed):
             return "nothing judged"
         why = [f"{self.no_baseline} without a baseline for {self.hardware_key}: record one with nox -s record"
                if self.no_baseline else "",
                f"{self.unreliable} unreliable: machine busy, or its speed changed since the recording"
                if self.unreliable else "",
-               f"{self.not_applicable} not applicable (random weights)" if self.not_applicable else "",
+               f"{self.not_applicable} not applicable (random weights' WER, a CPU's device time)"
+               if self.not_applicable else "",
                f"{self.carried_over} carried over from an earlier run" if self.carried_over else ""]
         anomalies = f" ({self.known_anomalies} a known anomaly)" if self.known_anomalies else ""
         text = (f"{self.passed} check{'s' * (self.passed != 1)} passed{anomalies}, {self.failed} failed, "
-                f"{self.not_judged} not judged" + (f" ({'; '.join(w for w in why if w)})" if self.not_judged else ""))
+                f"{self.not_judged} not judged" + (f" ({'; '.join(w for w in why if w)})" if self.not_judged else "")
+                + (f"; {self.changed} fingerprint(s) changed (reported, not failed)" if self.changed else ""))
         return f"REGRESSION: {text}" if self.failed else text
 
 

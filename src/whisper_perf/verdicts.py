@@ -15,6 +15,7 @@ from enum import Enum
 
 from .baselines import Entry, Tolerances
 from .compile_health import CompileTotals
+from .kernel_profile import fingerprint_changes
 from .machine_speed import adjustment
 from .stats import DETECTION_POWER, Interval, detectable_speedup_loss, detectable_time_increase, interval_text
 
@@ -28,6 +29,7 @@ class Outcome(str, Enum):
     NO_BASELINE = "no baseline"
     NOT_APPLICABLE = "not applicable"  # e.g. WER of random weights
     CARRIED_OVER = "carried over"  # a figure an earlier run measured: shown, not judged again
+    CHANGED = "changed"  # the compiled code's fingerprint differs from the baseline's: reported, never failed
     UNRELIABLE = "unreliable"
 
     @property
@@ -389,3 +391,43 @@ def judge_ceiling(check: str, measured: float, baseline: float | None, tolerance
     if measured > ceiling:
         return Verdict(check, Outcome.REGRESSION, f"{check} {shown} is above {ceiling:.3g} {unit} ({against})")
     return Verdict(check, Outcome.PASS, f"{check} {shown} within {against}")
+
+
+def _fingerprint_text(found: dict) -> str:
+    kernels = found.get("generated_kernels")
+    parts = [f"{found['aten_ops_per_step']:g} aten ops per decode step"]
+    if kernels is not None:
+        parts.append(f"{len(kernels)} generated kernel(s)")
+    if "kernels_per_step" in found:
+        parts.append(f"{found['kernels_per_step']:g} device kernels per decode step, "
+                     f"{found['cuda_graph_launches_per_call']} CUDA-graph launch(es) per call")
+    return ", ".join(parts)
+
+
+def judge_fingerprint(found: dict | None, expected: dict | None, record_hint: str) -> Verdict:
+    """The code a build runs (kernel_profile.fingerprint_of) against the baseline's: PASS when
+    unchanged, CHANGED naming what was added and removed.  A change is reported, never failed:
+    the speed checks say whether it cost anything, the fingerprint says what the compiler did."""
+    if found is None:
+        return Verdict("fingerprint", Outcome.NOT_APPLICABLE, "fingerprint not measured (no profiled call)")
+    if not expected:
+        return Verdict("fingerprint", Outcome.NO_BASELINE,
+                       f"{_fingerprint_text(found)} (no baseline fingerprint; record one: {record_hint})")
+    changes = fingerprint_changes(expected, found)
+    if changes:
+        return Verdict("fingerprint", Outcome.CHANGED, f"changed since the baseline: {'; '.join(changes)}")
+    return Verdict("fingerprint", Outcome.PASS, f"unchanged: {_fingerprint_text(found)}")
+
+
+def judge_device_time(profile: dict | None, expected_ms: float | None, tolerance: float, on_cuda: bool,
+                      record_hint: str) -> Verdict:
+    """The time the GPU was busy in the build's profiled call, against the baseline's; never on a
+    CPU, where there is no device apart from the host whose time the time checks judge."""
+    if not on_cuda:
+        return Verdict("device time", Outcome.NOT_APPLICABLE,
+                       "device time not judged on a CPU: the host is the device here, and the time checks judge it")
+    busy = (profile or {}).get("device_busy_seconds")
+    if busy is None:
+        return Verdict("device time", Outcome.NOT_APPLICABLE,
+                       "device time not measured: the profiler recorded no device activity")
+    return judge_ceiling("device time", 1e3 * busy, expected_ms, tolerance, "ms", record_hint)

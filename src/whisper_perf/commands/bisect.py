@@ -21,6 +21,10 @@ the good end's overlay, alternating the order, each run a fresh process with emp
   ``--max-repeats``, then stepped around if still unsure.  Looking again after each repeat would
   inflate the error of a 95% interval, so each look's interval is at 1 - 5% / max-repeats;
 - ``wer``: bad when WER moved by more than the WER tolerance;
+- ``kernels``: bad when the fingerprint of the code the variant ran differs from the good end's
+  (the kernels inductor generated, aten ops and device kernels per decode step: see
+  kernel_profile), naming what was added and removed: exact, so one pair of runs decides, and a
+  change in generated code is found even where the times cannot tell;
 - ``failure``: bad when the variant fails to build or run (one run per probe, no good end beside).
 
 A version that cannot be installed, or in which the suite does not run, is skipped and stepped
@@ -55,7 +59,7 @@ from . import Parser, comparison, run_command, upgrade
 
 # criterion -> (key of the change in comparison.change, what it is, tolerance field, higher is better)
 MEASURES = dict(zip(("speedup", "time", "eager-time"), comparison.JUDGED))
-CRITERIA = [*MEASURES, "wer", "failure"]
+CRITERIA = [*MEASURES, "wer", "kernels", "failure"]
 
 
 # ---- run: an oracle that installs a version and runs the suite in it ----
@@ -142,11 +146,23 @@ def judge(version: str, good, probed, repeats: int, oracle: SuiteOracle) -> Prob
     change = row["changes"][probed.name]
     if change["verdict"] == "failed":
         return Probe(version, State.SKIPPED, change["detail"], repeats=repeats)
+    if oracle.criterion == "kernels":
+        return _judge_kernels(version, change.get("kernels"), repeats)
     if oracle.criterion == "wer":
         before, after = row["sides"][good.name]["wer"], row["sides"][probed.name]["wer"]
         state = State.BAD if abs(after - before) > oracle.tolerance else State.GOOD
         return Probe(version, state, f"WER {100 * before:.2f}% -> {100 * after:.2f}%", repeats=repeats)
     return _judge_measure(version, change, repeats, oracle)
+
+
+def _judge_kernels(version: str, changes: list[str] | None, repeats: int) -> Probe:
+    """Exact: bad when the fingerprint of the code run differs from the good end's, naming how."""
+    if changes is None:
+        return Probe(version, State.SKIPPED, "no fingerprint: the suite's diagnostics did not run (leave "
+                     "test_diagnostics selected)", repeats=repeats)
+    if changes:
+        return Probe(version, State.BAD, f"kernels changed: {'; '.join(changes)}", repeats=repeats)
+    return Probe(version, State.GOOD, "kernels unchanged", repeats=repeats)
 
 
 def _key(envs, variant: str) -> tuple[str, str] | None:
@@ -202,6 +218,8 @@ def criterion_text(criterion: str, tolerance: float) -> str:
         return "failure (the variant fails to build or run)"
     if criterion == "wer":
         return f"WER (tolerance {100 * tolerance:.1f} points)"
+    if criterion == "kernels":
+        return "kernels (any change in the fingerprint of the code run)"
     return f"{criterion} (tolerance {tolerance:.1%})"
 
 
@@ -352,8 +370,9 @@ def _report(args, oracle: SuiteOracle, outcome: Outcome, order: list[str], liste
     base = upgrade.library_versions(sys.executable)
     reproduce = None
     if outcome.verdict == "found" and args.criterion != "failure":
+        criterion = " --criterion kernels" if args.criterion == "kernels" else ""
         reproduce = (f'nox -s upgrade -- --from "{args.package}=={outcome.last_good}" --to '
-                     f'"{args.package}=={outcome.first_bad}" --repeats 2 -- {" ".join(oracle.pytest_args)}')
+                     f'"{args.package}=={outcome.first_bad}" --repeats 2{criterion} -- {" ".join(oracle.pytest_args)}')
     return {"package": args.package, "good": args.good, "bad": args.bad, "criterion": args.criterion,
             "variant": args.variant, "tolerance": oracle.tolerance, "confidence": oracle.confidence,
             "hardware_key": _hardware_key(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from ..kernel_profile import fingerprint_changes, fingerprint_of
 from ..machine_speed import adjustment
 from ..results import MeasurementRecord, RunResult
 from ..stats import change_interval, speedup_interval, total_interval
@@ -48,11 +49,25 @@ def side(env: Environment, model: str, variant: str) -> tuple[dict, MeasurementR
             "compile": None if totals is None else {"graphs": totals.graphs, "graph_breaks": totals.graph_breaks,
                                                     "recompiles_timed": totals.recompiles_timed},
             "peak_memory_bytes": m.diagnostics.peak_memory_bytes(),
-            "memory_rise_bytes": m.diagnostics.memory_rise_bytes()}
+            "memory_rise_bytes": m.diagnostics.memory_rise_bytes(), "fingerprint": _fingerprint(m)}
     if eager:
         data["speedup"] = speedup_interval(eager, compiled).as_dict()
         data["reference_seconds"] = total_interval(eager).as_dict()
     return data, m
+
+
+def _fingerprint(m: MeasurementRecord) -> dict | None:
+    """The fingerprint of the code the variant ran (kernel_profile), where its diagnostics profiled it."""
+    profile = (m.diagnostics.variant or {}).get("profile")
+    return fingerprint_of(profile) if profile else None
+
+
+def kernel_changes(before: dict, after: dict) -> list[str] | None:
+    """What changed in the code run between two sides (kernel_profile.fingerprint_changes); None
+    where a side has no fingerprint (its diagnostics did not run)."""
+    if not before.get("fingerprint") or not after.get("fingerprint"):
+        return None
+    return fingerprint_changes(before["fingerprint"], after["fingerprint"])
 
 
 # (key in the change, label, tolerance, higher is better): the changes judged against a tolerance;
@@ -117,14 +132,15 @@ def compare_row(envs: list[Environment], model: str, variant: str, tolerances, c
                                         f"{base.name}: {reference.get('error')}"}
             continue
         recompiles = (data["compile"] or {}).get("recompiles_timed", 0)
-        row["changes"][env.name] = change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances,
-                                          confidence)
+        row["changes"][env.name] = {**change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances,
+                                             confidence), "kernels": kernel_changes(reference, data)}
     return row
 
 
-def compare(envs: list[Environment], tolerances) -> dict:
-    """Every environment against the first: rows of the report, as data."""
-    return {"environments": [{"name": e.name, "spec": e.spec, "label": e.label, "error": e.error,
+def compare(envs: list[Environment], tolerances, criterion: str = "speed") -> dict:
+    """Every environment against the first: rows of the report, as data.  ``criterion`` "kernels":
+    a changed fingerprint of the code run fails the comparison too (otherwise it is reported)."""
+    return {"criterion": criterion, "environments": [{"name": e.name, "spec": e.spec, "label": e.label, "error": e.error,
                               "runs": len(e.runs), "run_errors": e.run_errors} for e in envs],
             "tolerances": {"speedup": tolerances.speedup, "compiled_time": tolerances.compiled_time,
                            "wer": tolerances.wer},
@@ -132,6 +148,9 @@ def compare(envs: list[Environment], tolerances) -> dict:
 
 
 def failed(report: dict) -> bool:
-    """Whether any environment failed to install or run, or any change regressed or failed."""
+    """Whether any environment failed to install or run, or any change regressed or failed (or,
+    with the criterion "kernels", changed the code run)."""
+    kernels = report.get("criterion") == "kernels"
     return any(e["error"] or e["run_errors"] for e in report["environments"]) or any(
-        c["verdict"] in ("regression", "failed") for row in report["rows"] for c in row["changes"].values())
+        c["verdict"] in ("regression", "failed") or (kernels and c.get("kernels"))
+        for row in report["rows"] for c in row["changes"].values())

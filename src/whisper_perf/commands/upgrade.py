@@ -161,9 +161,15 @@ def _change_cells(change: dict) -> list[str]:
     parts = [f"speedup x{interval_text(change['speedup'], '', 3)}" if change.get("speedup") else "",
              f"time x{interval_text(change['seconds'], '', 3)}" if change.get("seconds") else "",
              f"eager time x{interval_text(change['reference_seconds'], '', 3)}" if change.get("reference_seconds")
-             else "", change.get("detail", "")]
+             else "", change.get("detail", ""), _kernels_text(change.get("kernels"))]
     return [f"**{verdict.upper()}**" if verdict in ("regression", "failed") else verdict,
             "; ".join(p for p in parts if p)]
+
+
+def _kernels_text(changes: list[str] | None) -> str:
+    if changes is None:
+        return ""
+    return f"kernels changed: {'; '.join(changes)}" if changes else "kernels unchanged"
 
 
 def comparison_table(report: dict) -> str:
@@ -212,7 +218,10 @@ def render(report: dict, hardware_key: str) -> str:
               + (f" — {'; '.join(e['run_errors'])}" if e["run_errors"] else "") for e in envs]
     lines += ["", f"Each environment against `{envs[0]['name']}`; a change is a regression when its whole 95% "
               f"interval lies beyond the tolerance (speedup {t['speedup']:.0%}, compiled time "
-              f"{t['compiled_time']:.0%}, WER {100 * t['wer']:.1f} points).", "", comparison_table(report)]
+              f"{t['compiled_time']:.0%}, WER {100 * t['wer']:.1f} points)"
+              + ("; with --criterion kernels, a changed fingerprint of the code run fails it too" if
+                 report.get("criterion") == "kernels" else "; a changed fingerprint of the code run is reported")
+              + ".", "", comparison_table(report)]
     lines += ["", "Compile health and memory per environment (graphs / graph breaks / recompiles while timed; "
               "first compiled call, every run compiling with empty compile caches of its own, so both sides are "
               "cold; peak memory, and what the measured calls added to it: a build that loads more libraries "
@@ -240,6 +249,10 @@ def _parser() -> Parser:
                         help="a matrix environment (repeatable; default: [tool.whisper-perf] matrix in pyproject.toml)")
     parser.add_argument("--matrix", action="store_true", help="compare the --env environments (or pyproject's)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per environment, alternating the order")
+    parser.add_argument("--criterion", choices=["speed", "kernels"], default="speed",
+                        help="what fails the comparison: speed (speedup, times, WER, recompiles; default) or kernels "
+                             "(those, and any change in the fingerprint of the code run: generated kernels, aten ops "
+                             "and device kernels per step)")
     parser.add_argument("--root", type=Path, default=Path.cwd())
     parser.add_argument("pytest_args", nargs="*", help="pytest arguments for every run (after --)")
     return parser
@@ -296,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.root / "results" / "upgrade" / f"{stamp}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=False)
     _run_all(envs, args, folder)
-    report = compare(envs, baselines.tolerances_for(args.root / "baselines", key))
+    report = compare(envs, baselines.tolerances_for(args.root / "baselines", key), args.criterion)
     text = render(report, key)
     _write(report, text, folder, key)
     print(text)

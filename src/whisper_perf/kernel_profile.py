@@ -1,0 +1,185 @@
+"""What one ``generate()`` call runs, counted: the device's own time and the code's fingerprint.
+
+One diagnostic call per build, under ``torch.profiler`` (CPU activity, and CUDA activity on a
+GPU), apart from the timed rounds (the profiler's own overhead must never reach a timing):
+
+* **device time** (CUDA): the time the GPU was busy (the union of its kernels', copies' and
+  sets' intervals) and the sum of kernel durations, beside the counts of kernels, memcpys and
+  CUDA-graph launches (``cudaGraphLaunch`` calls).  On a CPU there is no device apart from the
+  host, so these are None and the device-time check says so.
+* **fingerprint**: aten operators the host dispatched per decode step (top-level calls only:
+  an operator called from inside another is that operator's business), device kernels per
+  decode step and CUDA-graph launches per call (CUDA), and the distinct kernels inductor
+  generated for the graphs this call ran (``cpp_fused_*`` on a CPU, ``triton_*`` on a GPU),
+  read from the compiled graphs' own source code.  Kernel names carry their fused operators
+  (``cpp_fused__softmax_add_3``) and a number inductor gives per graph, so they are compared as
+  names without that number, with counts: a renumbering alone is no change.
+
+Counts are exact for a given torch, transformers and input: where wall time is too noisy to
+tell, a changed fingerprint names what the compiler now does differently.  The graphs a call
+ran are the ``## Call CompiledFxGraph <key> ##`` ranges inductor records while a profiler is on
+(torch's ``output_code.CompiledFxGraph``); their source is found by that key among the live
+compiled graphs.  Both are private torch details: where one is missing the kernel list is None
+("not available"), never guessed.  torch is imported only to profile, so that reading and comparing
+fingerprints (the verdicts, ``nox -s judge``) does not need it.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+GRAPH_CALL = re.compile(r"^## Call CompiledFxGraph (\S+) ##$")
+# How inductor's output code declares each kernel it generated, on a CPU and on a GPU.
+KERNEL_DEFINITION = re.compile(r"^(\w+) = async_compile\.(?:cpp_pybinding|cpp|triton)\(", re.M)
+TRAILING_NUMBER = re.compile(r"_\d+$")
+DEVICE_WORK = ("kernel", "gpu_memcpy", "gpu_memset")  # kineto's activity types of work on the GPU
+
+
+@dataclass(frozen=True)
+class CallProfile:
+    """One profiled ``generate()`` call of a build."""
+
+    decode_steps: int  # calls of the decoder's forward
+    aten_ops: int  # top-level aten operator calls on the host
+    compiled_graph_calls: int  # inductor graphs run
+    generated_kernels: dict[str, int] | None  # kernel name (no per-graph number) -> count; None: not readable
+    device_busy_seconds: float | None = None  # CUDA: union of device activity; None on a CPU
+    kernel_seconds: float | None = None  # CUDA: summed kernel durations
+    kernels: int | None = None  # CUDA: device kernels run
+    memcpys: int | None = None
+    cuda_graph_launches: int | None = None
+
+    @property
+    def aten_ops_per_step(self) -> float:
+        return self.aten_ops / max(self.decode_steps, 1)
+
+    @property
+    def kernels_per_step(self) -> float | None:
+        return None if self.kernels is None else self.kernels / max(self.decode_steps, 1)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "aten_ops_per_step": round(self.aten_ops_per_step, 2),
+                "kernels_per_step": None if self.kernels is None else round(self.kernels_per_step, 2)}
+
+
+def kernel_family(name: str) -> str:
+    """``cpp_fused__softmax_add_3`` -> ``cpp_fused__softmax_add``: the name inductor derives from
+    the fused operators, without the number it gives per graph."""
+    return TRAILING_NUMBER.sub("", name)
+
+
+def kernels_in_source(source: str) -> list[str]:
+    """The kernels inductor generated in one graph's output code, by name."""
+    return KERNEL_DEFINITION.findall(source)
+
+
+def _graph_sources() -> dict[str, str]:
+    """FX graph cache key -> output code of every compiled graph alive in this process."""
+    try:
+        from torch._inductor.output_code import CompiledFxGraph
+    except ImportError:
+        return {}
+    found = {}
+    for obj in gc.get_objects():
+        if type(obj) is CompiledFxGraph:  # type(), not isinstance(): a dead weak proxy would raise
+            key, source = getattr(obj, "_fx_graph_cache_key", None), getattr(obj, "source_code", None)
+            if key and source:
+                found[key] = source
+    return found
+
+
+def generated_kernels(graph_keys: list[str]) -> dict[str, int] | None:
+    """Kernel family -> count over the graphs ``graph_keys`` (each graph once); None where a
+    graph's source cannot be found."""
+    if not graph_keys:
+        return {}
+    sources = _graph_sources()
+    if any(key not in sources for key in set(graph_keys)):
+        return None
+    return dict(sorted(Counter(kernel_family(name) for key in sorted(set(graph_keys))
+                               for name in kernels_in_source(sources[key])).items()))
+
+
+def _is_aten(event) -> bool:
+    return event.name.startswith("aten::")
+
+
+def _device_figures(events) -> dict:
+    """Busy time, kernel time and counts of the device events (CUDA), and the host's graph launches."""
+    from torch.autograd import DeviceType
+
+    kind = lambda e: getattr(e, "activity_type", None) or (  # noqa: E731  (older torch: by name)
+        "gpu_memcpy" if e.name.startswith("Memcpy") else "gpu_memset" if e.name.startswith("Memset") else "kernel")
+    # the device's own work; not its synchronization records, which are time spent waiting
+    device = [e for e in events if e.device_type == DeviceType.CUDA and kind(e) in DEVICE_WORK]
+    kernels = [e for e in device if kind(e) == "kernel"]
+    spans = sorted((e.time_range.start, e.time_range.end) for e in device)
+    busy, reach = 0.0, float("-inf")
+    for start, end in spans:  # the union of the intervals: time the device was doing anything
+        busy += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return {"device_busy_seconds": busy / 1e6, "kernel_seconds": sum(e.time_range.elapsed_us() for e in kernels) / 1e6,
+            "kernels": len(kernels), "memcpys": sum(kind(e) == "gpu_memcpy" for e in device),
+            "cuda_graph_launches": sum(e.name.startswith("cudaGraphLaunch") for e in events)}
+
+
+def profile_call(variant, utterance) -> CallProfile:
+    """Profile one ``generate()`` of ``variant`` on ``utterance`` (inputs prepared before)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from .variants import synchronize
+
+    cuda = variant.hardware.is_cuda
+    inputs = variant.inputs(utterance)
+    model, steps = variant.model, []
+    original = model.forward
+
+    @functools.wraps(original)
+    def counted(*args, **kwargs):
+        steps.append(1)
+        return original(*args, **kwargs)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    model.forward = counted
+    try:
+        synchronize(variant.hardware)
+        with profile(activities=activities) as prof:
+            variant.run(inputs)
+            synchronize(variant.hardware)
+    finally:
+        model.forward = original
+    events = prof.events()
+    graphs = [m.group(1) for m in (GRAPH_CALL.match(e.name) for e in events) if m]
+    top_level = [e for e in events if _is_aten(e) and not (e.cpu_parent is not None and _is_aten(e.cpu_parent))]
+    return CallProfile(decode_steps=len(steps), aten_ops=len(top_level), compiled_graph_calls=len(graphs),
+                       generated_kernels=generated_kernels(graphs), **(_device_figures(events) if cuda else {}))
+
+
+def fingerprint_of(profile: dict) -> dict:
+    """What a baseline keeps of a CallProfile (as_dict) to tell whether the compiled code changed."""
+    data = {"aten_ops_per_step": profile["aten_ops_per_step"]}
+    if profile.get("generated_kernels") is not None:
+        data["generated_kernels"] = [f"{name} x{count}" for name, count in profile["generated_kernels"].items()]
+    if profile.get("kernels_per_step") is not None:
+        data["kernels_per_step"] = profile["kernels_per_step"]
+        data["cuda_graph_launches_per_call"] = profile["cuda_graph_launches"]
+    return data
+
+
+def fingerprint_changes(expected: dict, found: dict) -> list[str]:
+    """What differs between two fingerprints (fingerprint_of), one phrase each; [] when none does."""
+    changes = []
+    before, after = set(expected.get("generated_kernels", [])), set(found.get("generated_kernels", []))
+    if "generated_kernels" in expected and "generated_kernels" in found and before != after:
+        added, removed = sorted(after - before), sorted(before - after)
+        changes.append("generated kernels" + (f" added: {', '.join(added)}" if added else "")
+                       + (";" if added and removed else "") + (f" removed: {', '.join(removed)}" if removed else ""))
+    for key, what in (("aten_ops_per_step", "aten ops per decode step"), ("kernels_per_step", "kernels per decode step"),
+                      ("cuda_graph_launches_per_call", "CUDA-graph launches per call")):
+        if key in expected and key in found and expected[key] != found[key]:
+            changes.append(f"{what} {expected[key]:g} -> {found[key]:g}")
+    return changes

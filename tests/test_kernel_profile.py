@@ -1,0 +1,115 @@
+"""Device time and fingerprints (whisper_perf.kernel_profile): real torch.profiler calls of a real
+tiny.en build, eager and compiled, on the CPU; the kernels inductor generates for small functions
+read from their real output code; the verdicts and the report built on them."""
+
+import pytest
+import torch
+
+from whisper_perf.generation import GenerationSettings
+from whisper_perf.kernel_profile import (fingerprint_changes, fingerprint_of, generated_kernels, kernel_family,
+                                         kernels_in_source, profile_call)
+from whisper_perf.results import Tally
+from whisper_perf.variants import VARIANTS, build_variant
+from whisper_perf.verdicts import Outcome, Verdict, judge_device_time, judge_fingerprint
+
+
+@pytest.fixture(scope="module")
+def profiles(tiny_en, cpu, short_set):
+    """(eager, compiled, compiled again) CallProfiles of one utterance: 16 new tokens at most."""
+    source, model, processor = tiny_en
+    settings, utterance = GenerationSettings(max_new_tokens=16), short_set.utterances[0]
+    eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, settings, utterance)
+    compiled = build_variant(VARIANTS["compiled"], source.name, model, processor, cpu, settings, utterance)
+    return profile_call(eager, utterance), profile_call(compiled, utterance), profile_call(compiled, utterance)
+
+
+def test_a_profiled_call_counts_steps_ops_graphs_and_the_generated_kernels(profiles):
+    eager, compiled, again = profiles
+    assert eager.decode_steps == compiled.decode_steps > 1  # same tokens, one forward per step
+    assert eager.compiled_graph_calls == 0 and eager.generated_kernels == {}
+    assert compiled.compiled_graph_calls == compiled.decode_steps  # every step runs an inductor graph
+    kernels = compiled.generated_kernels
+    assert kernels and all(name.startswith("cpp_fused_") for name in kernels) and all(n >= 1 for n in kernels.values())
+    # fusion: the compiled step dispatches far fewer aten operators than the eager one
+    assert 0 < compiled.aten_ops_per_step < eager.aten_ops_per_step / 2
+    assert again == compiled  # exact counts: the same call, the same fingerprint
+    for p in profiles:  # no device apart from the host: nothing claimed
+        assert p.device_busy_seconds is None and p.kernels is None and p.cuda_graph_launches is None
+    assert fingerprint_of(compiled.as_dict()) == fingerprint_of(again.as_dict())
+    assert "kernels_per_step" not in fingerprint_of(compiled.as_dict())  # a CPU has no device kernels to count
+
+
+def test_generated_kernels_are_read_from_inductor_output_code_and_named_without_their_number():
+    torch._dynamo.reset()
+    x = torch.randn(32, 32)
+
+    def plain(t):
+        return torch.sin(t) + 1
+
+    def with_relu(t):  # the same model with one operator more, as a release might add
+        return torch.relu(torch.sin(t) + 1) @ t
+
+    sources = []
+    for fn in (plain, with_relu):
+        from torch._inductor.utils import run_and_get_code
+
+        _, code = run_and_get_code(torch.compile(fn, fullgraph=True), x)
+        sources.append("\n".join(code))
+    names = [kernels_in_source(s) for s in sources]
+    assert names[0] == ["cpp_fused_add_sin_0"] and "cpp_fused_add_relu_sin_0" in names[1], names
+    assert kernel_family("cpp_fused__softmax_add_3") == "cpp_fused__softmax_add"
+    assert generated_kernels([]) == {} and generated_kernels(["no-such-graph-key"]) is None  # never guessed
+
+    before = {"aten_ops_per_step": 4.0, "generated_kernels": ["cpp_fused_add_sin x1"]}
+    after = {"aten_ops_per_step": 5.0, "generated_kernels": ["cpp_fused_add_relu_sin x1"]}
+    assert fingerprint_changes(before, dict(before)) == []
+    assert fingerprint_changes(before, after) == [
+        "generated kernels added: cpp_fused_add_relu_sin x1; removed: cpp_fused_add_sin x1",
+        "aten ops per decode step 4 -> 5"]
+
+
+def test_a_changed_fingerprint_is_reported_never_failed_and_device_time_is_never_judged_on_a_cpu(profiles):
+    _, compiled, _ = profiles
+    found = fingerprint_of(compiled.as_dict())
+    assert judge_fingerprint(found, found, "cmd").outcome is Outcome.PASS
+    assert judge_fingerprint(found, found, "cmd").message.startswith("unchanged: ")
+    assert judge_fingerprint(found, None, "cmd").outcome is Outcome.NO_BASELINE
+    expected = {**found, "generated_kernels": found["generated_kernels"][1:] + ["cpp_fused_gone x1"]}
+    changed = judge_fingerprint(found, expected, "cmd")
+    assert changed.outcome is Outcome.CHANGED and not changed.outcome.fails
+    assert f"added: {found['generated_kernels'][0]}; removed: cpp_fused_gone x1" in changed.message
+    tally = Tally.of([changed, Verdict("speedup", Outcome.PASS, "")], 0, "k")
+    assert tally.text() == "1 check passed, 0 failed, 0 not judged; 1 fingerprint(s) changed (reported, not failed)"
+
+    on_cpu = judge_device_time(compiled.as_dict(), 5.0, 0.1, False, "cmd")
+    assert on_cpu.outcome is Outcome.NOT_APPLICABLE and not on_cpu.outcome.judged
+    assert "not judged on a CPU" in on_cpu.message
+    gpu = {"device_busy_seconds": 0.0123}  # what a CUDA profile holds: judged against the baseline's
+    assert judge_device_time(gpu, 12.0, 0.1, True, "cmd").outcome is Outcome.PASS
+    assert judge_device_time(gpu, 10.0, 0.1, True, "cmd").outcome is Outcome.REGRESSION
+    assert judge_device_time({"device_busy_seconds": None}, 10.0, 0.1, True, "cmd").outcome is Outcome.NOT_APPLICABLE
+
+
+def test_device_busy_is_the_union_of_the_gpus_work_and_launches_are_counted_on_the_host():
+    """The arithmetic of a CUDA profile, on events shaped as torch.profiler gives them (a GPU's
+    real profile is measured by the GPU script): overlapping kernels count once, a copy is work,
+    a synchronization record is not, CUDA-graph launches are the host's cudaGraphLaunch calls."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import Interval
+
+    from whisper_perf.kernel_profile import _device_figures
+
+    def event(name, start, end, device=DeviceType.CUDA, kind="kernel"):
+        return SimpleNamespace(name=name, device_type=device, activity_type=kind, time_range=Interval(start, end))
+
+    events = [event("triton_poi_fused_add_0", 0, 100), event("triton_red_fused_sum_1", 50, 150),  # overlap
+              event("Memcpy HtoD (Pageable -> Device)", 200, 210, kind="gpu_memcpy"),
+              event("cudaStreamSynchronize", 210, 400, kind="cuda_sync"),  # waiting, not work
+              event("cudaGraphLaunch", 0, 5, device=DeviceType.CPU, kind="cuda_runtime"),
+              event("cudaGraphLaunch_v10000", 5, 9, device=DeviceType.CPU, kind="cuda_runtime")]
+    figures = _device_figures(events)
+    assert figures["device_busy_seconds"] == pytest.approx(160e-6)  # 0-150 and 200-210
+    assert figures["kernel_seconds"] == pytest.approx(200e-6)  # summed: 100 + 100
+    assert (figures["kernels"], figures["memcpys"], figures["cuda_graph_launches"]) == (2, 1, 2)
