@@ -180,6 +180,64 @@ def test_a_busy_machine_or_a_changed_machine_speed_is_not_judged():
     assert on_cuda[0].outcome is Outcome.REGRESSION  # no CPU probe on a GPU: judged as measured
 
 
+def _summary(probe_ms=8.0, unreliable=None):
+    return Summary(seconds=ci(20.0, 19.5, 20.5), wer=0.07, rtfx=5.0, tokens=100, noise_cv=0.01, rounds_used=3,
+                   busy_rounds=0, reference_seconds=ci(22.0, 21.5, 22.5), reference_wer=0.07,
+                   speedup=ci(1.1, 1.05, 1.15), machine_probe_ms=probe_ms, unreliable=unreliable)
+
+
+def test_absolute_figures_follow_one_rule_busy_machine_cpu_model_and_machine_speed():
+    """verdicts.absolute_terms, for the summed times and the compile latency alike: a busy machine,
+    an entry from another CPU model, a speed change beyond 30%: not comparable, saying why; within
+    30%, compared at the recording's machine speed; on a GPU as measured."""
+    from whisper_perf.verdicts import absolute_terms
+
+    here = "AMD EPYC 7B13"
+    base = entry(machine_probe_ms=8.0, provenance={"device_name": here})
+    assert absolute_terms(_summary(10.0), base, on_cuda=False, device_name=here) == (0.8, None)
+    assert absolute_terms(_summary(10.0), base, on_cuda=True, device_name=here) == (None, None)
+    factor, why = absolute_terms(_summary(8.0), base, on_cuda=False, device_name="Intel(R) Xeon(R) CPU @ 2.20GHz")
+    assert factor is None and why.startswith("recorded on another CPU model (AMD EPYC 7B13; this run: Intel(R) Xeon(R)")
+    assert absolute_terms(_summary(8.0, "machine busy in 3 of 3"), base, on_cuda=False, device_name=here)[1] == \
+        "machine busy in 3 of 3"
+    assert "machine speed changed" in absolute_terms(_summary(12.0), base, on_cuda=False, device_name=here)[1]
+    # an entry that does not say its CPU model (older files) is judged by the probe alone
+    assert absolute_terms(_summary(8.0), entry(machine_probe_ms=8.0), on_cuda=False, device_name=here) == (1.0, None)
+
+
+def test_compile_latency_is_judged_by_the_time_checks_rules():
+    """The new user's false alarm: a cold compile of 87.8 s against 36.1 s recorded while the probe
+    read 3.16 ms, measured while it read 9.17 ms: UNRELIABLE with both readings, not REGRESSION."""
+    from whisper_perf.verdicts import judge_compile_latency
+
+    base = entry(machine_probe_ms=3.16, diagnostics={"cold_compile_seconds": 36.1})
+    check = "cold compile (first call)"
+    slow_host = judge_compile_latency(check, 87.8, base, 0.5, _summary(9.17), "cmd", on_cuda=False, device_name=None)
+    assert slow_host.outcome is Outcome.UNRELIABLE
+    assert "took 9.17 ms in this run, 3.16 ms when the baseline was recorded" in slow_host.message
+    steady = judge_compile_latency(check, 40.0, base, 0.5, _summary(3.5), "cmd", on_cuda=False, device_name=None)
+    assert steady.outcome is Outcome.PASS  # 40 s at a probe 11% slower: 36.1 s at the recording's speed
+    assert "at the recording's machine speed (x0.903; as measured 40 s)" in steady.message
+    slower = judge_compile_latency(check, 60.0, base, 0.5, _summary(3.16), "cmd", on_cuda=False, device_name=None)
+    assert slower.outcome is Outcome.REGRESSION  # 60 s at the same speed: above 54.2 s
+    assert judge_compile_latency(check, 60.0, entry(), 0.5, _summary(), "cmd", on_cuda=False,
+                                 device_name=None).outcome is Outcome.NO_BASELINE
+
+
+def test_a_wer_with_nothing_to_compare_is_not_judged_and_seeded_figures_say_so():
+    from whisper_perf.verdicts import SEEDED_NOTE, seeded_note
+
+    alone = judge_wer(0.07, None, None, Tolerances())
+    assert alone.outcome is Outcome.NO_BASELINE and "nothing to compare with" in alone.message
+    assert judge_wer(0.07, None, entry(wer=None), Tolerances()).outcome is Outcome.NO_BASELINE
+    seeded = entry(provenance={"source": "published reference numbers, not measured by this suite"})
+    verdict = seeded_note(judge_speedup(ci(1.1, 1.05, 1.15), seeded, Tolerances(), False, "cmd"), seeded)
+    assert verdict.outcome is Outcome.PASS and verdict.message.endswith(f"({SEEDED_NOTE})")
+    measured = entry(provenance={"source": "measured by this suite"})
+    assert SEEDED_NOTE not in seeded_note(judge_speedup(ci(1.1, 1.05, 1.15), measured, Tolerances(), False, "cmd"),
+                                          measured).message
+
+
 def test_headline_counts_what_was_judged_and_never_claims_more():
     from whisper_perf.results import Tally
     from whisper_perf.verdicts import Verdict

@@ -11,10 +11,27 @@ from whisper_perf.hardware import detect_hardware
 from whisper_perf.models import resolve_model, short_name
 
 
-def test_cpu_key_names_arch_isa_and_threads(cpu):
-    assert cpu.key == f"{'cpu'}-{cpu.arch}-t{torch.get_num_threads()}"
+def test_cpu_key_names_arch_isa_family_and_threads(cpu):
+    from whisper_perf.hardware import cpu_family
+
+    assert cpu.key == f"cpu-{cpu.arch}-{cpu_family(cpu.device_name)}-t{torch.get_num_threads()}"
     assert cpu.arch.split("-")[-1] == torch.backends.cpu.get_cpu_capability().lower()
     assert detect_hardware("cpu") == cpu
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:  # this host's own model name, as the key reads it
+        named = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
+    if named:
+        assert cpu.device_name == named
+
+
+@pytest.mark.parametrize("model_name, family", [
+    ("AMD EPYC", "amd-epyc"), ("AMD EPYC 7B13", "amd-epyc"),
+    ("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "intel-xeon"), ("Intel(R) Xeon(R) CPU @ 2.20GHz", "intel-xeon"),
+    ("AMD Ryzen 9 5950X 16-Core Processor", "amd-ryzen"), ("Intel(R) Core(TM) i7-9750H CPU @ 2.60GHz", "intel-core"),
+    ("", "unknown")])
+def test_the_cpu_family_is_vendor_and_family_of_the_model_name(model_name, family):
+    from whisper_perf.hardware import cpu_family
+
+    assert cpu_family(model_name) == family
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")

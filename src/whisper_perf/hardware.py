@@ -1,8 +1,12 @@
 """Which machine are we on?  A stable key that baselines are filed under.
 
 CUDA: ``cuda-sm_90-nvidia-h100-80gb-hbm3`` (compute capability, then the device name).
-CPU:  ``cpu-x86_64-avx2-t2`` (architecture, the vector ISA torch dispatches to, threads).
-Timings from two machines with different keys are never compared.
+CPU:  ``cpu-x86_64-avx512-amd-epyc-t2`` (architecture, the vector ISA torch dispatches to, the
+CPU's vendor and model family, threads): two cloud hosts with the same ISA (an AMD EPYC and an
+Intel Xeon VM, both AVX-512) can run the same fixed workload at very different speeds.
+Timings from two machines with different keys are never compared; within a key, a baseline entry
+recorded on another CPU model (its provenance's ``device_name``) judges no absolute time either
+(verdicts.absolute_terms).
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ def _cpu_model_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+# What a CPU's model name says besides its vendor and family.
+_MODEL_NOISE = re.compile(r"\((?:R|TM)\)|\bCPU\b|\bProcessor\b|@.*$|\b\d+-Core\b", re.IGNORECASE)
+
+
+def cpu_family(model_name: str) -> str:
+    """``AMD EPYC 7B13`` -> ``amd-epyc``, ``Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz`` ->
+    ``intel-xeon``: vendor and family, the first two words of the model name without the marks."""
+    words = _MODEL_NOISE.sub(" ", model_name).split()
+    return _slug(" ".join(words[:2])) or "unknown"
 
 
 @dataclass(frozen=True)
@@ -71,10 +86,11 @@ def cpu_hardware() -> Hardware:
     machine = platform.machine().lower() or "unknown"
     isa = _slug(torch.backends.cpu.get_cpu_capability())
     threads = torch.get_num_threads()
+    name = _cpu_model_name()
     return Hardware(
-        key=f"cpu-{machine}-{isa}-t{threads}",
+        key=f"cpu-{machine}-{isa}-{cpu_family(name)}-t{threads}",
         device="cpu",
-        device_name=_cpu_model_name(),
+        device_name=name,
         arch=f"{machine}-{isa}",
         threads=threads,
         extra={"logical_cpus": os.cpu_count()},

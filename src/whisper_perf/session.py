@@ -244,6 +244,10 @@ class RunSession:
                 "says so.", yellow=True)
         entries = [baselines.entry_from(self.measurements[key], self.summary(key), provenance,
                                         self.diagnostics.get(key)) for key in keep]
+        path = baselines.path_for(self.config.baselines, self.hardware.key)
+        if not path.exists():
+            say(f"New hardware key {self.hardware.key} ({self.hardware.device_name}): no baseline recorded for it yet; "
+                f"this recording starts {path}.", yellow=True)
         return baselines.record(self.config.baselines, self.hardware, entries)
 
     def _judged_against(self) -> dict:

@@ -241,14 +241,29 @@ def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, rec
     return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}", detectable)
 
 
+def absolute_terms(summary, entry: Entry, *, on_cuda: bool, device_name: str | None) -> tuple[float | None, str | None]:
+    """(machine-speed factor, why not comparable) for every absolute figure of this run judged
+    against ``entry``: the summed times and the compile latency.  Not comparable on a busy machine
+    (summary.unreliable), against an entry recorded on another CPU model (its provenance's
+    ``device_name``: the key names the family, not the model), or when the machine's speed moved
+    beyond what is adjusted for (machine_speed.adjustment); on a CPU the figures are compared at
+    the recording's machine speed (``factor``).  The speedup needs none of this."""
+    if summary.unreliable:
+        return None, summary.unreliable
+    recorded_on = entry.provenance.get("device_name")
+    if not on_cuda and device_name and recorded_on and recorded_on != device_name:
+        return None, (f"recorded on another CPU model ({recorded_on}; this run: {device_name}), so absolute times "
+                      "and compile latency are not comparable; the speedup still is. Record this machine's own "
+                      "baseline (nox -s record)")
+    return (None, None) if on_cuda else adjustment(summary.machine_probe_ms, entry.machine_probe_ms)
+
+
 def judge_times(summary, entry: Entry, tolerances: Tolerances, record_hint: str, *, compiled: bool,
-                reference: str | None, on_cuda: bool) -> list[Verdict]:
+                reference: str | None, on_cuda: bool, device_name: str | None = None) -> list[Verdict]:
     """A variant's own summed time (summary.Summary) against its baseline, and its eager
-    reference's (catches eager and compiled slowing alike, which the speedup cannot see).  On a
-    CPU at the machine speed of the recording (machine_speed.adjustment); unreliable on a busy
-    machine, or when the speed moved too far to adjust for."""
-    factor, speed_changed = (None, None) if on_cuda else adjustment(summary.machine_probe_ms, entry.machine_probe_ms)
-    unreliable = summary.unreliable or speed_changed
+    reference's (catches eager and compiled slowing alike, which the speedup cannot see), in the
+    terms absolute_terms allows."""
+    factor, unreliable = absolute_terms(summary, entry, on_cuda=on_cuda, device_name=device_name)
     own, of_reference = time_checks(compiled, reference)
     checks = [(own, summary.seconds, entry.seconds)]
     if summary.reference_seconds is not None and entry.reference_seconds is not None:
@@ -279,6 +294,9 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
                         f"{100 * tolerances.wer:.2f} points")
     if problems:
         return Verdict("wer", Outcome.REGRESSION, "; ".join(problems))
+    if reference_wer is None and (entry is None or entry.wer is None):  # nothing it could have differed from
+        return Verdict("wer", Outcome.NO_BASELINE, f"WER {100 * wer:.2f}%: nothing to compare with (no eager reference "
+                       "in this run, no WER in a baseline entry); record one with nox -s record")
     parts = [f"WER {100 * wer:.2f}%"]
     if reference_wer is not None:
         parts.append(f"eager {100 * reference_wer:.2f}%")
@@ -303,20 +321,21 @@ def speedup_verdicts(summary, entry: Entry | None, tolerances: Tolerances, anoma
         verdicts = [judge_speedup(summary.speedup, entry, tolerances, True, record_hint, summary.unreliable)]
     else:
         verdicts = [judge_against_eager(summary.speedup, summary.unreliable),
-                    judge_speedup(summary.speedup, entry, tolerances, False, record_hint, summary.unreliable)
+                    seeded_note(judge_speedup(summary.speedup, entry, tolerances, False, record_hint,
+                                              summary.unreliable), entry)
                     if entry else not_judged("speedup", missing, speed=True)]
     return [with_adaptive_note(v, summary.adaptive) for v in verdicts]
 
 
 def time_verdicts(summary, entry: Entry | None, tolerances: Tolerances, record_hint: str, missing: str, *,
-                  compiled: bool, reference: str | None, on_cuda: bool) -> list[Verdict]:
+                  compiled: bool, reference: str | None, on_cuda: bool, device_name: str | None = None) -> list[Verdict]:
     """The variant's own time and its reference's against the entry (judge_times); without an entry,
     one not-judged speed check that says what is missing."""
     if entry is None:
         return [not_judged(time_checks(compiled, reference)[0], missing, speed=True)]
     verdicts = judge_times(summary, entry, tolerances, record_hint, compiled=compiled, reference=reference,
-                           on_cuda=on_cuda)
-    return [with_adaptive_note(v, summary.adaptive) for v in verdicts]
+                           on_cuda=on_cuda, device_name=device_name)
+    return [seeded_note(with_adaptive_note(v, summary.adaptive), entry) for v in verdicts]
 
 
 def wer_verdict(summary, entry: Entry | None, tolerances: Tolerances, model: str) -> Verdict:
@@ -324,7 +343,8 @@ def wer_verdict(summary, entry: Entry | None, tolerances: Tolerances, model: str
     from .architectures import is_random  # here: architectures imports torch, which this module does not need
 
     not_applicable = f"WER not applicable: {model} has random weights" if is_random(model) else None
-    return judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable, summary.exact_match)
+    return seeded_note(judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable,
+                                 summary.exact_match), entry)
 
 
 def _cudagraph_problems(warmup, timed) -> list[str]:
@@ -431,3 +451,34 @@ def judge_device_time(profile: dict | None, expected_ms: float | None, tolerance
         return Verdict("device time", Outcome.NOT_APPLICABLE,
                        "device time not measured: the profiler recorded no device activity")
     return judge_ceiling("device time", 1e3 * busy, expected_ms, tolerance, "ms", record_hint)
+
+
+SEEDED_NOTE = "against published figures, not measured by this suite"
+
+
+def seeded_note(verdict: Verdict, entry: Entry | None) -> Verdict:
+    """A verdict judged against a seeded entry (its provenance's ``source`` says the figures are
+    published ones) says so, in its message and so in the report."""
+    source = (entry.provenance.get("source", "") if entry else "").lower()
+    if not source.startswith("published") or not verdict.outcome.judged:
+        return verdict
+    return replace(verdict, message=f"{verdict.message} ({SEEDED_NOTE})")
+
+
+def judge_compile_latency(check: str, seconds: float, entry: Entry | None, tolerance: float, summary, record_hint: str,
+                          *, on_cuda: bool, device_name: str | None) -> Verdict:
+    """The first compiled call's seconds (cold or warm) against the entry's, by the rules of the
+    time checks (absolute_terms): at the recording's machine speed on a CPU, never on a busy
+    machine, across CPU models or beyond the speed change adjusted for."""
+    expected = entry.diagnostics.get(f"{check.split()[0]}_compile_seconds") if entry else None
+    if expected is None:
+        return judge_ceiling(check, seconds, None, tolerance, "s", record_hint)
+    factor, unreliable = absolute_terms(summary, entry, on_cuda=on_cuda, device_name=device_name)
+    if unreliable:
+        return Verdict(check, Outcome.UNRELIABLE, f"{check} {seconds:.3g} s not judged: unreliable: {unreliable}")
+    verdict = judge_ceiling(check, seconds * (factor or 1.0), expected, tolerance, "s", record_hint)
+    if factor:
+        shown = f"{check} {seconds * factor:.3g} s"
+        verdict = replace(verdict, message=verdict.message.replace(
+            shown, f"{shown} at the recording's machine speed (x{factor:.3f}; as measured {seconds:.3g} s)", 1))
+    return seeded_note(verdict, entry)

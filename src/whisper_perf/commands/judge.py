@@ -61,7 +61,8 @@ def rejudge(run: RunResult, folder: Path) -> Verdicts:
                                                  run.software.get("transformers", ""))
             verdicts += speedup_verdicts(m.summary, entry, tolerances, anomaly is not None, RECORD_HINT, missing)
         verdicts += time_verdicts(m.summary, entry, tolerances, RECORD_HINT, missing, compiled=spec.compiled,
-                                  reference=spec.reference, on_cuda=run.on_cuda)
+                                  reference=spec.reference, on_cuda=run.on_cuda,
+                                  device_name=run.hardware.get("device_name"))
         verdicts.append(wer_verdict(m.summary, entry, tolerances, m.model))
         found += [(m.model, m.variant, v) for v in verdicts]
     return found
