@@ -74,12 +74,9 @@ def test_fingerprint(diagnostics, baseline_or_none, record_hint, variant, add_ve
     the kernels inductor generated, CUDA-graph launches) against the baseline's: a change is
     reported (CHANGED, naming what was added and removed), never failed."""
     entry, _ = baseline_or_none
-    profile = diagnostics["variant"].get("profile")
-    found = fingerprint_of(profile) if profile else None
-    verdict = judge_fingerprint(found, entry.diagnostics.get("fingerprint") if entry else None, record_hint)
-    add_verdict(variant, verdict)
-    if verdict.outcome in (Outcome.NO_BASELINE, Outcome.NOT_APPLICABLE):
-        pytest.skip(verdict.message)
+    found = fingerprint_of(diagnostics["variant"].get("profile"))
+    _report(add_verdict, variant, judge_fingerprint(found, entry.diagnostics.get("fingerprint") if entry else None,
+                                                    record_hint))
 
 
 def test_device_time(diagnostics, baseline_or_none, record_hint, variant, add_verdict):

@@ -199,7 +199,7 @@ def test_history_of_flat_runs_says_there_is_no_step_beyond_the_tolerance(tmp_pat
     runs = _nights(tmp_path / "runs")
     history.main(["--results-dir", str(runs), "--out", str(tmp_path / "h"), "--baselines", str(ROOT / "baselines")])
     text = (tmp_path / "h" / "history.md").read_text()
-    tolerances = baselines.load_for(ROOT / "baselines", KEY).tolerances  # the project's, for this key
+    tolerances = baselines.tolerances_for(ROOT / "baselines", KEY)  # the project's for this key, or the defaults
     assert (f"### Steps\n\n- no step beyond the tolerance (speedup {tolerances.speedup:.0%}, time "
             f"{tolerances.compiled_time:.0%})\n\n![history") in text
 

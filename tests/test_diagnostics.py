@@ -250,6 +250,10 @@ def test_baseline_diagnostics_are_validated_by_name_and_type(tmp_path):
     assert baselines.load(_file_with(tmp_path, good)).entries[0].diagnostics == good
     with pytest.raises(baselines.BaselineError, match=r"entry 0 \(tiny.en/compiled\), diagnostics: unknown field 'grpah_breaks'"):
         baselines.load(_file_with(tmp_path, {"grpah_breaks": 0}))
+    printed = {"fingerprint": {"aten_ops_per_step": 77.6, "generated_kernels": ["cpp_fused_gelu_view x2"]}}
+    assert baselines.load(_file_with(tmp_path, printed)).entries[0].diagnostics == printed
+    with pytest.raises(baselines.BaselineError, match=r"diagnostics.fingerprint: field 'generated_kernels' must be"):
+        baselines.load(_file_with(tmp_path, {"fingerprint": {"generated_kernels": "cpp_fused_gelu_view x2"}}))
     with pytest.raises(baselines.BaselineError, match="field 'peak_memory_bytes' must be a non-negative int"):
         baselines.load(_file_with(tmp_path, {"peak_memory_bytes": -5}))
 

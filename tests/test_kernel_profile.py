@@ -91,9 +91,10 @@ def test_a_changed_fingerprint_is_reported_never_failed_and_device_time_is_never
 
 
 def test_device_busy_is_the_union_of_the_gpus_work_and_launches_are_counted_on_the_host():
-    """The arithmetic of a CUDA profile, on events shaped as torch.profiler gives them (a GPU's
-    real profile is measured by the GPU script): overlapping kernels count once, a copy is work,
-    a synchronization record is not, CUDA-graph launches are the host's cudaGraphLaunch calls."""
+    """The arithmetic of a CUDA profile, on events shaped as torch.profiler gives them (no GPU here:
+    a real CUDA profile is for the GPU calibration to check): overlapping kernels count once, a copy
+    is work, a synchronization record and an annotation projected on the GPU are not, CUDA-graph
+    launches are the host's cudaGraphLaunch calls."""
     from types import SimpleNamespace
 
     from torch.autograd import DeviceType
@@ -109,7 +110,20 @@ def test_device_busy_is_the_union_of_the_gpus_work_and_launches_are_counted_on_t
               event("cudaStreamSynchronize", 210, 400, kind="cuda_sync"),  # waiting, not work
               event("cudaGraphLaunch", 0, 5, device=DeviceType.CPU, kind="cuda_runtime"),
               event("cudaGraphLaunch_v10000", 5, 9, device=DeviceType.CPU, kind="cuda_runtime")]
-    figures = _device_figures(events)
-    assert figures["device_busy_seconds"] == pytest.approx(160e-6)  # 0-150 and 200-210
-    assert figures["kernel_seconds"] == pytest.approx(200e-6)  # summed: 100 + 100
-    assert (figures["kernels"], figures["memcpys"], figures["cuda_graph_launches"]) == (2, 1, 2)
+    graph_on_gpu = event("## Call CompiledFxGraph abc ##", 0, 210, kind="gpu_user_annotation")  # spans the gaps
+    for with_types in (True, False):  # a torch whose events carry no activity type: classified by name
+        found = events + [graph_on_gpu]
+        if not with_types:
+            found = [SimpleNamespace(**{k: v for k, v in vars(e).items() if k != "activity_type"}) for e in found]
+        figures = _device_figures(found)
+        assert figures["device_busy_seconds"] == pytest.approx(160e-6)  # 0-150 and 200-210
+        assert figures["kernel_seconds"] == pytest.approx(200e-6)  # summed: 100 + 100
+        assert (figures["kernels"], figures["memcpys"], figures["cuda_graph_launches"]) == (2, 1, 2)
+
+
+def test_a_figure_one_fingerprint_has_and_the_other_not_is_a_change():
+    """A torch whose compiled graphs can no longer be read leaves generated_kernels out: that is
+    never "unchanged"."""
+    measured = {"aten_ops_per_step": 4.0, "generated_kernels": ["cpp_fused_add_sin x1"]}
+    assert fingerprint_changes(measured, {"aten_ops_per_step": 4.0}) == ["generated_kernels no longer measured"]
+    assert judge_fingerprint({"aten_ops_per_step": 4.0}, measured, "cmd").outcome is Outcome.CHANGED

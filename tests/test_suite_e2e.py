@@ -19,7 +19,7 @@ def run_suite(*args, env=None, diagnostics=False, busy_check=False):
     """pytest perf_tests in a subprocess; the diagnostic calls only where a test looks at them
     (they add seconds to every run).  The busy-machine rule only where a test is about it
     (``busy_check``): every other test must reach its outcome on a machine doing other work too."""
-    if not busy_check and "--busy-threshold" not in args:
+    if not (busy_check or "--busy-threshold" in args or "--strict-gate" in args):  # a gate keeps the rule
         args = (*args, "--busy-threshold", "off")
     if not diagnostics:
         args = (*args, "-k", "not test_diagnostics")
@@ -104,11 +104,11 @@ GONE_KERNEL = "cpp_fused_a_kernel_this_release_no_longer_generates x1"
 OTHER_CPU = "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
 
 
-def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None, other_cpu=False):
-    """A copy of the recorded baseline, changed; with ``probe_factor`` its fingerprints also lose
-    their first generated kernel and hold one the code never had (as a baseline recorded on
-    another release would); with ``other_cpu`` its entries say they were recorded on another CPU
-    model, with a compile latency (1 s) this machine cannot reach."""
+def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None, other_cpu=False, other_code=False):
+    """A copy of the recorded baseline, changed; with ``other_code`` its fingerprints lose their first
+    generated kernel and hold one the code never had (as a baseline recorded on another release
+    would); with ``other_cpu`` its entries say they were recorded on another CPU model, with a
+    compile latency (1 s) this machine cannot reach."""
     data = json.loads(path.read_text())
     if tolerances:
         data["tolerances"].update(tolerances)
@@ -117,6 +117,7 @@ def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None, other
             e["anomaly"] = {"reason": "compiled slower than eager (test)", "reference": "tests"}
         if probe_factor:
             e["machine_probe_ms"] *= probe_factor
+        if other_code:
             kernels = e["diagnostics"].get("fingerprint", {}).get("generated_kernels")
             if kernels:
                 kernels[:] = kernels[1:] + [GONE_KERNEL]
@@ -124,7 +125,7 @@ def _edit(path: Path, tolerances=None, anomaly_on=None, probe_factor=None, other
             e["provenance"]["device_name"] = OTHER_CPU
             if e["variant"] == "compiled":
                 e["diagnostics"].update(cold_compile_seconds=1.0, warm_compile_seconds=1.0)
-    folder = path.parent.parent / f"edited-{anomaly_on}-{probe_factor}-{other_cpu}"
+    folder = path.parent.parent / f"edited-{anomaly_on}-{probe_factor}-{other_cpu}-{other_code}"
     folder.mkdir(exist_ok=True)
     (folder / path.name).write_text(json.dumps(data))
     return folder
@@ -215,7 +216,7 @@ def judged(recorded, tmp_path_factory):
     _, path, _ = recorded
     results, summary = tmp_path_factory.mktemp("judged"), tmp_path_factory.mktemp("summary") / "step_summary.md"
     args = ("--variant", "compiled", "--limit", "2", "--rounds", "2", "--results-dir", str(results))
-    folders = _edit(path, WIDE, other_cpu=True), _edit(path, WIDE, probe_factor=0.5)
+    folders = _edit(path, WIDE, other_cpu=True), _edit(path, WIDE, probe_factor=0.5, other_code=True)
     first = run_suite(*args, "--baselines", str(folders[0]), "--compile-latency", "always", diagnostics=True)
     assert first.returncode == 0, first.output[-4000:]
     (first_file,) = results.glob("*/*.json")
@@ -290,6 +291,29 @@ def test_machine_speed_change_leaves_times_unjudged_and_the_speedup_judged(recor
                      r"run, [\d.]+ ms when the baseline was recorded \(\d+% slower", result.stdout), result.stdout[-3000:]
     outcomes_by_check = {v["check"]: v["outcome"] for v in json.loads(run_file.read_text())["verdicts"]}
     assert outcomes_by_check["compiled time"] == "unreliable" and outcomes_by_check["speedup"] == "pass"
+
+
+def test_the_code_run_is_profiled_and_a_changed_fingerprint_is_reported_never_failed(judged):
+    """The profiled call of each build: unchanged against the recording (another process, the same
+    code); no device time on a CPU, and the verdict says so instead of passing; against a baseline
+    whose fingerprint lost a kernel and holds one never generated: CHANGED, named, and the run
+    still passes (exit 0 in the fixture)."""
+    _, (_, run_file, _), (_, later, _), _ = judged
+    data = json.loads(run_file.read_text())
+    d = data["measurements"][0]["diagnostics"]
+    markdown = run_file.with_suffix(".md").read_text()
+    checks = {v["check"]: v for v in data["verdicts"]}
+    assert checks["fingerprint"]["outcome"] == "pass" and checks["fingerprint"]["message"].startswith("unchanged: ")
+    assert checks["device time"]["outcome"] == "not applicable" and "not judged on a CPU" in checks["device time"]["message"]
+    profile = d["variant"]["profile"]
+    assert profile["compiled_graph_calls"] == profile["decode_steps"] > 1 and profile["generated_kernels"]
+    assert d["reference"]["profile"]["compiled_graph_calls"] == 0 and profile["device_busy_seconds"] is None
+    assert re.search(r"\| tiny\.en \| compiled \| \d+ \| [\d.]+ \| \d+ \| - \| - \| - \| n/a \(CPU\) \| - \|", markdown)
+    later_data = json.loads(later.read_text())
+    changed = next(v for v in later_data["verdicts"] if v["check"] == "fingerprint")
+    first_kernel = sorted(f"{k} x{n}" for k, n in profile["generated_kernels"].items())[0]
+    assert changed["outcome"] == "changed" and f"added: {first_kernel}; removed: {GONE_KERNEL}" in changed["message"]
+    assert "1 fingerprint(s) changed (reported, not failed)" in later.with_suffix(".md").read_text().splitlines()[0]
 
 
 def test_busy_machine_makes_verdicts_unreliable_not_failures(recorded, tmp_path):
@@ -420,22 +444,6 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
     sections = ["## Verdicts", "## Timings", "## Compile health", "## Compile latency", "## Peak memory",
                 "## Per-phase latency and roofline", "## Device time and fingerprint", "## Charts"]
     assert [markdown.index(s) for s in sections] == sorted(markdown.index(s) for s in sections)
-    # the code run, profiled: unchanged against the recording (another process, the same code);
-    # no device time on a CPU, and the verdict says so instead of passing
-    checks = {v["check"]: v for v in data["verdicts"]}
-    assert checks["fingerprint"]["outcome"] == "pass" and checks["fingerprint"]["message"].startswith("unchanged: ")
-    assert checks["device time"]["outcome"] == "not applicable" and "not judged on a CPU" in checks["device time"]["message"]
-    profile = d["variant"]["profile"]
-    assert profile["compiled_graph_calls"] == profile["decode_steps"] > 1 and profile["generated_kernels"]
-    assert d["reference"]["profile"]["compiled_graph_calls"] == 0 and profile["device_busy_seconds"] is None
-    assert re.search(r"\| tiny\.en \| compiled \| \d+ \| [\d.]+ \| \d+ \| - \| - \| - \| n/a \(CPU\) \| - \|", markdown)
-    # against a baseline whose fingerprint lost a kernel and holds one never generated: CHANGED, named,
-    # and the run still passes (exit 0 in the fixture): a changed fingerprint is reported, not failed
-    later_data = json.loads(later.read_text())
-    changed = next(v for v in later_data["verdicts"] if v["check"] == "fingerprint")
-    first_kernel = sorted(f"{k} x{n}" for k, n in profile["generated_kernels"].items())[0]
-    assert changed["outcome"] == "changed" and f"added: {first_kernel}; removed: {GONE_KERNEL}" in changed["message"]
-    assert "1 fingerprint(s) changed (reported, not failed)" in later.with_suffix(".md").read_text().splitlines()[0]
     assert re.search(r"\| tiny\.en \| compiled \| compile health \| PASS \|", markdown), markdown
     assert re.search(r"\| tiny\.en \| compiled \| [\d.]+ \| [\d.]+ \| .* \| ([\d.]+) \| ([\d.]+) \| measured in this run \|",
                      markdown), markdown
@@ -474,9 +482,10 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
 
     before, after = Environment("current"), Environment("next")
     before.runs, after.runs = [load_run(run_file)], [load_run(later)]
-    report = compare([before, after], Tolerances())
+    report = compare([before, after], Tolerances(), criterion="kernels")
     (row,) = report["rows"]
     change = row["changes"]["next"]
     assert change["verdict"] in ("no credible change", "regression", "improved")
+    assert change["kernels"] == [] and "kernels unchanged" in render(report, key)  # the same code on both sides
     assert change["speedup"]["low"] <= change["speedup"]["estimate"] <= change["speedup"]["high"]
     assert "| tiny.en | compiled |" in render(report, key)

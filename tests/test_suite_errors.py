@@ -34,6 +34,8 @@ def test_bad_option_is_a_usage_error():
     assert result.returncode == 4, result.output[-4000:]
     assert "--busy-threshold is the cores other processes may use before a timed round counts as busy (a number " \
            "such as 0.25) or 'off', not 'lots'" in result.output
+    result = run_suite("--busy-threshold", "off", "--strict-gate")  # a gate never judges a busy machine's timings
+    assert result.returncode == 4 and "--strict-gate gates on the verdicts, and --busy-threshold off" in result.output
 
 
 def test_audio_folder_without_metadata_is_a_usage_error(tmp_path):

@@ -109,7 +109,23 @@ def _diagnostics(data: dict | None, where: str) -> dict:
                 isinstance(value, (int, float)) and value < 0):
             raise BaselineError(f"{where}, diagnostics: field {key!r} must be a non-negative "
                                 f"{getattr(kinds, '__name__', 'number')}, not {value!r}")
+    _check_fingerprint(data.get("fingerprint"), where)
     return dict(data)
+
+
+# What a fingerprint (kernel_profile.fingerprint_of) may hold, and the type of each.
+FINGERPRINT_FIELDS = {"aten_ops_per_step": (int, float), "kernels_per_step": (int, float),
+                      "cuda_graph_launches_per_call": int, "generated_kernels": list}
+
+
+def _check_fingerprint(found: dict | None, where: str) -> None:
+    for key, value in (found or {}).items():
+        kinds = FINGERPRINT_FIELDS.get(key)
+        if kinds is None or not isinstance(value, kinds) or isinstance(value, bool) or (
+                key == "generated_kernels" and not all(isinstance(name, str) for name in value)):
+            raise BaselineError(f"{where}, diagnostics.fingerprint: field {key!r} must be one of "
+                                f"{sorted(FINGERPRINT_FIELDS)} with a value of its type (a list of kernel names for "
+                                f"generated_kernels), not {value!r}")
 
 
 def protocol_of(setup: dict, audio_set: str, utterances: int) -> dict:

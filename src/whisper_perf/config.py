@@ -85,6 +85,9 @@ class RunConfig:
         check_architectures(list(models), get("--fixed-work"))
         slowdown = get("--inject-slowdown")
         check_allowed(slowdown)
+        if get("--strict-gate") and busy_threshold is None:
+            raise UsageError("--strict-gate gates on the verdicts, and --busy-threshold off would let a busy machine's "
+                             "timings judge them; drop one (the default threshold is 0.25 cores)")
         if get("--strict-gate") and get("--record"):
             raise UsageError("--strict-gate gates a judged run; a recording (--record) judges nothing. "
                              "Use one or the other.")

@@ -44,7 +44,7 @@ def parse_busy_threshold(text: str) -> float | None:
         cores = float(text)
     except ValueError:
         cores = -1.0
-    if not cores >= 0:
+    if not 0 <= cores < float("inf"):
         raise UsageError(f"--busy-threshold is the cores other processes may use before a timed round counts as busy "
                          f"(a number such as {OTHERS_BUSY_CORES}) or 'off', not {text!r}")
     return cores

@@ -25,8 +25,11 @@ def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
     """Phases and peak memory of one build; for a short-form build also its roofline, or, without a
     bandwidth (a GPU missing from the table), ``roofline: None`` and ``roofline_not_available``."""
     phases, memory = measure_phases(variant, utterances)
-    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None,
-            "profile": profile_call(variant, utterances[0]).as_dict()}
+    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None}
+    try:
+        data["profile"] = profile_call(variant, utterances[0]).as_dict()
+    except RuntimeError as exc:  # the profiler cannot start here (CUPTI in a container): the other diagnostics stand
+        data["profile"], data["profile_error"] = None, f"{type(exc).__name__}: {exc}"
     if variant.spec.long_form:
         return data
     if bandwidth is None:
@@ -52,7 +55,7 @@ def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None
     if reference is not None:
         data["reference"] = _build(reference, utterances, bandwidth)
     for build, timed in (("variant", measurement.passes), ("reference", measurement.reference_passes)):
-        if build in data:
+        if data.get(build, {}).get("profile"):
             data[build]["profile"]["host_ms_per_token"] = host_ms_per_token(data[build]["profile"], timed,
                                                                             utterances[0].id)
     return data

@@ -21,7 +21,7 @@ ran are the ``## Call CompiledFxGraph <key> ##`` ranges inductor records while a
 (torch's ``output_code.CompiledFxGraph``); their source is found by that key among the live
 compiled graphs.  Both are private torch details: where one is missing the kernel list is None
 ("not available"), never guessed.  torch is imported only to profile, so that reading and comparing
-fingerprints (the verdicts, ``nox -s judge``) does not need it.
+fingerprints (the verdicts, merge, upgrade and bisect's reports) does not need it.
 """
 
 from __future__ import annotations
@@ -108,14 +108,29 @@ def _is_aten(event) -> bool:
     return event.name.startswith("aten::")
 
 
+def _activity(event) -> str:
+    """kineto's activity type of an event; by name where this torch's events do not carry it
+    (``FunctionEvent.activity_type`` is recent): annotations projected onto the GPU's timeline
+    (``## Call CompiledFxGraph ... ##`` spans the gaps between kernels) and synchronization records
+    are not work."""
+    found = getattr(event, "activity_type", None)
+    if found:
+        return found
+    name = event.name
+    if getattr(event, "is_user_annotation", False) or name.startswith("## "):
+        return "gpu_user_annotation"
+    if "sync" in name.lower():
+        return "cuda_sync"
+    return "gpu_memcpy" if name.startswith("Memcpy") else "gpu_memset" if name.startswith("Memset") else "kernel"
+
+
 def _device_figures(events) -> dict:
     """Busy time, kernel time and counts of the device events (CUDA), and the host's graph launches."""
     from torch.autograd import DeviceType
 
-    kind = lambda e: getattr(e, "activity_type", None) or (  # noqa: E731  (older torch: by name)
-        "gpu_memcpy" if e.name.startswith("Memcpy") else "gpu_memset" if e.name.startswith("Memset") else "kernel")
     # the device's own work; not its synchronization records, which are time spent waiting
-    device = [e for e in events if e.device_type == DeviceType.CUDA and kind(e) in DEVICE_WORK]
+    device = [e for e in events if e.device_type == DeviceType.CUDA and _activity(e) in DEVICE_WORK]
+    kind = _activity
     kernels = [e for e in device if kind(e) == "kernel"]
     spans = sorted((e.time_range.start, e.time_range.end) for e in device)
     busy, reach = 0.0, float("-inf")
@@ -124,7 +139,8 @@ def _device_figures(events) -> dict:
         reach = max(reach, end)
     return {"device_busy_seconds": busy / 1e6, "kernel_seconds": sum(e.time_range.elapsed_us() for e in kernels) / 1e6,
             "kernels": len(kernels), "memcpys": sum(kind(e) == "gpu_memcpy" for e in device),
-            "cuda_graph_launches": sum(e.name.startswith("cudaGraphLaunch") for e in events)}
+            "cuda_graph_launches": sum(e.device_type == DeviceType.CPU and e.name.startswith("cudaGraphLaunch")
+                                       for e in events)}
 
 
 def profile_call(variant, utterance) -> CallProfile:
@@ -132,6 +148,8 @@ def profile_call(variant, utterance) -> CallProfile:
     from torch.profiler import ProfilerActivity, profile
 
     from .variants import synchronize
+
+    from torch.autograd import DeviceType
 
     cuda = variant.hardware.is_cuda
     inputs = variant.inputs(utterance)
@@ -153,14 +171,18 @@ def profile_call(variant, utterance) -> CallProfile:
     finally:
         model.forward = original
     events = prof.events()
-    graphs = [m.group(1) for m in (GRAPH_CALL.match(e.name) for e in events) if m]
-    top_level = [e for e in events if _is_aten(e) and not (e.cpu_parent is not None and _is_aten(e.cpu_parent))]
+    host = [e for e in events if e.device_type == DeviceType.CPU]  # a GPU's timeline repeats the annotations
+    graphs = [m.group(1) for m in (GRAPH_CALL.match(e.name) for e in host) if m]
+    top_level = [e for e in host if _is_aten(e) and not (e.cpu_parent is not None and _is_aten(e.cpu_parent))]
     return CallProfile(decode_steps=len(steps), aten_ops=len(top_level), compiled_graph_calls=len(graphs),
                        generated_kernels=generated_kernels(graphs), **(_device_figures(events) if cuda else {}))
 
 
-def fingerprint_of(profile: dict) -> dict:
-    """What a baseline keeps of a CallProfile (as_dict) to tell whether the compiled code changed."""
+def fingerprint_of(profile: dict | None) -> dict | None:
+    """What a baseline keeps of a CallProfile (as_dict) to tell whether the compiled code changed;
+    None where the build was not profiled."""
+    if not profile:
+        return None
     data = {"aten_ops_per_step": profile["aten_ops_per_step"]}
     if profile.get("generated_kernels") is not None:
         data["generated_kernels"] = [f"{name} x{count}" for name, count in profile["generated_kernels"].items()]
@@ -171,8 +193,11 @@ def fingerprint_of(profile: dict) -> dict:
 
 
 def fingerprint_changes(expected: dict, found: dict) -> list[str]:
-    """What differs between two fingerprints (fingerprint_of), one phrase each; [] when none does."""
-    changes = []
+    """What differs between two fingerprints (fingerprint_of), one phrase each; [] when none does.
+    A figure one side has and the other not is a change too (a torch whose compiled graphs cannot
+    be read any more must not read as "unchanged")."""
+    changes = [f"{key} {'no longer measured' if key in expected else 'newly measured'}"
+               for key in sorted(set(expected) ^ set(found))]
     before, after = set(expected.get("generated_kernels", [])), set(found.get("generated_kernels", []))
     if "generated_kernels" in expected and "generated_kernels" in found and before != after:
         added, removed = sorted(after - before), sorted(before - after)

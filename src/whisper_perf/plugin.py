@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .config import RunConfig
-from .contention import OTHERS_BUSY_CORES
+from .contention import OTHERS_BUSY_CORES, STEAL_BUSY_FRACTION
 from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
 from .session import RunSession
 from .variants import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
@@ -45,7 +45,8 @@ def _what_to_run(group) -> None:
                          "(default: as many as --rounds)")
     group.addoption("--busy-threshold", default=str(OTHERS_BUSY_CORES), metavar="CORES|off",
                     help="a timed round counts as busy, and is set aside, when other processes used more than "
-                         f"CORES cores during it or the hypervisor stole over 10%% (default {OTHERS_BUSY_CORES}); "
+                         f"CORES cores during it or the hypervisor stole over {STEAL_BUSY_FRACTION:.0%}% (default "
+                         f"{OTHERS_BUSY_CORES}); "
                          "off: no round is set aside, the load is only recorded (for plumbing checks on a shared "
                          "machine, never for a verdict that gates)")
     group.addoption("--limit", type=int, default=None, metavar="N",

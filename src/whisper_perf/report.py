@@ -233,7 +233,7 @@ def _profile_row(model: str, build: str, profile: dict) -> tuple:
     kernels = profile.get("generated_kernels")
     busy = profile.get("device_busy_seconds")
     return (model, build, profile["decode_steps"], _fmt(profile["aten_ops_per_step"], ".1f"),
-            "-" if kernels is None else sum(kernels.values()), _fmt(profile.get("kernels_per_step"), ".1f"),
+            "-" if kernels is None else len(kernels), _fmt(profile.get("kernels_per_step"), ".1f"),
             _fmt(profile.get("cuda_graph_launches"), "d"), _fmt(profile.get("memcpys"), "d"),
             "n/a (CPU)" if busy is None else f"{1e3 * busy:.2f}", _fmt(profile.get("host_ms_per_token"), ".3f"))
 
@@ -253,7 +253,7 @@ def _profile_section(measurements: list[MeasurementRecord]) -> list[str]:
             "device kernels per step, CUDA-graph launches and memcpys per call, device busy ms (the union of the "
             "GPU's activity) and host ms per token (the utterance's timed seconds less device busy, per token) "
             "on a GPU only. The fingerprint verdict above says what changed since the baseline.", "",
-            md_table(("model", "build", "decode steps", "aten ops per step", "generated kernels", "device kernels per step",
+            md_table(("model", "build", "decode steps", "aten ops per step", "distinct generated kernels", "device kernels per step",
                       "CUDA-graph launches", "memcpys", "device busy ms", "host ms per token"), rows)]
 
 

@@ -298,4 +298,4 @@ class RunSession:
             tally = self.results.tally()
             unrecorded = self.config.record and not self.recorded
             reporter.write_line(f"whisper_perf: {self.results.headline()}", red=bool(tally.failed),
-                                yellow=not tally.failed and (bool(tally.not_judged) or unrecorded), bold=True)
+                                yellow=not tally.failed and (bool(tally.not_judged or tally.changed) or unrecorded), bold=True)

@@ -417,7 +417,7 @@ def _fingerprint_text(found: dict) -> str:
     kernels = found.get("generated_kernels")
     parts = [f"{found['aten_ops_per_step']:g} aten ops per decode step"]
     if kernels is not None:
-        parts.append(f"{len(kernels)} generated kernel(s)")
+        parts.append(f"{len(kernels)} distinct generated kernel(s)")
     if "kernels_per_step" in found:
         parts.append(f"{found['kernels_per_step']:g} device kernels per decode step, "
                      f"{found['cuda_graph_launches_per_call']} CUDA-graph launch(es) per call")

@@ -160,9 +160,7 @@ def _judge_kernels(version: str, changes: list[str] | None, repeats: int) -> Pro
     if changes is None:
         return Probe(version, State.SKIPPED, "no fingerprint: the suite's diagnostics did not run (leave "
                      "test_diagnostics selected)", repeats=repeats)
-    if changes:
-        return Probe(version, State.BAD, f"kernels changed: {'; '.join(changes)}", repeats=repeats)
-    return Probe(version, State.GOOD, "kernels unchanged", repeats=repeats)
+    return Probe(version, State.BAD if changes else State.GOOD, comparison.kernels_text(changes), repeats=repeats)
 
 
 def _key(envs, variant: str) -> tuple[str, str] | None:
@@ -244,7 +242,7 @@ def render(report: dict) -> str:
              f"held fixed: {report['base']}",
              f"- {len(outcome['probes'])} probes in {report['minutes']:.0f} min; each probe ran the suite "
              f"(`{' '.join(report['pytest_args'])}`) in the version's environment"
-             + ("" if report["criterion"] == "failure" else
+             + ("" if report["criterion"] in ("failure", "kernels") else
                 " beside the good end's, alternating the order; a probe is looked at after each repeat, each "
                 f"interval at {report['confidence']:.1%} so that all of a probe's looks hold at once with 95%"), ""]
     lines += [md_table(["version", "state", "repeats", "min", "what was measured (interval: see above)"], [

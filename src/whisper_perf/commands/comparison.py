@@ -58,8 +58,14 @@ def side(env: Environment, model: str, variant: str) -> tuple[dict, MeasurementR
 
 def _fingerprint(m: MeasurementRecord) -> dict | None:
     """The fingerprint of the code the variant ran (kernel_profile), where its diagnostics profiled it."""
-    profile = (m.diagnostics.variant or {}).get("profile")
-    return fingerprint_of(profile) if profile else None
+    return fingerprint_of((m.diagnostics.variant or {}).get("profile"))
+
+
+def kernels_text(changes: list[str] | None) -> str:
+    """A side-by-side change of the code run, in words (upgrade's change column, bisect's probes)."""
+    if changes is None:
+        return "kernels not compared: a side has no fingerprint (its diagnostics did not run)"
+    return f"kernels changed: {'; '.join(changes)}" if changes else "kernels unchanged"
 
 
 def kernel_changes(before: dict, after: dict) -> list[str] | None:
@@ -119,7 +125,8 @@ def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float
     return {**{k: v.as_dict() for k, v in intervals.items()}, "verdict": verdict, "detail": detail}
 
 
-def compare_row(envs: list[Environment], model: str, variant: str, tolerances, confidence: float = 0.95) -> dict:
+def compare_row(envs: list[Environment], model: str, variant: str, tolerances, confidence: float = 0.95,
+                criterion: str = "speed") -> dict:
     base = envs[0]
     sides = {env.name: side(env, model, variant) for env in envs}
     (reference, before) = sides[base.name]
@@ -132,8 +139,11 @@ def compare_row(envs: list[Environment], model: str, variant: str, tolerances, c
                                         f"{base.name}: {reference.get('error')}"}
             continue
         recompiles = (data["compile"] or {}).get("recompiles_timed", 0)
-        row["changes"][env.name] = {**change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances,
-                                             confidence), "kernels": kernel_changes(reference, data)}
+        found = {**change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances, confidence),
+                 "kernels": kernel_changes(reference, data)}
+        if criterion == "kernels" and found["kernels"] != [] and found["verdict"] != "regression":
+            found["verdict"] = "kernels changed" if found["kernels"] else "kernels not compared"
+        row["changes"][env.name] = found
     return row
 
 
@@ -144,13 +154,16 @@ def compare(envs: list[Environment], tolerances, criterion: str = "speed") -> di
                               "runs": len(e.runs), "run_errors": e.run_errors} for e in envs],
             "tolerances": {"speedup": tolerances.speedup, "compiled_time": tolerances.compiled_time,
                            "wer": tolerances.wer},
-            "rows": [compare_row(envs, model, variant, tolerances) for model, variant in measured(envs)]}
+            "rows": [compare_row(envs, model, variant, tolerances, criterion=criterion)
+                     for model, variant in measured(envs)]}
+
+
+# A change's verdicts that fail the comparison (the last two only under the criterion "kernels").
+FAILING = ("regression", "failed", "kernels changed", "kernels not compared")
 
 
 def failed(report: dict) -> bool:
     """Whether any environment failed to install or run, or any change regressed or failed (or,
     with the criterion "kernels", changed the code run)."""
-    kernels = report.get("criterion") == "kernels"
     return any(e["error"] or e["run_errors"] for e in report["environments"]) or any(
-        c["verdict"] in ("regression", "failed") or (kernels and c.get("kernels"))
-        for row in report["rows"] for c in row["changes"].values())
+        c["verdict"] in FAILING for row in report["rows"] for c in row["changes"].values())

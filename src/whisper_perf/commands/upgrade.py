@@ -50,7 +50,7 @@ from ..errors import EXIT_OK, EXIT_REGRESSION
 from ..report import md_table
 from ..results import RunResult, load_run
 from ..stats import interval_text
-from . import Parser, run_command
+from . import Parser, comparison, run_command
 from .comparison import compare, failed
 
 CURRENT = "current"
@@ -161,15 +161,9 @@ def _change_cells(change: dict) -> list[str]:
     parts = [f"speedup x{interval_text(change['speedup'], '', 3)}" if change.get("speedup") else "",
              f"time x{interval_text(change['seconds'], '', 3)}" if change.get("seconds") else "",
              f"eager time x{interval_text(change['reference_seconds'], '', 3)}" if change.get("reference_seconds")
-             else "", change.get("detail", ""), _kernels_text(change.get("kernels"))]
-    return [f"**{verdict.upper()}**" if verdict in ("regression", "failed") else verdict,
+             else "", change.get("detail", ""), comparison.kernels_text(change["kernels"]) if "kernels" in change else ""]
+    return [f"**{verdict.upper()}**" if verdict in comparison.FAILING else verdict,
             "; ".join(p for p in parts if p)]
-
-
-def _kernels_text(changes: list[str] | None) -> str:
-    if changes is None:
-        return ""
-    return f"kernels changed: {'; '.join(changes)}" if changes else "kernels unchanged"
 
 
 def comparison_table(report: dict) -> str:
