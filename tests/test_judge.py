@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from whisper_perf.commands import judge, run_command
-from whisper_perf.errors import EXIT_OK, EXIT_USAGE
+from whisper_perf.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from whisper_perf.results import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,20 +34,33 @@ def test_judge_gives_the_verdicts_the_live_run_gave():
 
 
 def test_judge_still_fails_a_variant_that_failed_in_the_run(capsys):
-    """In that run the published recipe's build crashed: judged again, the run still fails (exit 1)
-    and says why, though every check judged again passes."""
-    assert run_command(judge.main, [str(LIVE), "--baselines", str(H100)]) == 1
+    """In that run the published recipe's build crashed and a time limit stopped it later: judged
+    again, it still fails and says why, though every check judged again passes, and it stays
+    interrupted (exit 2): judging again cannot supply what the run never reached."""
+    assert run_command(judge.main, [str(LIVE), "--baselines", str(H100)]) == EXIT_INTERRUPTED
     out = capsys.readouterr().out
     assert "failed in the run: build: tiny.en/compiled-static could not be built" in out and "SIGSEGV" in out
     assert "the run exited 2" in out  # it was stopped later, by a time limit
+    assert "note: the run itself ended with exit 2 (interrupted): its verdicts cover only what it reached" in out
     assert out.splitlines()[-1] == "REGRESSION: 5 checks passed, 1 failed, 0 not judged", out
 
 
+def _finished(tmp_path, planned_extra=()) -> str:
+    """CUT as if its run had reached its end (exit 0), planning ``planned_extra`` besides what it measured."""
+    data = json.loads(CUT.read_text())
+    data["exit_status"] = 0
+    data["planned"] = [[m["model"], m["variant"]] for m in data["measurements"]] + [list(k) for k in planned_extra]
+    path = tmp_path / CUT.name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
 def test_judge_judges_a_run_that_was_stopped_before_its_verdicts(capsys):
-    """The A/A run on the H100 that its time limit stopped before any speed verdict: judged now."""
+    """The A/A run on the H100 that its time limit stopped before any speed verdict: judged now,
+    and still interrupted (exit 2)."""
     cut = CUT
     assert {r.verdict.check for r in load_run(cut).verdicts} == {"compile health"}
-    assert run_command(judge.main, [str(cut), "--baselines", str(H100)]) == EXIT_OK
+    assert run_command(judge.main, [str(cut), "--baselines", str(H100)]) == EXIT_INTERRUPTED
     out = capsys.readouterr().out
     assert re.search(r"compiled +speedup +PASS .* 1\.221x \[1\.189, 1\.255\] \(95% CI\) within baseline 1\.199x", out)
     assert re.search(r"compiled-static-prebuilt +speedup +PASS .* 2\.852x \[2\.747, 2\.984\] .* baseline 3\.121x", out)
@@ -57,8 +70,17 @@ def test_judge_judges_a_run_that_was_stopped_before_its_verdicts(capsys):
     assert out.splitlines()[-1] == "13 checks passed, 0 failed, 0 not judged", out
 
 
+def test_judge_lists_what_the_run_never_reached(tmp_path, capsys):
+    cut = _finished(tmp_path, planned_extra=[("tiny.en", "compiled-static")])
+    assert run_command(judge.main, [cut, "--baselines", str(H100)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "never reached in the run: tiny.en/compiled-static" in out
+    assert out.splitlines()[-1] == ("13 checks passed, 0 failed, 0 not judged; 1 never reached (the run was "
+                                    "interrupted): tiny.en/compiled-static"), out
+
+
 def test_judge_fails_a_regression_and_with_strict_gate_what_it_could_not_judge(tmp_path, capsys):
-    cut = str(CUT)
+    cut = _finished(tmp_path)
     raised = tmp_path / "raised"
     raised.mkdir()
     data = json.loads((H100 / "cuda-sm_90-nvidia-h100-80gb-hbm3.json").read_text())

@@ -14,6 +14,7 @@ import time
 from test_suite_e2e import ROOT, outcomes, run_suite
 
 from whisper_perf import baselines, files
+from whisper_perf.results import load_run
 
 
 def _baseline_text(key: str, version: str) -> str:
@@ -111,6 +112,11 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
         assert not [p for p in tmp_path.rglob("*.tmp")], "a half-written file was left behind"
         for run_file in results.glob("*/*.json"):  # every results file is complete JSON
             json.loads(run_file.read_text())
+        if seconds_after == 0.5:  # cut while the model loads: its results file names what it never reached
+            (run_file,) = results.glob("*/*.json")
+            run = load_run(run_file)
+            assert run.measurements == [] and run.exit_status == 2 and run.unreached() == [("tiny.en", "eager")]
+            assert run.headline() == "NOTHING MEASURED: 1 never reached (the run was interrupted): tiny.en/eager"
 
 
 def test_a_run_cut_short_while_measuring_compile_latency_keeps_its_verdicts(tmp_path):

@@ -259,6 +259,18 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     items.sort(key=stage)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What the run sets out to time (after -k and deselection), so that its results name what it
+    never reached when cut short."""
+    run: RunSession = getattr(session.config, "whisper_perf", None)
+    if run is None or session.config.option.collectonly:
+        return
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if getattr(item, "originalname", "") == "test_generate" and "variant_name" in params:
+            run.planned.append((params.get("model_spec"), params["variant_name"]))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     run: RunSession = getattr(config, "whisper_perf", None)
     if run is not None:
@@ -270,6 +282,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run: RunSession = getattr(session.config, "whisper_perf", None)
     if run is None or not _runs_the_suite(session.config):
         return
+    if session.config.option.collectonly:
+        return  # nothing was run: no results file
     status = run.exit_status(int(exitstatus))
     session.exitstatus = run.finish(status, session.config.get_terminal_writer().line)
 

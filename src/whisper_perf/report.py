@@ -105,6 +105,11 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
         lines += ["", "## Variants that failed", "",
                   md_table(("model", "variant", "stage", "error"),
                            [(f.model, f.variant, f.stage, f"**{f.error}**") for f in run.failures])]
+    if run.skipped or run.unreached():
+        lines += ["", "## Variants not timed", "",
+                  md_table(("model", "variant", "why"),
+                           [(s.model, s.variant, f"skipped: {s.reason}") for s in run.skipped]
+                           + [(m, v, "never reached: the run was interrupted") for m, v in run.unreached()])]
     lines += ["", "## Timings (summed generate() seconds over the audio set)", "",
               md_table(("model", "variant", "vs", "utterances", "rounds", "eager s", "variant s", "speedup [95% CI]",
                         "RTFx", "WER", "busy rounds", "stalled calls", "machine probe ms"), [

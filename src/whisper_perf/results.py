@@ -20,7 +20,7 @@ from .compile_health import CompileHealth, CompileTotals
 from .errors import SuiteError, UsageError
 from .files import write_new
 from .summary import Summary
-from .verdicts import Outcome, Verdict
+from .verdicts import Outcome, Verdict, nothing_judged
 
 SCHEMA_VERSION = 1
 
@@ -40,6 +40,22 @@ class Failure:
     @classmethod
     def from_dict(cls, data: dict) -> Failure:
         return cls(data["model"], data["variant"], data["stage"], data["error"])
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A variant that cannot run here (torch.compile unsupported on the platform...), and why."""
+
+    model: str
+    variant: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "variant": self.variant, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Skip:
+        return cls(data["model"], data["variant"], data["reason"])
 
 
 @dataclass(frozen=True)
@@ -245,6 +261,8 @@ class RunResult:
     failures: list[Failure] = field(default_factory=list)
     recorded_baseline: str | None = None
     input_changes: list[str] = field(default_factory=list)  # what the suite changed about the input
+    skipped: list[Skip] = field(default_factory=list)  # variants that cannot run here
+    planned: list[tuple[str, str]] = field(default_factory=list)  # (model, variant) the run set out to time
     path: Path | None = None  # where it was read from
 
     @property
@@ -268,13 +286,40 @@ class RunResult:
         return Tally.of([v.verdict for v in self.verdicts if mine(v)], sum(mine(f) for f in self.failures),
                         self.hardware_key)
 
+    def unreached(self) -> list[tuple[str, str]]:
+        """(model, variant) the run set out to time but never measured, failed or skipped (it was
+        interrupted before them)."""
+        seen = {m.key for m in self.measurements} | {(f.model, f.variant) for f in self.failures} | {
+            (s.model, s.variant) for s in self.skipped}
+        return [key for key in self.planned if key not in seen]
+
+    def nothing_judged(self) -> bool:
+        """No speed check was judged: every variant skipped, failed or unreached, every round busy, or
+        no baseline and no eager reference to compare with.  A gate never passes such a run."""
+        return nothing_judged([(v.model, v.variant, v.verdict) for v in self.verdicts])
+
     def headline(self) -> str:
         """The run in one line (the report's title, the terminal's last line): never "no regression"
-        where the checks were not judged."""
-        if not self.verdicts and not self.failures and self.options.get("record"):
+        where the checks were not judged; NOTHING MEASURED / NOTHING JUDGED where no speed check was."""
+        if not self.verdicts and not self.failures and self.options.get("record") and self.measurements:
             return ("baseline recorded (nothing judged while recording)" if self.recorded_baseline
                     else "NOTHING RECORDED (the lines above say why; nothing judged while recording)")
-        return self.tally().text()
+        missing = self._missing_text()
+        if not self.measurements:
+            return "NOTHING MEASURED: " + (missing or "no variant was timed")
+        text = self.tally().text() + (f"; {missing}" if missing else "")
+        if self.nothing_judged() and not self.tally().failed and not self.options.get("record"):
+            return f"NOTHING JUDGED: {text}"
+        return text
+
+    def _missing_text(self) -> str:
+        """What the run did not time, counted by why: skipped (with the reasons), failed, unreached."""
+        reasons = sorted({s.reason for s in self.skipped})
+        parts = [f"{len(self.skipped)} variant(s) skipped ({'; '.join(reasons)})" if self.skipped else "",
+                 f"{len(self.failures)} failed to build or be timed" if self.failures and not self.measurements else "",
+                 f"{len(self.unreached())} never reached (the run was interrupted): "
+                 + ", ".join(f"{m}/{v}" for m, v in self.unreached()) if self.unreached() else ""]
+        return "; ".join(p for p in parts if p)
 
     def to_dict(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "hardware": self.hardware, "software": self.software,
@@ -282,7 +327,8 @@ class RunResult:
                 "measurements": [m.to_dict() for m in self.measurements],
                 "verdicts": [v.to_dict() for v in self.verdicts],
                 "failures": [f.to_dict() for f in self.failures], "recorded_baseline": self.recorded_baseline,
-                "input_changes": self.input_changes}
+                "input_changes": self.input_changes, "skipped": [s.to_dict() for s in self.skipped],
+                "planned": [list(key) for key in self.planned]}
 
     @classmethod
     def from_dict(cls, data: dict, path: Path | None = None) -> RunResult:
@@ -292,7 +338,8 @@ class RunResult:
                    verdicts=[VerdictRecord.from_dict(v) for v in data.get("verdicts", [])],
                    failures=[Failure.from_dict(f) for f in data.get("failures", [])],
                    recorded_baseline=data.get("recorded_baseline"), input_changes=data.get("input_changes", []),
-                   path=path)
+                   skipped=[Skip.from_dict(s) for s in data.get("skipped", [])],
+                   planned=[tuple(key) for key in data.get("planned", [])], path=path)
 
 
 def write_run(folder: Path, hardware_key: str, run: RunResult) -> Path:

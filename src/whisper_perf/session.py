@@ -16,9 +16,9 @@ from . import baselines
 from .config import RunConfig
 from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
                      EnvironmentUnavailable, UsageError)
-from .results import Failure, RunResult, write_run
+from .results import Failure, RunResult, Skip, write_run
 from .summary import Summary, summarize
-from .verdicts import Verdict, speed_not_judged
+from .verdicts import Verdict, nothing_judged, speed_not_judged
 
 Key = tuple  # (model, variant)
 
@@ -57,6 +57,10 @@ class RunSession:
         self.measurements: dict[Key, object] = {}  # -> timing.Measurement
         self.diagnostics: dict[Key, dict] = {}  # -> diagnostics.diagnose() data
         self.failures: list[Failure] = []  # variants that failed to build or be timed
+        self.skipped: list[Skip] = []  # variants that cannot run here, and why
+        self.planned: list[Key] = []  # (model as given, variant) of every timing test collected
+        self.model_names: dict[str, str] = {}  # model as given -> its short name, once resolved
+        self.started = False  # the hardware and its baseline file were found: the run's results are written
         self.verdicts: list[tuple[str, str, Verdict]] = []
         self.test_failures = TestFailures()
         self.cold_compiles_measured = 0  # variants whose cold/warm compile latency this run measured
@@ -75,6 +79,7 @@ class RunSession:
 
         self.hardware = detect_hardware(self.config.device)
         self.baseline_file = baselines.load_for(self.config.baselines, self.hardware.key)
+        self.started = True
 
     def baseline(self, model: str, variant: str, protocol: dict):
         """(entry or None, tolerances) of a model x variant (its baseline name) x protocol."""
@@ -92,6 +97,11 @@ class RunSession:
             self._summaries[key] = summarize(self.measurements[key], self.config.confidence,
                                              sequential_intervals=self.config.detect is not None)
         return self._summaries[key]
+
+    def add_skip(self, model: str, variant: str, reason: str) -> None:
+        """A variant that cannot run here: named, with why, in the results file and the headline."""
+        if not any((s.model, s.variant) == (model, variant) for s in self.skipped):
+            self.skipped.append(Skip(model, variant, reason))
 
     def add_failure(self, model: str, variant: str, stage: str, error: str) -> None:
         self.failures.append(Failure(model, variant, stage, error))
@@ -157,9 +167,9 @@ class RunSession:
     def exit_status(self, status: int) -> int:
         """A run whose only failures were bad input (4) or something unavailable here (6) ends
         with that code, not with 1 (regression); with --strict-gate, a run in which nothing failed but
-        a speed check was not judged ends with 7."""
+        a speed check was not judged, or no speed check was (every variant skipped...), ends with 7."""
         failed = self.test_failures
-        if status == EXIT_OK and self.config.strict and self.speed_not_judged():
+        if status == EXIT_OK and self.config.strict and (self.speed_not_judged() or nothing_judged(self.verdicts)):
             return EXIT_NOT_JUDGED
         if status != EXIT_REGRESSION or failed.other:
             return status
@@ -174,17 +184,19 @@ class RunSession:
         return speed_not_judged(self.verdicts)
 
     def finish(self, exit_status: int, say) -> int:
-        """Record (with --record), then write the results file and the reports.  Returns the run's
-        exit status: 7 where nothing else failed but a recording was refused because the machine was
-        busy (a nightly ``nox -s record`` must not pass without writing its baseline)."""
+        """Record (with --record), then write the results file and the reports, for every run that
+        started (one that timed nothing too: it names what was skipped, failed or never reached).
+        Returns the run's exit status: 7 where nothing else failed but a recording was refused
+        because the machine was busy (a nightly ``nox -s record`` must not pass without writing its
+        baseline)."""
         from .report import write_reports
 
-        if not (self.measurements or self.failures):
+        if not self.started:
             return exit_status
         if self.config.record:
             busy = self._busy()
             self.recorded = self._record(exit_status, say, busy)
-            if busy and exit_status == EXIT_OK:
+            if self.recorded is None and exit_status == EXIT_OK:  # busy, or every variant skipped
                 exit_status = EXIT_NOT_JUDGED
         self.results = self._results(exit_status)
         self.results_path = write_run(self.config.results_dir, self.hardware.key, self.results)
@@ -208,7 +220,8 @@ class RunSession:
                           for key, m in self.measurements.items()],
             verdicts=[VerdictRecord(model, variant, v) for model, variant, v in self.verdicts],
             failures=list(self.failures), input_changes=list(self.input_changes),
-            recorded_baseline=str(self.recorded[0]) if self.recorded else None)
+            recorded_baseline=str(self.recorded[0]) if self.recorded else None, skipped=list(self.skipped),
+            planned=[(self.model_names.get(model, model), variant) for model, variant in self.planned])
 
     def _record(self, exit_status: int, say, busy: list[str]) -> tuple | None:
         """Write the baseline entries of every variant that passed; a variant whose build, timing or
@@ -235,6 +248,8 @@ class RunSession:
                 red=True)
         keep = [key for key in self.measurements if key not in skipped]
         if not keep:
+            say(f"Not recording: no variant was measured ({len(self.skipped)} skipped, {len(self.failures)} failed); "
+                f"the baseline is unchanged (exit {EXIT_NOT_JUDGED} where nothing else failed).", red=True)
             return None
         provenance = {**software(), "device_name": self.hardware.device_name, "source": "measured by this suite",
                       "date": datetime.date.today().isoformat()}
@@ -266,15 +281,21 @@ class RunSession:
     def terminal_summary(self, reporter) -> None:
         from .report import diagnostics_table, measurement_table, verdict_table
 
-        if not (self.measurements or self.failures):
+        if not self.results:
             return
         if self.failures:
             reporter.section("Variants that failed", red=True)
             for failure in self.failures:
                 reporter.write_line(f"{failure.stage}: {failure.error}", red=True)
-        items = [(m, self.summary(key)) for key, m in self.measurements.items()]
-        reporter.section("Whisper generate(): eager vs compiled")
-        reporter.write_line(measurement_table(items))
+        if self.skipped or self.results.unreached():
+            reporter.section("Variants not timed", yellow=True)
+            for skip in self.skipped:
+                reporter.write_line(f"skipped: {skip.model}/{skip.variant}: {skip.reason}", yellow=True)
+            for model, variant in self.results.unreached():
+                reporter.write_line(f"never reached (the run was interrupted): {model}/{variant}", yellow=True)
+        if self.measurements:
+            reporter.section("Whisper generate(): eager vs compiled")
+            reporter.write_line(measurement_table([(m, self.summary(key)) for key, m in self.measurements.items()]))
         diagnostics = diagnostics_table(self.results.measurements) if self.results else ""
         if diagnostics:
             reporter.section("Diagnostics (details: the run's .md report)")
@@ -294,8 +315,13 @@ class RunSession:
         if self.config.strict and self.speed_not_judged() and not self.test_failures.other:
             reporter.write_line(f"whisper_perf: --strict-gate: speed checks not judged, exit {EXIT_NOT_JUDGED}: "
                                 + "; ".join(self.speed_not_judged()), red=True)
+        elif self.config.strict and nothing_judged(self.verdicts) and not self.test_failures.other:
+            reporter.write_line(f"whisper_perf: --strict-gate: no speed check was judged, exit {EXIT_NOT_JUDGED}",
+                                red=True)
         if self.results:  # the last word: what was judged, and what was not
             tally = self.results.tally()
             unrecorded = self.config.record and not self.recorded
             reporter.write_line(f"whisper_perf: {self.results.headline()}", red=bool(tally.failed),
-                                yellow=not tally.failed and (bool(tally.not_judged or tally.changed) or unrecorded), bold=True)
+                                yellow=not tally.failed and (bool(tally.not_judged or tally.changed) or unrecorded
+                                                             or self.results.headline().startswith("NOTHING")),
+                                bold=True)

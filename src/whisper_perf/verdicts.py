@@ -305,6 +305,11 @@ def judge_wer(wer: float, reference_wer: float | None, entry: Entry | None, tole
     return Verdict("wer", Outcome.PASS, ", ".join(parts))
 
 
+def nothing_judged(verdicts: list[tuple[str, str, Verdict]]) -> bool:
+    """No speed check was judged (none given, or none could be): what --strict-gate fails on too."""
+    return not any(v.speed and v.outcome.judged for _, _, v in verdicts)
+
+
 def speed_not_judged(verdicts: list[tuple[str, str, Verdict]]) -> list[str]:
     """"model/variant: check" of every speed check that was not judged: what --strict-gate fails on."""
     return [f"{model}/{variant}: {v.check}" for model, variant, v in verdicts if v.speed and not v.outcome.judged]

@@ -12,24 +12,27 @@ known anomaly applies by the run's own torch and transformers versions.  The run
 verdicts (compile health, memory, compile latency) are carried over as they were, and a variant
 that failed in the run (no measurement) still fails: the exit status is the run's, re-judged.
 
-Exit status: 0 every judged check passed; 1 a regression or a failed variant; 7 with
+Exit status: the run's own where re-judging cannot change it: 2 it was interrupted (the variants
+it never reached are listed), 4 or 6 it stopped on bad input or a missing model or GPU.
+Otherwise 0 every judged check passed; 1 a regression or a failed variant; 7 with
 ``--strict-gate``, a speed check could not be judged (no baseline entry, busy machine, machine
-speed changed); 4 usage error (no such file or baselines folder, not a results file, a
+speed changed) or none was (nothing measured); 4 usage error (no such file or baselines folder, not a results file, a
 malformed baseline file, a variant this suite does not know, a bad option), with the reason on
 stderr.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 from .. import baselines
-from ..errors import EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, UsageError
+from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, UsageError
 from ..report import verdict_table
-from ..results import RunResult, Tally, load_run
+from ..results import RunResult, VerdictRecord, load_run
 from ..variants import VariantSpec, spec_for
-from ..verdicts import Verdict, speed_not_judged, speedup_verdicts, time_verdicts, wer_verdict
+from ..verdicts import Verdict, nothing_judged, speed_not_judged, speedup_verdicts, time_verdicts, wer_verdict
 from . import Parser, run_command
 
 RECORD_HINT = "nox -s record, with the options of the run judged"
@@ -78,10 +81,15 @@ def judge_run(run: RunResult, folder: Path) -> Verdicts:
     return again + kept
 
 
-def exit_status(verdicts: Verdicts, failed_variants: int, strict: bool) -> int:
+CARRIED_STATUSES = (EXIT_INTERRUPTED, EXIT_USAGE, EXIT_ENVIRONMENT)  # what judging again cannot undo
+
+
+def exit_status(run_status: int, verdicts: Verdicts, failed_variants: int, strict: bool) -> int:
+    if run_status in CARRIED_STATUSES:
+        return run_status
     if failed_variants or any(v.outcome.fails for _, _, v in verdicts):
         return EXIT_REGRESSION
-    if strict and speed_not_judged(verdicts):
+    if strict and (speed_not_judged(verdicts) or nothing_judged(verdicts)):
         return EXIT_NOT_JUDGED
     return EXIT_OK
 
@@ -105,9 +113,19 @@ def main(argv: list[str] | None = None) -> int:
         print("note: this run recorded a baseline; judged against that baseline it is compared with itself")
     for failure in run.failures:
         print(f"failed in the run: {failure.stage}: {failure.error}")
+    for skip in run.skipped:
+        print(f"skipped in the run: {skip.model}/{skip.variant}: {skip.reason}")
+    for model, variant in run.unreached():
+        print(f"never reached in the run: {model}/{variant}")
+    if run.exit_status in CARRIED_STATUSES:
+        print(f"note: the run itself ended with exit {run.exit_status}"
+              + (" (interrupted): its verdicts cover only what it reached" if run.exit_status == EXIT_INTERRUPTED
+                 else "; judging again keeps it"))
     print(verdict_table(verdicts))
-    print(Tally.of([v for _, _, v in verdicts], len(run.failures), run.hardware_key).text())
-    return exit_status(verdicts, len(run.failures), args.strict_gate)
+    status = exit_status(run.exit_status, verdicts, len(run.failures), args.strict_gate)
+    judged = dataclasses.replace(run, verdicts=[VerdictRecord(m, v, verdict) for m, v, verdict in verdicts])
+    print(judged.headline())
+    return status
 
 
 if __name__ == "__main__":
