@@ -68,7 +68,7 @@ def suite_python(session: nox.Session, *extras: str) -> str:
     each); with ``--no-venv``, the ``python`` on PATH after checking its requirements."""
     if _existing_environment(session):
         # nox refuses to install without an environment of its own: install nothing and check
-        # the requirements, which names every missing one (README "Running in an existing environment").
+        # the requirements, which names every missing one (docs/running.md).
         session.run("python", "-m", "whisper_perf.requirements")
         return "python"
     python = environments.prepare(SUITE, [TORCH, TRANSFORMERS, *extras], ROOT,

@@ -1,7 +1,7 @@
 """Verdicts: compiled speedup, time, and WER parity.  Judged on every machine against the
 variant's own eager build; where this hardware has a baseline, against it too.
 
-Each test judges the measurement that test_generate made; see README "Reading a verdict"."""
+Each test judges the measurement that test_generate made; see docs/verdicts.md, "Reading a verdict"."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The suite in an existing Python environment, as on a GPU image or an air-gapped node (README
+"""The suite in an existing Python environment, as on a GPU image or an air-gapped node (docs/running.md,
 "Running in an existing environment"): real virtual environments, real pip without an index, the
 suite run in a subprocess.  No package is downloaded: a venv's packages are links to this
 environment's, so that making one takes a fraction of a second and no disk."""

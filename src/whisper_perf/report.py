@@ -229,7 +229,7 @@ def _diagnostic_sections(measurements: list[dict]) -> list[str]:
             "Diagnostic calls after the timed rounds. Per token: median interval between decoder steps. "
             "Floor: bytes one decode step must read / memory bandwidth"
             + (f" ({bw['gbps']:.0f} GB/s, {bw['source']})" if bw else "")
-            + "; % of roofline = floor / per-token time (see README, \"Roofline\")." + gaps, "",
+            + "; % of roofline = floor / per-token time (see docs/verdicts.md, \"Roofline\")." + gaps, "",
             md_table(("model", "build", "encoder ms", "first token ms", "per token ms", "steps",
                        "MB per step", "floor ms", "% of roofline"), phase_rows)]
 

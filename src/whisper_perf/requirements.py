@@ -121,7 +121,7 @@ def message(problems: list[Unmet]) -> str:
         "Fix, where a package index is reachable:",
         f"  {sys.executable} -m pip install {wanted}",
         "Fix, on an air-gapped machine: download the wheels where an index is reachable (with those of",
-        "their own dependencies that are missing here, README \"Running in an existing environment\"),",
+        "their own dependencies that are missing here, docs/running.md, \"Running in an existing environment\"),",
         f"  pip download --no-deps --only-binary=:all: --python-version {pyver}{_platforms()} -d wheels/ {wanted}",
         "copy wheels/ here, then",
         f"  {sys.executable} -m pip install --no-deps --target DIR wheels/*.whl",

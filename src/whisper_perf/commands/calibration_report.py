@@ -147,6 +147,6 @@ def render(a: dict, cal: Calibration, minutes: float) -> str:
         lines += ["", "Runs without results:", *[f"- {r.kind} {r.index}: exit {r.exit_code}, {r.error}" for r in failed]]
     lines += ["", "A/A: the unchanged build; any failing check (speedup, times, WER) counts as a false alarm. "
               "Detectable slowdown: the smallest slowdown the speedup verdict flags 95% of the time given the "
-              "tolerance and the run's measured noise (see README, \"How far to trust a verdict\"; results "
+              "tolerance and the run's measured noise (see docs/trust.md; results "
               "written before 2026-11-27 state the half-power point)."]
     return "\n".join(lines) + "\n"
