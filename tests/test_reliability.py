@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
+from test_bug_report import run_repro
 from test_suite_e2e import ROOT, outcomes, run_suite
 
 from whisper_perf import baselines, files
@@ -206,3 +208,10 @@ def test_a_variant_whose_build_crashes_the_interpreter_fails_alone_when_built_ap
     assert re.search(r"fresh process of compiled failed after \d+\.\d s", result.output)  # what isolating cost
     (baseline_path,) = folder.glob("*.json")
     assert [e.variant for e in baselines.load(baseline_path).entries] == ["eager"]
+    # the folder to file upstream: its repro.py, alone in a fresh process, crashes the same way
+    (repro,) = json.loads(run_file.read_text())["bug_reports"].values()
+    assert f"compiled: bug report for upstream in {repro}" in result.output
+    report = (Path(repro) / "report.md").read_text()
+    assert report.startswith(f"# {model.name} compiled crashes (build)") and "killed by SIGSEGV" in report
+    done = run_repro(Path(repro), tmp_path, env={"CXX": str(compiler), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "c2")})
+    assert done.returncode == -signal.SIGSEGV, done.stdout[-2000:] + done.stderr[-3000:]

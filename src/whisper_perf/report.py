@@ -105,6 +105,11 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
         lines += ["", "## Variants that failed", "",
                   md_table(("model", "variant", "stage", "error"),
                            [(f.model, f.variant, f.stage, f"**{f.error}**") for f in run.failures])]
+    if run.bug_reports:
+        lines += ["", "## Filing it upstream", "",
+                  "A folder per finding: `repro.py` (standalone: torch and transformers only), `inputs.npz`, "
+                  "`env.txt` (collect_env) and `report.md` (a draft issue):", "",
+                  *[f"- {key}: `{path}`" for key, path in run.bug_reports.items()]]
     if run.skipped or run.unreached():
         lines += ["", "## Variants not timed", "",
                   md_table(("model", "variant", "why"),

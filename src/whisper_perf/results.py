@@ -263,6 +263,7 @@ class RunResult:
     input_changes: list[str] = field(default_factory=list)  # what the suite changed about the input
     skipped: list[Skip] = field(default_factory=list)  # variants that cannot run here
     planned: list[tuple[str, str]] = field(default_factory=list)  # (model, variant) the run set out to time
+    bug_reports: dict[str, str] = field(default_factory=dict)  # "model/variant" -> its bug-report folder
     path: Path | None = None  # where it was read from
 
     @property
@@ -328,7 +329,7 @@ class RunResult:
                 "verdicts": [v.to_dict() for v in self.verdicts],
                 "failures": [f.to_dict() for f in self.failures], "recorded_baseline": self.recorded_baseline,
                 "input_changes": self.input_changes, "skipped": [s.to_dict() for s in self.skipped],
-                "planned": [list(key) for key in self.planned]}
+                "planned": [list(key) for key in self.planned], "bug_reports": self.bug_reports}
 
     @classmethod
     def from_dict(cls, data: dict, path: Path | None = None) -> RunResult:
@@ -339,15 +340,22 @@ class RunResult:
                    failures=[Failure.from_dict(f) for f in data.get("failures", [])],
                    recorded_baseline=data.get("recorded_baseline"), input_changes=data.get("input_changes", []),
                    skipped=[Skip.from_dict(s) for s in data.get("skipped", [])],
-                   planned=[tuple(key) for key in data.get("planned", [])], path=path)
+                   planned=[tuple(key) for key in data.get("planned", [])], bug_reports=data.get("bug_reports", {}),
+                   path=path)
 
 
-def write_run(folder: Path, hardware_key: str, run: RunResult) -> Path:
-    """Write ``run`` as a new file under ``folder/hardware_key``; never replaces a file."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+def run_name() -> str:
+    """The name of a new run's results file, without ``.json``: its UTC time and process id."""
+    return f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}-{os.getpid()}"
+
+
+def write_run(folder: Path, hardware_key: str, run: RunResult, name: str | None = None) -> Path:
+    """Write ``run`` as a new file under ``folder/hardware_key`` (named ``name``, or now); never
+    replaces a file."""
+    name = name or run_name()
     text = json.dumps(run.to_dict(), indent=1, sort_keys=True, default=str) + "\n"
     target = folder / hardware_key
-    names = (target / f"{stamp}-{os.getpid()}{'' if i == 0 else f'-{i}'}.json" for i in range(100))
+    names = (target / f"{name}{'' if i == 0 else f'-{i}'}.json" for i in range(100))
     run.path = write_new(names, text)
     return run.path
 

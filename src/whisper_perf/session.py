@@ -16,7 +16,7 @@ from . import baselines
 from .config import RunConfig
 from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
                      EnvironmentUnavailable, UsageError)
-from .results import Failure, RunResult, Skip, write_run
+from .results import Failure, RunResult, Skip, run_name, write_run
 from .summary import Summary, summarize
 from .verdicts import Verdict, nothing_judged, speed_not_judged
 
@@ -61,6 +61,7 @@ class RunSession:
         self.planned: list[Key] = []  # (model as given, variant) of every timing test collected
         self.model_names: dict[str, str] = {}  # model as given -> its short name, once resolved
         self.started = False  # the hardware and its baseline file were found: the run's results are written
+        self.build_setups: dict[Key, object] = {}  # -> bug_report.BuildSetup, taken before each first build
         self.verdicts: list[tuple[str, str, Verdict]] = []
         self.test_failures = TestFailures()
         self.cold_compiles_measured = 0  # variants whose cold/warm compile latency this run measured
@@ -199,9 +200,26 @@ class RunSession:
             if self.recorded is None and exit_status == EXIT_OK:  # busy, or every variant skipped
                 exit_status = EXIT_NOT_JUDGED
         self.results = self._results(exit_status)
-        self.results_path = write_run(self.config.results_dir, self.hardware.key, self.results)
+        name = run_name()
+        self.results.bug_reports = self._bug_reports(name, say)
+        self.results_path = write_run(self.config.results_dir, self.hardware.key, self.results, name)
         self.reports = write_reports(self.results_path, self.results, self._judged_against())
         return exit_status
+
+    def _bug_reports(self, name: str, say) -> dict[str, str]:
+        """A folder to file upstream per variant that crashed, failed, recompiled or regressed
+        (bug_report); where one cannot be written, the run says why and loses nothing else."""
+        from .bug_report import write_bug_reports
+
+        folder = self.config.results_dir / self.hardware.key / f"{name}-repro"
+        try:
+            written = write_bug_reports(self.results, self.build_setups, folder, name)
+        except Exception as exc:  # noqa: BLE001  (a report is an extra: the results file must still be written)
+            say(f"whisper_perf: bug-report folder not written ({type(exc).__name__}: {exc})", yellow=True)
+            return {}
+        for key, path in written.items():
+            say(f"whisper_perf: {key}: bug report for upstream in {path}", yellow=True)
+        return written
 
     def _busy(self) -> list[str]:
         """"model/variant" of every measurement whose timings are unreliable (a busy machine): a
