@@ -70,3 +70,21 @@ def test_one_finding_per_variant_a_failure_first_then_a_recompile_then_a_regress
     assert found["a"].kind == "crash" and found["a"].title == "m a crashes (build)"
     assert found["b"].kind == "recompile" and found["c"] == Finding(
         "m", "c", "regression", "m c: speedup regressed", "speedup 0.9x below 1.0x", "speedup within the baseline's tolerance")
+
+
+def test_bisect_names_the_bug_report_folders_of_the_first_bad_version(tmp_path):
+    """The results files of a probe's runs name their folders; bisect's report lists the first bad one's."""
+    from whisper_perf.commands.bisect import bug_reports_of, render
+    from whisper_perf.results import write_run
+
+    run = _run(bug_reports={"tiny.en/compiled": str(tmp_path / "x-repro" / "tiny.en-compiled")})
+    write_run(tmp_path / "probes" / "1.5" / "slowprobe-1.5", "cpu-k", run)
+    write_run(tmp_path / "probes" / "1.4" / "slowprobe-1.4", "cpu-k", _run())
+    (tmp_path / "probes" / "1.5" / "other.json").write_text("{}")  # not a results file: passed over
+    assert bug_reports_of(tmp_path, "1.5") == [str(tmp_path / "x-repro" / "tiny.en-compiled")]
+    assert bug_reports_of(tmp_path, "1.4") == []
+    report = {"outcome": {"probes": [], "verdict": "found"}, "order": ["1.4", "1.5"], "package": "p",
+              "hardware_key": "k", "conclusion": "first bad", "good": "1.4", "bad": "1.5", "criterion": "failure",
+              "tolerance": 0.05, "variant": "compiled", "base": "", "minutes": 1.0, "pytest_args": [],
+              "listed_from": "index", "confidence": 0.95, "bug_reports": bug_reports_of(tmp_path, "1.5")}
+    assert f"- `{tmp_path / 'x-repro' / 'tiny.en-compiled'}`" in render(report)

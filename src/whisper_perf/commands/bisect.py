@@ -50,9 +50,10 @@ from pathlib import Path
 
 from .. import baselines, environments, package_index
 from ..bisection import Outcome, Probe, State, measure_until_decided, search
-from ..errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED
+from ..errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED, SuiteError
 from ..files import require_new_folder
 from ..report import md_table
+from ..results import load_run
 from ..stats import Interval, interval_text
 from ..verdicts import worse_or_not
 from . import Parser, comparison, run_command, upgrade
@@ -252,6 +253,9 @@ def render(report: dict) -> str:
                   "current environment's):", ""]
         lines += [f"- {', '.join(versions)}: {others}" for others, versions in
                   _grouped_beside(report["beside"], report["package"]).items()] + [""]
+    if report.get("bug_reports"):
+        lines += ["Filing it upstream: the first bad version's runs wrote these folders (`repro.py`, `env.txt`, "
+                  "`report.md`):", "", *[f"- `{path}`" for path in report["bug_reports"]], ""]
     if report.get("reproduce"):
         lines += ["Check the pair independently (full environments, several repeats):", "",
                   f"    {report['reproduce']}", ""]
@@ -361,6 +365,17 @@ def _hardware_key() -> str:
     return detect_hardware("auto").key
 
 
+def bug_reports_of(folder: Path, version: str) -> list[str]:
+    """The bug-report folders (bug_report.py) that the runs of ``version``'s probe wrote."""
+    found = []
+    for path in sorted((Path(folder) / "probes" / version).glob("**/*.json")):
+        try:
+            found += list(load_run(path).bug_reports.values())
+        except SuiteError:  # not a results file (pytest-benchmark's own, a damaged one)
+            continue
+    return found
+
+
 def _report(args, oracle: SuiteOracle, outcome: Outcome, order: list[str], listed_from: str, minutes: float) -> dict:
     from packaging.version import Version
 
@@ -380,7 +395,8 @@ def _report(args, oracle: SuiteOracle, outcome: Outcome, order: list[str], liste
             "outcome": {"verdict": outcome.verdict, "last_good": outcome.last_good, "first_bad": outcome.first_bad,
                         "candidates": outcome.candidates, "probes": [p.as_dict() for p in outcome.probes]},
             "conclusion": conclusion(outcome, args.package, newer_is_bad), "beside": oracle.beside,
-            "reproduce": reproduce}
+            "reproduce": reproduce,
+            "bug_reports": bug_reports_of(oracle.folder, outcome.first_bad) if outcome.first_bad else []}
 
 
 def main(argv: list[str] | None = None) -> int:
