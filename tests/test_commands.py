@@ -321,11 +321,31 @@ def test_upgrade_compares_like_with_like_eager_too_at_equal_machine_speed(run):
     assert eager_slower["reference_seconds"]["low"] > 1.25
     # everything 10% slower on a machine whose probe says it ran 10% slower: no change of the code
     drift = compare(_slower(m, eager=1.1, compiled=1.1, probe=1.1))
-    assert drift["verdict"] == "no credible change" and "times at equal machine speed (x0.909)" in drift["detail"]
+    assert drift["verdict"] == "no credible change"
+    assert "times at one machine speed (each run scaled to the median torch-free probe" in drift["detail"]
+    assert "x0.955 to x1.050" in drift["detail"]  # both runs halfway to the median of their probes
     assert abs(drift["seconds"]["estimate"] - 1) < 0.001
     # the probe moved beyond what can be adjusted for: the times are not compared, the speedup still is
     moved = compare(_slower(m, eager=2.0, compiled=2.0, probe=2.0))
     assert "seconds" not in moved and "speedup" in moved and "machine speed changed" in moved["detail"]
+
+
+def test_side_by_side_runs_are_each_brought_to_one_machine_speed(run):
+    """Alternating runs where one run of each side hit a slow spell (its probe and its times 1.25x):
+    each run is scaled by its own probe, so the spells cancel instead of the latest run's probe
+    scaling every run's rounds; a run whose probe is beyond what is adjusted for is left out, named."""
+    m = run.measurement("tiny.en", "compiled")
+    slow_spell = _slower(m, eager=1.25, compiled=1.25, probe=1.25)
+    envs = _environments(run, run)
+    envs[0].runs = [dataclasses.replace(run, measurements=[x]) for x in (m, m, slow_spell)]  # its latest run slow
+    envs[1].runs = [dataclasses.replace(run, measurements=[x]) for x in (slow_spell, m, m)]
+    change = comparison.compare(envs, Tolerances())["rows"][0]["changes"]["next"]
+    assert change["verdict"] == "no credible change" and abs(change["seconds"]["estimate"] - 1) < 0.001
+    assert "x0.800 to x1.000" in change["detail"] and "left out" not in change["detail"]
+    # one run far slower still (probe 2x): left out of the times, the others judged
+    envs[1].runs.append(dataclasses.replace(run, measurements=[_slower(m, eager=2.0, compiled=2.0, probe=2.0)]))
+    change = comparison.compare(envs, Tolerances())["rows"][0]["changes"]["next"]
+    assert "1 of 7 run(s) left out" in change["detail"] and abs(change["seconds"]["estimate"] - 1) < 0.001
 
 
 def test_memory_added_by_the_calls_is_told_apart_from_what_the_process_holds(run):

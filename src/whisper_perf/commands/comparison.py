@@ -7,10 +7,11 @@ its interval, and a verdict.  ``nox -s upgrade`` / ``matrix`` (commands/upgrade.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from typing import TYPE_CHECKING
 
 from ..kernel_profile import fingerprint_changes, fingerprint_of
-from ..machine_speed import adjustment
+from ..machine_speed import MAX_ADJUSTMENT
 from ..results import MeasurementRecord, RunResult
 from ..stats import change_interval, speedup_interval, total_interval
 from ..verdicts import credible_change
@@ -26,10 +27,13 @@ def measured(envs: list[Environment]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(keys))
 
 
-def merged(runs: list[RunResult], model: str, variant: str) -> MeasurementRecord | None:
-    """One environment's measurement of model x variant over its runs: the latest, with the
-    rounds of every run."""
-    found = [m for run in runs if (m := run.measurement(model, variant))]
+def records(runs: list[RunResult], model: str, variant: str) -> list[MeasurementRecord]:
+    """One environment's measurements of model x variant, one per run that measured it."""
+    return [m for run in runs if (m := run.measurement(model, variant))]
+
+
+def merged(found: list[MeasurementRecord]) -> MeasurementRecord | None:
+    """One environment's measurement over its runs: the latest, with the rounds of every run."""
     if not found:
         return None
     return dataclasses.replace(found[-1], samples=[p for m in found for p in m.samples],
@@ -38,7 +42,7 @@ def merged(runs: list[RunResult], model: str, variant: str) -> MeasurementRecord
 
 def side(env: Environment, model: str, variant: str) -> tuple[dict, MeasurementRecord | None]:
     """What one environment measured of model x variant, as report data, and its merged measurement."""
-    m = merged(env.runs, model, variant)
+    m = merged(records(env.runs, model, variant))
     if env.error or m is None:
         failures = [f.error for run in env.runs for f in run.failures if (f.model, f.variant) == (model, variant)]
         return {"error": env.error or "; ".join(failures) or "not measured"}, None
@@ -83,25 +87,64 @@ JUDGED = (("speedup", "speedup", "speedup", True), ("seconds", "time", "compiled
           ("reference_seconds", "eager time", "compiled_time", False))
 
 
-def _time_intervals(before: MeasurementRecord, after: MeasurementRecord, confidence: float) -> tuple[dict, str]:
-    """The change of the variant's and its reference's summed time, ``after`` brought to
-    ``before``'s machine speed (machine_speed.adjustment on the two sides' probes); none when the
-    speed moved too far to adjust for, with why."""
-    factor, moved = adjustment(after.summary.machine_probe_ms, before.summary.machine_probe_ms)
-    if moved:
-        return {}, moved
-    scale = lambda table: [[seconds * (factor or 1.0) for seconds in row] for row in table]  # noqa: E731
-    intervals = {"seconds": change_interval(before.seconds_table(), scale(after.seconds_table()), confidence)}
-    if before.reference_samples and after.reference_samples:
-        intervals["reference_seconds"] = change_interval(before.seconds_table(True), scale(after.seconds_table(True)),
+def _scaled(m: MeasurementRecord, factor: float) -> MeasurementRecord:
+    scale = lambda passes: [[[u, seconds * factor, tokens] for u, seconds, tokens in p] for p in passes]  # noqa: E731
+    return dataclasses.replace(m, samples=scale(m.samples), reference_samples=scale(m.reference_samples))
+
+
+def at_one_speed(sides: list[list[MeasurementRecord]]) -> tuple[list[MeasurementRecord | None], str]:
+    """Each side's runs merged for the time checks, every run's rounds brought to one machine speed:
+    the median over all the runs of both sides of the torch-free probe (machine_speed), each run
+    scaled by that median / its own probe.  Runs side by side alternate, so drift of the machine
+    lands on both sides; scaling per run (not by one run's probe) keeps a slow spell in one run
+    from moving the others.  On CUDA (the probe times the host, not the GPU) and for a run without a
+    probe, the times are compared as measured.  A run whose probe is more than MAX_ADJUSTMENT from the median is left
+    out of the times (its speedup, eager and compiled timed seconds apart, still counts); a side
+    left with no run gets no time change.  Returns the merged sides and what was done, in words."""
+    runs = [m for side_runs in sides for m in side_runs]
+    probes = [m.summary.machine_probe_ms for m in runs]
+    on_cuda = any(str(m.setup.get("device", "")).startswith("cuda") for m in runs)
+    if on_cuda or not all(probes):  # the probe does not see the GPU; an old results file has none
+        return [merged(side_runs) for side_runs in sides], ""
+    speed = statistics.median(probes)
+    factors = {id(m): speed / m.summary.machine_probe_ms for m in runs}
+    kept = [[_scaled(m, factors[id(m)]) for m in side_runs if abs(1 / factors[id(m)] - 1) <= MAX_ADJUSTMENT]
+            for side_runs in sides]
+    left_out = [p for p in probes if abs(p / speed - 1) > MAX_ADJUSTMENT]
+    used = [f for f in factors.values() if abs(1 / f - 1) <= MAX_ADJUSTMENT]
+    note = f"at one machine speed (each run scaled to the median torch-free probe, {speed:.2f} ms"
+    note += f": x{min(used):.3f} to x{max(used):.3f}" if used else ""
+    if left_out:
+        note += (f"; {len(left_out)} of {len(runs)} run(s) left out, their probe more than {MAX_ADJUSTMENT:.0%} "
+                 f"from it: {', '.join(f'{p:.2f} ms' for p in left_out)}")
+    note += ")"
+    if not all(kept):
+        return [None] * len(sides), (f"not compared: machine speed changed between the runs; {note[:-1]}, so a "
+                                     "side has no run at a comparable speed; the speedup still is compared. Run "
+                                     "again when the machine is steady)")
+    return [merged(side_runs) for side_runs in kept], note
+
+
+def _time_intervals(before: list[MeasurementRecord], after: list[MeasurementRecord],
+                    confidence: float) -> tuple[dict, str]:
+    """The change of the variant's and its reference's summed time, both sides' runs at one
+    machine speed (at_one_speed); none when the speed moved too far to adjust for, with why."""
+    (slow, fast), note = at_one_speed([before, after])
+    if slow is None or fast is None:
+        return {}, note
+    intervals = {"seconds": change_interval(slow.seconds_table(), fast.seconds_table(), confidence)}
+    if slow.reference_samples and fast.reference_samples:
+        intervals["reference_seconds"] = change_interval(slow.seconds_table(True), fast.seconds_table(True),
                                                          confidence)
-    return intervals, f"at equal machine speed (x{factor:.3f})" if factor else ""
+    return intervals, note
 
 
-def change(before: MeasurementRecord, after: MeasurementRecord, wer: tuple[float, float], recompiles: int,
+def change(runs: tuple[list[MeasurementRecord], list[MeasurementRecord]], wer: tuple[float, float], recompiles: int,
            tolerances, confidence: float = 0.95) -> dict:
-    """after against before: the change of speedup and times with intervals, and a verdict."""
-    intervals, speed_note = _time_intervals(before, after, confidence)
+    """The runs of after against those of before: the change of speedup and times with
+    intervals, and a verdict."""
+    before, after = merged(runs[0]), merged(runs[1])
+    intervals, speed_note = _time_intervals(*runs, confidence)
     if before.reference_samples and after.reference_samples:
         intervals["speedup"] = change_interval((before.seconds_table(True), before.seconds_table()),
                                                (after.seconds_table(True), after.seconds_table()), confidence)
@@ -139,7 +182,8 @@ def compare_row(envs: list[Environment], model: str, variant: str, tolerances, c
                                         f"{base.name}: {reference.get('error')}"}
             continue
         recompiles = (data["compile"] or {}).get("recompiles_timed", 0)
-        found = {**change(before, after, (reference["wer"], data["wer"]), recompiles, tolerances, confidence),
+        runs = (records(base.runs, model, variant), records(env.runs, model, variant))
+        found = {**change(runs, (reference["wer"], data["wer"]), recompiles, tolerances, confidence),
                  "kernels": kernel_changes(reference, data)}
         if criterion == "kernels" and found["kernels"] != [] and found["verdict"] != "regression":
             found["verdict"] = "kernels changed" if found["kernels"] else "kernels not compared"

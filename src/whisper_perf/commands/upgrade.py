@@ -14,8 +14,8 @@ alternating the order, so that machine drift does not favour one side), each run
 process writing its own results file, and the report compares every environment with the first:
 
 * per model x variant: speedup, compiled time and the eager reference's time on each side with
-  intervals, the change with its interval (independent bootstraps of both sides; times brought to
-  the first side's machine speed by the torch-free probe) and a verdict: a regression when the
+  intervals, the change with its interval (independent bootstraps of both sides; every run's times
+  brought to one machine speed by its torch-free probe, comparison.at_one_speed) and a verdict: a regression when the
   whole interval of a change lies beyond the hardware's tolerance (verdicts.credible_change), so
   an upgrade that slows eager is a regression, not a "better speedup";
 * WER on each side; compile health (graphs, graph breaks, recompiles while timed) and the first
