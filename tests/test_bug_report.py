@@ -19,14 +19,50 @@ from whisper_perf.verdicts import Outcome, Verdict
 NO_WHISPER_PERF = "import sys\nsys.modules['whisper_perf'] = None\n"
 
 
-def run_repro(folder: Path, tmp_path: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    """``python repro.py`` from its own folder, in a process where whisper_perf cannot be imported."""
+def run_repro(folder: Path, tmp_path: Path, *args: str, env=None, stack: Path | None = None) -> subprocess.CompletedProcess:
+    """``python repro.py`` from its own folder, in a process where whisper_perf cannot be imported
+    (and, with ``stack``, a folder of installed "releases" that is imported first)."""
     site = tmp_path / "no-whisper-perf"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(NO_WHISPER_PERF)
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(NO_WHISPER_PERF + (f"import {RELEASE}\n" if stack else ""))
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    path = os.pathsep.join([str(site), *([str(stack)] if stack else [])])
     return subprocess.run([sys.executable, "repro.py", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=900, env={**base, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", **(env or {})})
+                          timeout=900, env={**base, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", **(env or {})})
+
+
+# A transformers "release" that recompiles mid-run: its generate() sets a flag from a model's third
+# call on, which its forward reads (one more operator, same values).  Dynamo guards on the flag, so
+# the first call after the suite's warm-up (one full-budget call, one with the timed settings)
+# fails the guard and recompiles while timed.
+RELEASE = "recompile_release"
+RECOMPILING_RELEASE = """import functools
+
+import torch
+import transformers
+
+_generate = transformers.WhisperForConditionalGeneration.generate
+_forward = transformers.WhisperForConditionalGeneration.forward
+
+
+@functools.wraps(_generate)
+def generate(self, *args, **kwargs):
+    served = self.__dict__.get("_served", 0) + 1
+    self.__dict__.update(_served=served, _clamp_logits=served > 2)
+    return _generate(self, *args, **kwargs)
+
+
+@functools.wraps(_forward)
+def forward(self, *args, **kwargs):
+    out = _forward(self, *args, **kwargs)
+    if self.__dict__.get("_clamp_logits", False):
+        out.logits = torch.nn.functional.hardtanh(out.logits, -1e4, 1e4)
+    return out
+
+
+transformers.WhisperForConditionalGeneration.generate = generate
+transformers.WhisperForConditionalGeneration.forward = forward
+"""
 
 
 def test_the_injected_slowdown_twin_gives_a_repro_whose_plain_loop_shows_it(tmp_path):
@@ -52,6 +88,35 @@ def test_the_injected_slowdown_twin_gives_a_repro_whose_plain_loop_shows_it(tmp_
     speedup = re.search(r"eager [\d.]+ s, compiled\+slowed [\d.]+ s, speedup ([\d.]+)x", done.stdout)
     assert speedup, done.stdout
     assert float(speedup.group(1)) < 0.95, done.stdout  # 50% slower, beside a compiled speedup of about 1.1x
+
+
+def test_a_recompile_while_timed_gives_a_repro_that_recompiles_on_the_same_stack(tmp_path):
+    """A stack that recompiles after warm-up: compile health is a REGRESSION naming the failed
+    guard, and the repro.py written for it, run alone on the same stack (without whisper_perf),
+    compiles graphs after its own warm-up and logs the same guard."""
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / f"{RELEASE}.py").write_text(RECOMPILING_RELEASE)
+    (stack / "sitecustomize.py").write_text(f"import {RELEASE}\n")
+    results = tmp_path / "results"
+    result = run_suite("--variant", "compiled", "--limit", "1", "--rounds", "2", "--results-dir", str(results),
+                       "--baselines", str(tmp_path / "none"), diagnostics=True,
+                       env={"PYTHONPATH": os.pathsep.join(filter(None, [str(stack), os.environ.get("PYTHONPATH")]))})
+    assert result.returncode == 1, result.output[-4000:]
+    (run_file,) = results.glob("*/*.json")
+    run = json.loads(run_file.read_text())
+    health = next(v for v in run["verdicts"] if v["check"] == "compile health")
+    assert health["outcome"] == "regression" and "_clamp_logits" in health["message"], health
+    folder = Path(run["bug_reports"]["tiny.en/compiled"])
+    assert "recompiles while timed" in (folder / "report.md").read_text()
+    done = run_repro(folder, tmp_path, stack=stack)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    compiled = re.search(r"graphs compiled after warm-up: (\d+)", done.stdout)
+    assert compiled and int(compiled.group(1)) >= 1, done.stdout
+    assert "_clamp_logits" in done.stderr, done.stderr[-3000:]  # torch's recompile log names the guard
+    # the same repro.py on the stack without that release: nothing compiled after warm-up
+    clean = run_repro(folder, tmp_path / "clean")
+    assert re.search(r"graphs compiled after warm-up: 0\b", clean.stdout), clean.stdout + clean.stderr[-3000:]
 
 
 def _run(**fields) -> RunResult:
