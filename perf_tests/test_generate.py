@@ -28,5 +28,5 @@ def test_generate(benchmark, variant, reference_variant, audio_for, adaptive_rou
     assert not empty, f"{variant.name} transcribed nothing for {empty}"
     if not variant.spec.long_form:
         budget = run_config.settings.max_new_tokens
-        over = [s.utterance for s in last.samples if s.tokens > budget]
+        over = [uid for uid, t in last.transcripts.items() if len(t.token_ids) > budget]
         assert not over, f"{variant.name} generated more than {budget} tokens for {over}"

@@ -35,11 +35,44 @@ class Utterance:
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
+    @property
+    def members(self) -> tuple[Utterance, ...]:
+        """The utterances one call transcribes (see Batch); the scored ones."""
+        return (self,)
+
+    @property
+    def scored(self) -> tuple[Utterance, ...]:
+        return (self,)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The utterances of one batched ``generate()`` call (``--batch N``).  The last batch of a
+    set whose size is not a multiple of N is topped up from the set's start, so that every call
+    has the same shape (a smaller one would recompile a compiled build while timed, and not fit
+    a prebuilt cache): those top-ups are transcribed but not scored a second time."""
+
+    members: tuple[Utterance, ...]
+    scored_count: int
+
+    @property
+    def id(self) -> str:
+        return "+".join(u.id for u in self.members)
+
+    @property
+    def seconds(self) -> float:
+        return sum(u.seconds for u in self.members)
+
+    @property
+    def scored(self) -> tuple[Utterance, ...]:
+        return self.members[:self.scored_count]
+
 
 @dataclass(frozen=True)
 class AudioSet:
     name: str
     utterances: tuple[Utterance, ...]
+    batch_size: int = 1
 
     @property
     def seconds(self) -> float:
@@ -48,13 +81,29 @@ class AudioSet:
     def __len__(self) -> int:
         return len(self.utterances)
 
+    @property
+    def units(self) -> tuple[Utterance | Batch, ...]:
+        """What one timed call takes: each utterance, or at ``batch_size`` N a Batch of N."""
+        if self.batch_size == 1:
+            return self.utterances
+        n, all_ = self.batch_size, self.utterances
+        return tuple(Batch(tuple((all_ * 2)[start:start + n]), min(n, len(all_) - start))
+                     for start in range(0, len(all_), n))
+
+    def batched(self, n: int) -> "AudioSet":
+        """The same utterances, transcribed ``n`` per call."""
+        if n > len(self.utterances):
+            raise UsageError(f"--batch {n} is more than the {len(self.utterances)} utterance(s) of {self.name}: "
+                             f"give a batch size of at most {len(self.utterances)}, or more utterances")
+        return AudioSet(self.name, self.utterances, n)
+
     def spread(self, n: int | None) -> "AudioSet":
         """``n`` utterances evenly spaced over the set (all voices, speeds and lengths stay
         represented, unlike the first ``n``); protocols record the count."""
         if not n or n >= len(self.utterances):
             return self
         step = len(self.utterances) / n
-        return AudioSet(self.name, tuple(self.utterances[int(i * step)] for i in range(n)))
+        return AudioSet(self.name, tuple(self.utterances[int(i * step)] for i in range(n)), self.batch_size)
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ class BuildSetup:
     variant: dict  # build settings of the variant (see _build_settings)
     reference: dict | None  # those of its eager reference
     warmup_calls: int
+    batch_size: int = 1  # utterances per generate() call (--batch)
     audio: list = field(default_factory=list)  # np.ndarray per utterance: the warm-up one first
 
 
@@ -83,7 +84,7 @@ def setup_of(spec, reference, source, base_model, settings, hardware, utterances
                       variant=_build_settings(spec, base_model, settings, inject_slowdown),
                       reference=_build_settings(reference, base_model, settings, 0.0) if reference else None,
                       warmup_calls=3 if spec.compiled and hardware.is_cuda else 1,
-                      audio=[u.audio for u in utterances])
+                      batch_size=settings.batch_size, audio=[u.audio for u in utterances])
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def repro_source(setup: BuildSetup, finding: Finding, run_name: str, expected: s
         finding.kind, "builds, warms up and calls the variant once")
     settings = {"model": setup.model, "device": setup.device, "dtype": setup.dtype,
                 "max_new_tokens": setup.max_new_tokens, "warmup_calls": setup.warmup_calls, "kind": finding.kind,
+                "batch_size": setup.batch_size,
                 "variant_name": finding.variant, "variant": setup.variant, "reference": setup.reference,
                 "expected": expected, "seen": finding.seen}
     template = resources.files("whisper_perf").joinpath("data/repro.py.in").read_text(encoding="utf-8")
@@ -188,7 +190,7 @@ def write_bug_reports(run: RunResult, setups: dict, folder: Path, run_name: str)
         target = Path(folder) / f"{finding.model}-{finding.variant}".replace("/", "_")
         target.mkdir(parents=True, exist_ok=False)
         timed = finding.kind in ("regression", "recompile")
-        audio = setup.audio[:MAX_TIMED_UTTERANCES] if timed else setup.audio[:1]
+        audio = setup.audio[:max(MAX_TIMED_UTTERANCES, setup.batch_size) if timed else setup.batch_size]
         np.savez_compressed(target / "inputs.npz", **{f"utt_{i:03d}": a for i, a in enumerate(audio)})
         expected = _expected_speedup(run, finding)
         (target / "repro.py").write_text(repro_source(setup, finding, run_name, expected), encoding="utf-8")

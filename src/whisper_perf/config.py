@@ -60,7 +60,7 @@ class RunConfig:
         from .files import check_writable
         from .sensitivity import check_allowed
 
-        rounds, limit, budget = get("--rounds"), get("--limit"), get("--max-new-tokens")
+        rounds, limit = get("--rounds"), get("--limit")
         if rounds is None:
             rounds = 6 if get("--record") else 3  # a baseline more precise than the runs judged against it
         if rounds < 1:
@@ -70,9 +70,6 @@ class RunConfig:
             raise UsageError(f"--busy-retries must be 0 or more, not {get('--busy-retries')}")
         if limit is not None and limit < 0:
             raise UsageError(f"--limit must be a positive count (0: all), not {limit}")
-        if not 1 <= budget <= MAX_NEW_TOKENS:
-            raise UsageError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS} (Whisper's decoder holds 448 "
-                             f"positions, the prompt takes some), not {budget}")
         bandwidth = get("--memory-bandwidth")
         if bandwidth is not None and not bandwidth > 0:
             raise UsageError(f"--memory-bandwidth must be a positive number of GB/s, not {bandwidth}")
@@ -109,7 +106,7 @@ class RunConfig:
             models=models, variants=tuple(dict.fromkeys(get("--variant") or chosen["variants"])),
             dataset=get("--dataset"), long_dataset=get("--long-dataset"), device=get("--device"),
             rounds=rounds, limit=chosen["utterances"] if limit is None else (limit or None),
-            settings=GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work")),
+            settings=generation_settings(get),
             baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
             record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
             busy_retries=get("--busy-retries"), busy_threshold=busy_threshold, memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
@@ -131,6 +128,8 @@ class RunConfig:
             args.append("--fixed-work")
         if self.settings.max_new_tokens != 128:
             args.append(f"--max-new-tokens {self.settings.max_new_tokens}")
+        if self.settings.batch_size != 1:
+            args.append(f"--batch {self.settings.batch_size}")
         if self.limit != PROFILES[self.profile]["utterances"]:
             args.append(f"--limit {self.limit}" if self.limit else "--limit 0")
         if self.profile == "full":
@@ -145,6 +144,17 @@ class RunConfig:
                 "busy_threshold": self.busy_threshold,
                 **({"detect": self.detect, "max_minutes": self.max_minutes} if self.detect is not None else {}),
                 **self.settings.as_dict()}
+
+
+def generation_settings(get) -> GenerationSettings:
+    """--max-new-tokens, --fixed-work and --batch, checked."""
+    budget, batch = get("--max-new-tokens"), get("--batch")
+    if not 1 <= budget <= MAX_NEW_TOKENS:
+        raise UsageError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS} (Whisper's decoder holds 448 "
+                         f"positions, the prompt takes some), not {budget}")
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1 utterance per generate() call, not {batch}")
+    return GenerationSettings(max_new_tokens=budget, fixed_work=get("--fixed-work"), batch_size=batch)
 
 
 DEFAULT_MAX_MINUTES = 4.0  # the 2-core CPU's warm budget for a default run

@@ -36,7 +36,7 @@ def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
         data["roofline"] = None
         data["roofline_not_available"] = missing_bandwidth(variant.hardware)
         return data
-    step = decode_step_bytes(variant.model, phases.mean_position)
+    step = decode_step_bytes(variant.model, phases.mean_position, variant.batch_size)
     data["roofline"] = roofline(step, bandwidth, phases.per_token_ms).as_dict()
     data["step_bytes"] = {"weights": step.weights, "cross_attention_cache": step.cross_attention_cache,
                           "self_attention_cache": step.self_attention_cache}
@@ -45,7 +45,7 @@ def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
 
 def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None) -> dict:
     """Diagnostics of ``variant`` (and its ``reference``, when it has one) after ``measurement``."""
-    utterances = audio.spread(DIAGNOSTIC_UTTERANCES).utterances
+    utterances = audio.units[:DIAGNOSTIC_UTTERANCES]  # as timed: an utterance, or a batch (--batch)
     data = {"bandwidth": bandwidth.as_dict() if bandwidth else None,
             "first_call_seconds": measurement.first_call_seconds,
             "warmup_seconds": measurement.warmup_seconds,

@@ -35,6 +35,17 @@ class _MinNewTokensNotice(logging.Filter):
         return "`min_new_tokens` will take precedence" not in record.getMessage()
 
 
+class _BatchedMaskNotice(logging.Filter):
+    """Drops one warning of a batched call (--batch): that no attention mask was given.  Nothing
+    in a short-form Whisper batch is padded: the feature extractor pads every utterance to 30 s of
+    frames, which the encoder attends to in full at batch 1 too, and every decoder prompt is the
+    same.  Measured on the committed set: eager at batch 4 and 8 gives the token ids of batch 1."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "attention mask is not set with a batched input" not in record.getMessage()
+
+
+logging.getLogger("transformers.generation.utils").addFilter(_BatchedMaskNotice())
 if BUDGET_IN_CONFIG:
     logging.getLogger("transformers.generation.utils").addFilter(_MinNewTokensNotice())
 
@@ -44,6 +55,8 @@ class GenerationSettings:
     max_new_tokens: int = 128
     fixed_work: bool = False  # min_new_tokens == max_new_tokens: same work whatever is transcribed
     language: str = "en"
+    batch_size: int = 1  # utterances per short-form generate() call (--batch); pipelines take one clip
+
 
     def as_dict(self) -> dict:
         return asdict(self)

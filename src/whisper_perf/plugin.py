@@ -52,6 +52,11 @@ def _what_to_run(group) -> None:
     group.addoption("--limit", type=int, default=None, metavar="N",
                     help="use N utterances spread evenly over the set (default: the profile's; 0: all)")
     group.addoption("--max-new-tokens", type=int, default=128, help="generation budget per utterance (default 128)")
+    group.addoption("--batch", type=int, default=1, metavar="N",
+                    help="utterances per short-form generate() call, padded to 30 s as the feature extractor "
+                         "does (default 1: the latency protocol); the last batch is topped up from the set's "
+                         "start so that every call has one shape; WER stays per utterance; pipelines take one "
+                         "clip per call")
     group.addoption("--fixed-work", action="store_true",
                     help="min_new_tokens == max_new_tokens: every call generates the full budget, so timing "
                          "does not depend on what the model transcribes")

@@ -1,4 +1,5 @@
-"""How fast could one decode step be?  The memory-bandwidth floor of batch-1 decoding.
+"""How fast could one decode step be?  The memory-bandwidth floor of decoding (batch 1, or the
+``--batch`` of the run: the weights are read once per step for the whole batch).
 
 At batch size 1 each decode step multiplies one token's activations by every decoder weight
 matrix: about two FLOPs per weight read, far below what any CPU or GPU can compute per byte it
@@ -124,9 +125,10 @@ def _nbytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
-def decode_step_bytes(model, mean_position: float) -> StepBytes:
+def decode_step_bytes(model, mean_position: float, batch_size: int = 1) -> StepBytes:
     """Bytes one decode step of a Whisper ``model`` must read at ``mean_position`` tokens of
-    self-attention context (prompt + tokens generated so far, averaged over the steps)."""
+    self-attention context (prompt + tokens generated so far, averaged over the steps), for
+    ``batch_size`` utterances at once: the weights once, the caches of every utterance."""
     decoder = model.get_decoder()
     config = model.config
     seen: set[int] = set()
@@ -142,8 +144,8 @@ def decode_step_bytes(model, mean_position: float) -> StepBytes:
             weights += _nbytes(parameter)
     element = next(decoder.parameters()).element_size()
     layers, width = config.decoder_layers, config.d_model
-    cross = layers * 2 * config.max_source_positions * width * element
-    own = int(layers * 2 * mean_position * width * element)
+    cross = batch_size * layers * 2 * config.max_source_positions * width * element
+    own = int(batch_size * layers * 2 * mean_position * width * element)
     return StepBytes(weights, cross, own)
 
 

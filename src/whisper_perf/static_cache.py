@@ -38,29 +38,29 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _static_cache(config, max_cache_len: int, dtype: torch.dtype, device: torch.device):
+def _static_cache(config, max_cache_len: int, dtype: torch.dtype, device: torch.device, batch_size: int = 1):
     from transformers import StaticCache
 
     parameters = inspect.signature(StaticCache.__init__).parameters
     if "max_batch_size" in parameters or "batch_size" in parameters:  # 4.46-4.55: allocated here
         batch = "batch_size" if "batch_size" in parameters else "max_batch_size"
-        return StaticCache(config=config, **{batch: 1}, max_cache_len=max_cache_len, device=device, dtype=dtype)
+        return StaticCache(config=config, **{batch: batch_size}, max_cache_len=max_cache_len, device=device, dtype=dtype)
     cache = StaticCache(config=config, max_cache_len=max_cache_len)
     heads = config.decoder_attention_heads
-    cache.early_initialization(batch_size=1, num_heads=heads, head_dim=config.d_model // heads, dtype=dtype,
+    cache.early_initialization(batch_size=batch_size, num_heads=heads, head_dim=config.d_model // heads, dtype=dtype,
                                device=device)
     return cache
 
 
-def build_cache(model, max_new_tokens: int):
-    """An ``EncoderDecoderCache`` of two static caches for batch 1, allocated now on the model's
-    device and dtype."""
+def build_cache(model, max_new_tokens: int, batch_size: int = 1):
+    """An ``EncoderDecoderCache`` of two static caches for ``batch_size`` utterances per call,
+    allocated now on the model's device and dtype."""
     from transformers import EncoderDecoderCache
 
     config = _decoder_shaped(model.config)
     own = min(config.max_target_positions, max_new_tokens + MAX_PROMPT_TOKENS)
-    return EncoderDecoderCache(_static_cache(config, own, model.dtype, model.device),
-                               _static_cache(config, config.max_source_positions, model.dtype, model.device))
+    return EncoderDecoderCache(_static_cache(config, own, model.dtype, model.device, batch_size),
+                               _static_cache(config, config.max_source_positions, model.dtype, model.device, batch_size))
 
 
 def _decoder_shaped(config):
@@ -75,8 +75,8 @@ def _decoder_shaped(config):
 class PrebuiltCache:
     """Owns one cache and wraps ``generate`` so that every call starts from it, reset."""
 
-    def __init__(self, model, max_new_tokens: int, cache=None):
-        self.cache = cache if cache is not None else build_cache(model, max_new_tokens)
+    def __init__(self, model, max_new_tokens: int, cache=None, batch_size: int = 1):
+        self.cache = cache if cache is not None else build_cache(model, max_new_tokens, batch_size)
         self.argument = cache_argument(model)
 
     def wrap(self, generate):

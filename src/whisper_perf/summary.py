@@ -93,7 +93,7 @@ def _intervals(sequential_intervals: bool, rounds: list[int]):
 
 def summarize(m: Measurement, confidence: float = 0.95, sequential_intervals: bool = False) -> Summary:
     """Summarize the quiet rounds; with fewer than two, all rounds, marked unreliable."""
-    order = list(m.reference_texts)
+    order = [s.utterance for s in m.passes[0].samples]  # the calls of a round: utterances, or batches (--batch)
     rounds = m.quiet_rounds
     unreliable = None
     if len(rounds) < MIN_QUIET_ROUNDS and m.busy_rounds:
@@ -113,12 +113,12 @@ def summarize(m: Measurement, confidence: float = 0.95, sequential_intervals: bo
     references = [m.reference_passes[r] for r in rounds]
     base["stalled_calls"] = stalled_calls(_table(references, order), table)
     mine, theirs = m.passes[-1].transcripts, m.reference_passes[-1].transcripts
-    same = sum(mine[u].token_ids == theirs[u].token_ids for u in order)
+    same = sum(mine[u].token_ids == theirs[u].token_ids for u in m.reference_texts)
     return Summary(**base,
                    reference_seconds=time_ci(_table(references, order), confidence),
                    reference_wer=_wer(m, m.reference_passes),
                    speedup=speedup_ci(_table(references, order), table, confidence),
-                   exact_match=same / len(order))
+                   exact_match=same / len(m.reference_texts))
 
 
 def _adaptive_record(data: dict | str | None) -> dict | None:

@@ -75,17 +75,19 @@ def timed_call(variant: Variant, inputs):
     return time.perf_counter() - begin, output
 
 
-def _record(variant: Variant, target: Pass, utterance, inputs) -> None:
+def _record(variant: Variant, target: Pass, unit, inputs) -> None:
+    """One timed call of ``unit`` (an utterance, or a batch of them: one sample, the scored
+    utterances' transcripts)."""
     seconds, output = timed_call(variant, inputs)
-    transcript = variant.transcript(output)
-    target.samples.append(Sample(utterance.id, seconds, len(transcript.token_ids)))
-    target.transcripts[utterance.id] = transcript
+    transcripts, tokens = variant.transcripts(output, unit)
+    target.samples.append(Sample(unit.id, seconds, tokens))
+    target.transcripts.update(transcripts)
 
 
 def run_pass(variant: Variant, audio: AudioSet) -> Pass:
     result = Pass(variant.name)
-    for utterance in audio.utterances:
-        _record(variant, result, utterance, variant.inputs(utterance))
+    for unit in audio.units:
+        _record(variant, result, unit, variant.inputs(unit))
     return result
 
 
@@ -133,7 +135,8 @@ class _Schedule:
 
     def __init__(self, m: Measurement, variant: Variant, reference: Variant | None, audio: AudioSet,
                  on_round=None, busy_cores: float | None = OTHERS_BUSY_CORES):
-        self.m, self.variant, self.reference, self.audio = m, variant, reference, audio
+        self.m, self.variant, self.reference = m, variant, reference
+        self.units = audio.units  # one timed call each: an utterance, or a batch (--batch)
         self.busy_cores = busy_cores  # --busy-threshold (None: off)
         self.on_round = on_round  # on_round(round number, its contention.Load) once a round is timed
         self.calls = 0  # variant calls scheduled so far, over all rounds
@@ -158,7 +161,7 @@ class _Schedule:
                 self.on_round(len(self.m.loads), self.m.loads[-1])
 
     def setup(self):
-        index = self.calls % len(self.audio)
+        index = self.calls % len(self.units)
         if index == 0:  # a new round
             self._close_round()
             hopeless = self._hopeless()
@@ -170,7 +173,7 @@ class _Schedule:
                 self.m.reference_passes.append(Pass(self.reference.name))
             self.meter = LoadMeter(self.busy_cores).__enter__()
         self._flush()
-        utterance = self.audio.utterances[index]
+        utterance = self.units[index]
         if self.reference:
             if self.calls % 2 == 0:
                 self._run_reference(self.m.reference_passes[-1], utterance)
@@ -200,7 +203,7 @@ class _Schedule:
         _record(self.variant, self.m.passes[-1], self.current, inputs)
 
     def run_rounds(self, rounds: int) -> None:
-        for _ in range(rounds * len(self.audio)):
+        for _ in range(rounds * len(self.units)):
             args, _ = self.setup()
             self.target(*args)
         self._close_round()
@@ -316,7 +319,7 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
     ``busy_cores`` is --busy-threshold: what other processes may use before a round is busy (None: off)."""
     m = Measurement(
         model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,
-        audio_set=audio.name, audio_seconds=audio.seconds, setup=variant.describe(),
+        audio_set=audio.name, audio_seconds=sum(unit.seconds for unit in audio.units), setup=variant.describe(),
         reference_texts={u.id: u.text for u in audio.utterances},
         first_call_seconds=variant.first_call_seconds, warmup_seconds=variant.warmup_seconds,
         rounds_requested=rounds, warmup_compile=variant.warmup_compile)
@@ -334,7 +337,7 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
     with CompileWatch() as watch:
         try:
             if pedantic is not None:
-                pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio), iterations=1,
+                pedantic(schedule.target, setup=schedule.setup, rounds=rounds * len(audio.units), iterations=1,
                          warmup_rounds=0)
                 schedule._close_round()
             else:

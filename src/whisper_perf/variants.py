@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .audio import SAMPLE_RATE, Utterance
+from .audio import SAMPLE_RATE, Batch, Utterance
 from .generation import GenerationSettings, configure, text_token_ids
 from .hardware import Hardware
 
@@ -195,10 +195,10 @@ class Variant:
             "model": self.model_name,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": self.hardware.device,
-            "batch_size": 1,
             "preprocessing_timed": self.spec.long_form,  # the pipeline extracts features itself
             "attention": "sdpa-math" if self.spec.math_sdpa else "sdpa",
             **self.settings.as_dict(),
+            "batch_size": self.batch_size,
             **({"injected_slowdown": self.injected_slowdown} if self.injected_slowdown else {}),
         }
 
@@ -209,11 +209,21 @@ class Variant:
             return sdpa_kernel(SDPBackend.MATH)
         return contextlib.nullcontext()
 
-    def inputs(self, utterance: Utterance):
-        """Everything before the timed call: feature extraction and the copy to the device."""
+    @property
+    def batch_size(self) -> int:
+        """Utterances per generate() call; a pipeline takes one long clip per call."""
+        return 1 if self.spec.long_form else self.settings.batch_size
+
+    def inputs(self, unit: Utterance | Batch):
+        """Everything before the timed call: feature extraction (every utterance padded to 30 s,
+        as the feature extractor does, so a batch needs no attention mask) and the copy to the
+        device."""
         if self.spec.long_form:
-            return {"raw": utterance.audio.copy(), "sampling_rate": SAMPLE_RATE}
-        features = self.processor(utterance.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+            return {"raw": unit.audio.copy(), "sampling_rate": SAMPLE_RATE}
+        if len(unit.members) != self.batch_size:
+            raise ValueError(f"{self.name} is built for batches of {self.batch_size}, given {len(unit.members)}")
+        features = self.processor([u.audio for u in unit.members], sampling_rate=SAMPLE_RATE,
+                                  return_tensors="pt").input_features
         return features.to(self.hardware.device, dtype=self.dtype)
 
     def run(self, inputs):
@@ -234,6 +244,16 @@ class Variant:
             return Transcript(text_token_ids(tokenizer(text, add_special_tokens=False).input_ids, tokenizer.eos_token_id), text)
         ids = text_token_ids(output[0], tokenizer.eos_token_id)
         return Transcript(ids, tokenizer.decode(ids, skip_special_tokens=True))
+
+    def transcripts(self, output, unit: Utterance | Batch) -> tuple[dict[str, Transcript], int]:
+        """Each scored utterance's transcript of one call, and the text tokens the call generated
+        (its top-ups' too: they were work of the call)."""
+        if isinstance(unit, Utterance):
+            transcript = self.transcript(output)
+            return {unit.id: transcript}, len(transcript.token_ids)
+        found = [self.transcript(row[None]) for row in output]
+        scored = {u.id: t for u, t in zip(unit.scored, found)}
+        return scored, sum(len(t.token_ids) for t in found)
 
     def warm_up(self, utterance: Utterance, calls: int = 3, full_budget: bool = True) -> None:
         """Compile and settle outside any timing: ``calls`` calls, each generating max_new_tokens
@@ -291,7 +311,7 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
 
         # a twin runs the original's compiled forward, whose CUDA graphs hold the original's cache
         shared = compiled_original.prebuilt.cache if spec.slowed_of else None
-        variant.prebuilt = PrebuiltCache(model, settings.max_new_tokens, shared)
+        variant.prebuilt = PrebuiltCache(model, settings.max_new_tokens, shared, variant.batch_size)
         model.generate = variant.prebuilt.wrap(model.generate)
     if spec.long_form:
         from transformers import pipeline
