@@ -67,3 +67,10 @@ def test_the_suite_times_batches_with_a_prebuilt_cache_sized_for_them(tmp_path):
     assert m["summary"]["exact_match"] == 1.0  # compiled at batch 2 transcribes like eager at batch 2
     assert "batch_size=2" in result.output and "--batch 2" in result.output  # the protocol and the record command
     assert "| 3, batch 2 |" in run_file.with_suffix(".md").read_text()
+
+
+def test_a_run_with_a_batch_larger_than_its_set_exits_4_naming_the_option(tmp_path):
+    result = run_suite("--variant", "eager", "--batch", "4", "--limit", "3", "--rounds", "1",
+                       "--baselines", str(tmp_path / "none"))
+    assert result.returncode == 4, result.output[-3000:]
+    assert "--batch 4 is more than the 3 utterance(s) of short: give a batch size of at most 3" in result.output
