@@ -68,3 +68,8 @@ def test_unwritable_results_folder_and_contradictory_options_stop_before_any_wor
                        env={"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
     assert result.returncode == 4 and "--record with --inject-slowdown" in result.output
     assert "test_generate" not in result.stdout
+    result = run_suite("--device", "cpu", "--inject-slowdown", "0.1", "--inject-on", "device", "--variant", "compiled",
+                       env={"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
+    assert result.returncode == 4, result.output[-3000:]
+    assert "--inject-on device slows the GPU's own work and needs a CUDA device; this run is on cpu" in result.output
+    assert "test_generate" not in result.stdout

@@ -51,7 +51,7 @@ class BuildSetup:
     audio: list = field(default_factory=list)  # np.ndarray per utterance: the warm-up one first
 
 
-def _build_settings(spec, base_model, settings, inject_slowdown: float) -> dict:
+def _build_settings(spec, base_model, settings, inject_slowdown: float, inject_on: str = "host") -> dict:
     """Compile mode, attention, caches and the generation config and kwargs of the warm-up and of
     the timed calls, exactly as variants.build_variant and Variant.warm_up set them."""
     from .generation import GenerationSettings, configure
@@ -68,20 +68,20 @@ def _build_settings(spec, base_model, settings, inject_slowdown: float) -> dict:
                                                       language=settings.language))
     return {"name": spec.name, "compile_mode": spec.compile_mode, "math_sdpa": spec.math_sdpa,
             "prebuilt_cache": spec.prebuilt_cache, "static_cache": spec.static_cache,
-            "injected_slowdown": inject_slowdown if spec.slowed_of else 0.0,
+            "injected_slowdown": inject_slowdown if spec.slowed_of else 0.0, "injected_on": inject_on,
             "generation_config": timed, "generate_kwargs": timed_kwargs,
             "generation_config_warmup": warm, "generate_kwargs_warmup": warm_kwargs}
 
 
 def setup_of(spec, reference, source, base_model, settings, hardware, utterances,
-             inject_slowdown: float) -> BuildSetup | None:
+             inject_slowdown: float, inject_on: str = "host") -> BuildSetup | None:
     """The settings of ``spec`` (and its eager ``reference``) for a repro.py; None where repro.py
     cannot rebuild the model alone (random-weight ``arch:`` shapes) or the variant (pipelines)."""
     if source.random_weights or spec.long_form:
         return None
     return BuildSetup(model=source.location, device=hardware.device,
                       dtype=str(base_model.dtype).removeprefix("torch."), max_new_tokens=settings.max_new_tokens,
-                      variant=_build_settings(spec, base_model, settings, inject_slowdown),
+                      variant=_build_settings(spec, base_model, settings, inject_slowdown, inject_on),
                       reference=_build_settings(reference, base_model, settings, 0.0) if reference else None,
                       warmup_calls=3 if spec.compiled and hardware.is_cuda else 1,
                       batch_size=settings.batch_size, audio=[u.audio for u in utterances])
@@ -136,7 +136,8 @@ def _helpers(build: dict) -> str:
             inspect.getsource(getattr(static_cache, name))
             for name in ("cache_argument", "_static_cache", "build_cache", "_decoder_shaped", "PrebuiltCache")]
     if build["injected_slowdown"]:
-        parts.append(inspect.getsource(sensitivity.Slowdown))
+        parts.append(inspect.getsource(sensitivity.DeviceSlowdown if build.get("injected_on") == "device"
+                                       else sensitivity.Slowdown))
     return "\n\n".join(parts) or "# (none: this variant needs nothing beyond torch and transformers)"
 
 

@@ -42,6 +42,7 @@ class RunConfig:
     record: bool = False
     confidence: float = 0.95
     inject_slowdown: float = 0.0
+    inject_on: str = "host"  # --inject-on: where the slowdown is (sensitivity.make_slowdown)
     profile: str = "full"
     busy_retries: int | None = None
     busy_threshold: float | None = OTHERS_BUSY_CORES  # cores others may use before a round is busy; None: off
@@ -81,7 +82,7 @@ class RunConfig:
             check_model_spec(model)
         check_architectures(list(models), get("--fixed-work"))
         slowdown = get("--inject-slowdown")
-        check_allowed(slowdown)
+        check_allowed(slowdown, get("--inject-on"), get("--device"))
         if get("--strict-gate") and busy_threshold is None:
             raise UsageError("--strict-gate gates on the verdicts, and --busy-threshold off would let a busy machine's "
                              "timings judge them; drop one (the default threshold is 0.25 cores)")
@@ -108,7 +109,7 @@ class RunConfig:
             rounds=rounds, limit=chosen["utterances"] if limit is None else (limit or None),
             settings=generation_settings(get),
             baselines=Path(get("--baselines") or rootpath / "baselines"), results_dir=results_dir,
-            record=get("--record"), confidence=confidence, inject_slowdown=slowdown, profile=profile,
+            record=get("--record"), confidence=confidence, inject_slowdown=slowdown, inject_on=get("--inject-on"), profile=profile,
             busy_retries=get("--busy-retries"), busy_threshold=busy_threshold, memory_bandwidth=bandwidth, compile_latency=get("--compile-latency"),
             isolate_builds=get("--isolate-builds"), strict=get("--strict-gate"), detect=detect, max_minutes=max_minutes)
 
@@ -140,7 +141,7 @@ class RunConfig:
         """What the results file keeps of the options."""
         return {"profile": self.profile, "models": list(self.models), "variants": list(self.variants),
                 "rounds": self.rounds, "utterances": self.limit, "confidence": self.confidence,
-                "record": self.record, "inject_slowdown": self.inject_slowdown, "strict": self.strict,
+                "record": self.record, "inject_slowdown": self.inject_slowdown, "inject_on": self.inject_on, "strict": self.strict,
                 "busy_threshold": self.busy_threshold,
                 **({"detect": self.detect, "max_minutes": self.max_minutes} if self.detect is not None else {}),
                 **self.settings.as_dict()}

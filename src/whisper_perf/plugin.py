@@ -88,6 +88,10 @@ def _judging(group) -> None:
                     help="sensitivity check only: beside each compiled variant, time a twin '<variant>+slowed' "
                          "made this much slower and judge it against the variant's baseline (needs "
                          "WHISPER_PERF_SENSITIVITY_CHECK=1)")
+    group.addoption("--inject-on", default="host", choices=["host", "device"],
+                    help="where --inject-slowdown slows the twin: host = a busy-wait after each decode step "
+                         "(default), device = one extra GPU kernel per decode step, a fraction of the step's "
+                         "device time (CUDA only), for the device-time check")
 
 
 def _builds_and_diagnostics(group) -> None:

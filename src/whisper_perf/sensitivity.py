@@ -7,6 +7,13 @@ runs before it, outside ``forward``).  The slowdown is spread over the decode st
 kernel's, on the same cores, and the whole call is slowed by the fraction asked for, not by
 less (the encoder is not compiled, so slowing ``forward`` alone would dilute it).
 
+``--inject-on device`` (CUDA only) slows the GPU's work instead, for the device-time check:
+after every decode step one extra kernel, ``torch.cuda._sleep`` (a spin of a given number of GPU
+clock cycles), as long as ``fraction`` of the previous step's device time.  That time comes from
+CUDA events around each step, read without synchronizing (a step whose events are not done yet
+reuses the last one read), so the host keeps running ahead as in any timed call; the cycles per
+millisecond of the spin are measured once, when the slowdown is made.
+
 It is refused unless ``WHISPER_PERF_SENSITIVITY_CHECK=1`` is set as well, so that it cannot be
 switched on by accident, and it cannot be combined with ``--record``.
 """
@@ -22,9 +29,11 @@ from .errors import UsageError
 ENABLE = "WHISPER_PERF_SENSITIVITY_CHECK"
 
 
-def check_allowed(fraction: float) -> None:
+def check_allowed(fraction: float, on: str = "host", device: str = "auto") -> None:
     if not fraction:
         return
+    if on == "device" and device == "cpu":
+        raise UsageError(_DEVICE_ONLY.format(device="cpu (--device cpu)"))
     if os.environ.get(ENABLE) != "1":
         raise UsageError(f"--inject-slowdown makes compiled variants slower on purpose; it is refused unless "
                          f"{ENABLE}=1 is set in the environment too.")
@@ -56,3 +65,64 @@ class Slowdown:
             return output
 
         return slow_forward
+
+
+class DeviceSlowdown:
+    """``--inject-on device``: the same interface as Slowdown; the slowdown is GPU work."""
+
+    def __init__(self, fraction: float):
+        import torch
+
+        self.torch, self.fraction = torch, fraction
+        self.cycles_per_ms = self._spin_rate()
+        self.step_ms: float | None = None
+        self.pending: list = []  # (start, end) events of steps not yet read
+
+    def _spin_rate(self) -> float:
+        """Cycles of ``torch.cuda._sleep`` per millisecond on this GPU, measured."""
+        torch, cycles = self.torch, 10_000_000
+        torch.cuda._sleep(cycles)  # the first launch loads the kernel
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        end.synchronize()
+        return cycles / max(start.elapsed_time(end), 1e-3)
+
+    def start(self) -> None:
+        self.pending = []
+
+    def _read_steps(self) -> None:
+        while self.pending and self.pending[0][1].query():
+            start, end = self.pending.pop(0)
+            self.step_ms = start.elapsed_time(end)
+
+    def wrap(self, forward):
+        torch = self.torch
+
+        @functools.wraps(forward)
+        def slow_forward(*args, **kwargs):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            output = forward(*args, **kwargs)
+            end.record()
+            self.pending.append((start, end))
+            self._read_steps()
+            if self.step_ms is not None:
+                torch.cuda._sleep(int(self.fraction * self.step_ms * self.cycles_per_ms))
+            return output
+
+        return slow_forward
+
+
+_DEVICE_ONLY = ("--inject-on device slows the GPU's own work and needs a CUDA device; this run is on {device}. "
+                "Use --inject-on host (the default) here")
+
+
+def make_slowdown(fraction: float, on: str, hardware, synchronize):
+    """The slowdown ``--inject-on`` asks for: host-side (Slowdown) or on the GPU (DeviceSlowdown)."""
+    if on == "device":
+        if not hardware.is_cuda:
+            raise UsageError(_DEVICE_ONLY.format(device=hardware.device))
+        return DeviceSlowdown(fraction)
+    return Slowdown(fraction, synchronize)

@@ -175,6 +175,7 @@ class Variant:
     pipeline: object = None
     prebuilt: object = None  # static_cache.PrebuiltCache of a prebuilt_cache variant
     injected_slowdown: float = 0.0  # --inject-slowdown (sensitivity checks only)
+    injected_on: str = "host"  # --inject-on: a host-side busy-wait, or GPU work
     slowdown: object = None  # sensitivity.Slowdown when injected_slowdown
     first_call_seconds: float | None = None  # compile + first run (compiled variants)
     warmup_seconds: float | None = None
@@ -199,7 +200,8 @@ class Variant:
             "attention": "sdpa-math" if self.spec.math_sdpa else "sdpa",
             **self.settings.as_dict(),
             "batch_size": self.batch_size,
-            **({"injected_slowdown": self.injected_slowdown} if self.injected_slowdown else {}),
+            **({"injected_slowdown": self.injected_slowdown, "injected_on": self.injected_on}
+               if self.injected_slowdown else {}),
         }
 
     def _attention(self):
@@ -296,16 +298,18 @@ def synchronize(hardware: Hardware) -> None:
 
 def build_variant(spec: VariantSpec, model_name: str, base_model, processor, hardware: Hardware,
                   settings: GenerationSettings, warmup_utterance: Utterance | None = None,
-                  inject_slowdown: float = 0.0, compiled_original: "Variant | None" = None) -> Variant:
+                  inject_slowdown: float = 0.0, compiled_original: "Variant | None" = None,
+                  inject_on: str = "host") -> Variant:
     """Build (compile, warm up) one variant.  A sensitivity twin (``spec.slowed_of``) calls the
     already compiled ``forward`` of ``compiled_original``, made slower by ``inject_slowdown``, so
     that the unchanged and the slowed build are measured in the same run from one compilation."""
     model = share_weights_copy(base_model)
     if spec.static_cache:
         model.generation_config.cache_implementation = "static"
-    slowdown = _compile(spec, model, hardware, inject_slowdown, compiled_original) if spec.compiled else None
+    slowdown = _compile(spec, model, hardware, (inject_slowdown, inject_on), compiled_original) if spec.compiled else None
     variant = Variant(spec, model_name, model, processor, hardware, settings, configure(model, settings),
-                      injected_slowdown=inject_slowdown if slowdown else 0.0, slowdown=slowdown)
+                      injected_slowdown=inject_slowdown if slowdown else 0.0, slowdown=slowdown,
+                      injected_on=inject_on)
     if spec.prebuilt_cache:
         from .static_cache import PrebuiltCache
 
@@ -333,16 +337,17 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
     return variant
 
 
-def _compile(spec: VariantSpec, model, hardware: Hardware, inject_slowdown: float, compiled_original):
+def _compile(spec: VariantSpec, model, hardware: Hardware, injection: tuple[float, str], compiled_original):
     """Compile ``model.forward`` as ``spec`` says (or, for a sensitivity twin, take the original's
     compiled forward and slow it down); returns the twin's ``Slowdown`` or None."""
     if not spec.slowed_of:
         model.forward = torch.compile(own_code(model.forward, spec.name), mode=spec.compile_mode, fullgraph=True)
         return None
+    inject_slowdown, inject_on = injection
     if compiled_original is None or not inject_slowdown:
         raise ValueError(f"{spec.name} needs the compiled {spec.slowed_of} and a slowdown to inject")
-    from .sensitivity import Slowdown
+    from .sensitivity import make_slowdown
 
-    slowdown = Slowdown(inject_slowdown, lambda: synchronize(hardware))
+    slowdown = make_slowdown(inject_slowdown, inject_on, hardware, lambda: synchronize(hardware))
     model.forward = slowdown.wrap(compiled_original.model.forward)
     return slowdown
