@@ -84,23 +84,16 @@ def suite_session(function):
     return nox.session(venv_backend="none")(function)
 
 
-PYTEST_BENCHMARK = ["--benchmark-autosave", "--benchmark-storage=results/benchmarks",
-                    "--benchmark-columns=min,median,max,rounds"]
-
-
 @suite_session
 def perf(session: nox.Session) -> None:
     """Benchmark eager vs compiled Whisper on this machine (args after -- go to pytest)."""
-    python = suite_python(session)
-    # pytest-benchmark's autosave numbers each run's JSON and never overwrites an earlier one.
-    session.run(python, "-m", "pytest", "perf_tests", *PYTEST_BENCHMARK, *session.posargs, external=True)
+    run_command(session, "perf")
 
 
 @suite_session
 def record(session: nox.Session) -> None:
     """Measure and write this hardware's baseline (baselines/<key>.json); review it with git diff."""
-    python = suite_python(session)
-    session.run(python, "-m", "pytest", "perf_tests", "--record", *PYTEST_BENCHMARK, *session.posargs, external=True)
+    run_command(session, "record")
 
 
 @suite_session
@@ -114,8 +107,8 @@ def tests(session: nox.Session) -> None:
 
 
 def run_command(session: nox.Session, name: str, *args: str) -> None:
-    """``python -m whisper_perf.commands.<name>`` in the shared environment."""
-    session.run(suite_python(session), "-m", f"whisper_perf.commands.{name}", *args, *session.posargs, external=True)
+    """``whisper-perf <name>`` (whisper_perf.cli) in the shared environment: the one command line."""
+    session.run(suite_python(session), "-m", "whisper_perf", name, *args, *session.posargs, external=True)
 
 
 @suite_session

@@ -1,13 +1,14 @@
 """Why a verdict is what it is: compile health, compile time, peak memory, per-phase latency, the
-roofline, device time and the code's fingerprint of each variant, measured after its timed rounds (see whisper_perf.diagnostics) and
-judged against the diagnostics its baseline recorded."""
+roofline, device time (and its speedup) and the code's fingerprint of each variant, measured after
+its timed rounds (see whisper_perf.diagnostics) and judged against the diagnostics its baseline
+recorded."""
 
 import pytest
 
 from whisper_perf.variants import COMPILED_VARIANTS
 from whisper_perf.kernel_profile import fingerprint_of
 from whisper_perf.verdicts import (Outcome, carried_over, judge_ceiling, judge_compile_health, judge_compile_latency,
-                                   judge_device_time, judge_fingerprint)
+                                   judge_device_speedup, judge_device_time, judge_fingerprint)
 
 
 def _report(add_verdict, variant, verdict):
@@ -79,10 +80,23 @@ def test_fingerprint(diagnostics, baseline_or_none, record_hint, variant, add_ve
                                                     record_hint))
 
 
-def test_device_time(diagnostics, baseline_or_none, record_hint, variant, add_verdict):
-    """The time the GPU was busy in the build's profiled call, against the baseline's; on a CPU
-    not judged, saying why (it never passes there)."""
+def test_device_time(diagnostics, baseline_or_none, record_hint, variant, run_config, add_verdict):
+    """The time the GPU was busy per profiled call, an interval over the build's profiled rounds,
+    against the baseline's; on a CPU not judged, saying why (it never passes there)."""
     entry, tolerances = baseline_or_none
-    verdict = judge_device_time(diagnostics["variant"].get("profile"), entry.diagnostics.get("device_busy_ms")
-                                if entry else None, tolerances.compiled_time, variant.hardware.is_cuda, record_hint)
+    mine = diagnostics["variant"]
+    verdict = judge_device_time(mine.get("profile"), entry, tolerances, variant.hardware.is_cuda, record_hint,
+                                run_config.confidence, mine.get("profile_error"))
+    _report(add_verdict, variant, verdict)
+
+
+@pytest.mark.variants(COMPILED_VARIANTS)
+def test_device_speedup(diagnostics, baseline_or_none, record_hint, variant, run_config, add_verdict):
+    """The speedup of the GPU's own work: the eager reference's device time / the variant's, paired by
+    profiled round, against the baseline's; on a CPU not judged, saying why."""
+    entry, tolerances = baseline_or_none
+    mine, reference = diagnostics["variant"], diagnostics.get("reference") or {}
+    verdict = judge_device_speedup(mine.get("profile"), reference.get("profile"), entry, tolerances,
+                                   variant.hardware.is_cuda, record_hint, run_config.confidence,
+                                   mine.get("profile_error"))
     _report(add_verdict, variant, verdict)

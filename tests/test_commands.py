@@ -18,7 +18,8 @@ from whisper_perf.baselines import BaselineFile, Entry, Tolerances
 from whisper_perf.commands import (Parser, calibrate, calibration_analysis, calibration_report, comparison, history,
                                     merge, run_command, upgrade)
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
-from whisper_perf.results import load_run
+from whisper_perf.results import VerdictRecord, load_run
+from whisper_perf.verdicts import device_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "results-v1-sample.json"
@@ -267,6 +268,58 @@ def test_calibration_reports_the_latest_default_run(tmp_path, run):
     assert a["default_run_detectable"]["compiled"]["file"] == "default.json"
     assert "(compiled, 3 utterances, 3 rounds; default.json), suggested tolerance |" in calibration_report.render(
         a, _calibration(run), 1.0)
+
+
+def _on_a_gpu(run, index: int, entry: Entry, tolerances: Tolerances):
+    """The sample run as a GPU run's results file holds it: each build's profiled calls with their
+    device-busy rounds (5 per build, alternating), the A/A variant ~10 ms per call drifting 0.2%
+    from run to run, its twin slowed 10% on the device, eager 30 ms; and the run's device-time
+    verdicts as the suite's own judge gives them against ``entry``.  No GPU run has recorded device
+    rounds yet: these are the shape and size such a run writes, not measured figures."""
+    drift = 1 + 0.002 * index
+    busy = {"compiled": [10.00, 10.02, 9.99, 10.01, 10.03], "compiled+slowed": [11.0, 11.02, 10.99, 11.01, 11.03]}
+    measurements, verdicts = [], list(run.verdicts)
+    for m in run.measurements:
+        if m.variant not in busy:
+            continue
+        profile = {"device_busy_rounds_ms": [ms * drift for ms in busy[m.variant]], "calls_profiled": 5}
+        reference = {"device_busy_rounds_ms": [30.0 * drift + 0.01 * i for i in range(5)], "calls_profiled": 5}
+        diagnostics = dataclasses.replace(m.diagnostics, variant={"profile": profile},
+                                          reference={"profile": reference})
+        measurements.append(dataclasses.replace(m, diagnostics=diagnostics))
+        verdicts += [VerdictRecord(m.model, m.variant, v) for v in device_verdicts(
+            diagnostics.variant, diagnostics.reference, entry, tolerances, on_cuda=True, compiled=True,
+            record_hint="nox -s record")]
+    return dataclasses.replace(run, measurements=measurements, verdicts=verdicts)
+
+
+def test_calibration_judges_device_time_from_the_runs_profiled_rounds(run):
+    """On a GPU the calibration also counts the device-time checks' false alarms and detections, the
+    spread of device time between runs, and suggests a device-time tolerance (kept with the others
+    by --write-tolerances); on a CPU (the sample as it is) there is no such section."""
+    entry = dataclasses.replace(_baseline_of(run), diagnostics={"device_busy_ms": 10.01, "device_speedup": 3.0})
+    cpu = calibration_analysis.analyse(_calibration(run), "compiled", entry, None)
+    assert cpu["device_time"] is None and "device_time" not in cpu["suggested_tolerances"]
+    assert "## Device time" not in calibration_report.render(cpu, _calibration(run), 1.0)
+    tolerances = Tolerances(device_time=0.05)
+    cal = _calibration(run)
+    cal.args.slowdown, cal.args.inject_on = 0.10, "device"
+    cal.runs = [calibrate.Run("check", i, 60.0, 1, _on_a_gpu(run, i, entry, tolerances)) for i in range(3)]
+    a = calibration_analysis.analyse(cal, "compiled", entry, None)
+    device = a["device_time"]
+    assert device["false_alarms"] == 0 and device["caught"] == 3  # 10% on the device, tolerance 5%
+    assert device["aa_ms"] == [pytest.approx(10.01 * (1 + 0.002 * i), abs=0.005) for i in range(3)]
+    assert 0.001 < device["run_to_run_cv_ms"] < 0.003  # the 0.2% drift between runs
+    assert device["aa_speedups"][0] == pytest.approx(3.0, abs=0.01)
+    assert device["detectable_median"] < 0.06  # the tolerance plus very little noise
+    # no A/A run reaches 1% above the baseline: the floor, and the 10% slowdown is still caught under it
+    assert a["suggested_tolerances"]["device_time"] == device["suggested_tolerance"] == 0.01
+    assert device["caught_with_suggested"] == 3
+    text = calibration_report.render(a, cal, 8.0)
+    assert "## Device time" in text and "injected on the device (an extra kernel per decode step)" in text
+    assert "| false alarms (A/A runs with a failing device-time check) | 0 of 3 |" in text
+    assert "| 10% slowdown caught by a device-time check | 3 of 3 |" in text
+    assert ", device time 1.0% |" in text  # in the suggested tolerances, which --write-tolerances stores
 
 
 # ---- upgrade ----

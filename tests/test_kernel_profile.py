@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from whisper_perf.generation import GenerationSettings
-from whisper_perf.kernel_profile import (fingerprint_changes, fingerprint_of, generated_kernels, kernel_family,
-                                         kernels_in_source, profile_call)
+from whisper_perf.baselines import Entry, Tolerances
+from whisper_perf.diagnostics import device_time_fields
+from whisper_perf.kernel_profile import (device_speedup_interval, fingerprint_changes, fingerprint_of, generated_kernels,
+                                         kernel_family, kernels_in_source, profile_call, profile_rounds,
+                                         profile_summary)
 from whisper_perf.results import Tally
 from whisper_perf.variants import VARIANTS, build_variant
-from whisper_perf.verdicts import Outcome, Verdict, judge_device_time, judge_fingerprint
+from whisper_perf.verdicts import Outcome, Verdict, judge_device_speedup, judge_device_time, judge_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,7 @@ def test_generated_kernels_are_read_from_inductor_output_code_and_named_without_
         "aten ops per decode step 4 -> 5"]
 
 
-def test_a_changed_fingerprint_is_reported_never_failed_and_device_time_is_never_judged_on_a_cpu(profiles):
+def test_a_changed_fingerprint_is_reported_never_failed(profiles):
     _, compiled, _ = profiles
     found = fingerprint_of(compiled.as_dict())
     assert judge_fingerprint(found, found, "cmd").outcome is Outcome.PASS
@@ -81,13 +84,69 @@ def test_a_changed_fingerprint_is_reported_never_failed_and_device_time_is_never
     tally = Tally.of([changed, Verdict("speedup", Outcome.PASS, "")], 0, "k")
     assert tally.text() == "1 check passed, 0 failed, 0 not judged; 1 fingerprint(s) changed (reported, not failed)"
 
-    on_cpu = judge_device_time(compiled.as_dict(), 5.0, 0.1, False, "cmd")
-    assert on_cpu.outcome is Outcome.NOT_APPLICABLE and not on_cpu.outcome.judged
-    assert "not judged on a CPU" in on_cpu.message
-    gpu = {"device_busy_seconds": 0.0123}  # what a CUDA profile holds: judged against the baseline's
-    assert judge_device_time(gpu, 12.0, 0.1, True, "cmd").outcome is Outcome.PASS
-    assert judge_device_time(gpu, 10.0, 0.1, True, "cmd").outcome is Outcome.REGRESSION
-    assert judge_device_time({"device_busy_seconds": None}, 10.0, 0.1, True, "cmd").outcome is Outcome.NOT_APPLICABLE
+
+
+def _entry(**diagnostics) -> Entry:
+    return Entry("tiny.en", "compiled", {}, 1.0, None, diagnostics=diagnostics)
+
+
+def test_device_time_is_never_judged_on_a_cpu_and_says_why(profiles, tiny_en, cpu, short_set):
+    """On a CPU both device-time checks say why they are not judged, never PASS, not even against a
+    baseline that has the figures; a CUDA run whose profiler recorded nothing, or could not start,
+    says that instead."""
+    _, compiled, _ = profiles
+    summary = profile_summary([compiled])
+    assert "device_busy_rounds_ms" not in summary and summary["calls_profiled"] == 1
+    entry = _entry(device_busy_ms=5.0, device_speedup=2.0)
+    for verdict in (judge_device_time(summary, entry, Tolerances(), False, "cmd"),
+                    judge_device_speedup(summary, summary, entry, Tolerances(), False, "cmd")):
+        assert verdict.outcome is Outcome.NOT_APPLICABLE and not verdict.outcome.judged and not verdict.speed
+        assert "not judged on a CPU: the host is the device here" in verdict.message
+    on_cuda = judge_device_time(summary, entry, Tolerances(), True, "cmd")
+    assert on_cuda.outcome is Outcome.NOT_APPLICABLE and "profiler recorded no device activity" in on_cuda.message
+    failed = judge_device_speedup(None, None, entry, Tolerances(), True, "cmd", profile_error="RuntimeError: CUPTI")
+    assert failed.outcome is Outcome.NOT_APPLICABLE and "could not start (RuntimeError: CUPTI)" in failed.message
+
+
+def test_device_time_is_judged_with_an_interval_over_its_profiled_rounds():
+    """A CUDA profile's rounds (profile_summary's device_busy_rounds_ms) give the device-time check an
+    interval, a tolerance and a stated detectable increase, and the device speedup its paired
+    ratio; a recording keeps the estimates (diagnostics.device_time_fields)."""
+    compiled = {"device_busy_rounds_ms": [10.02, 10.05, 9.98, 10.01, 10.04]}
+    eager = {"device_busy_rounds_ms": [30.1, 30.0, 30.2, 29.9, 30.1]}
+    recorded = device_time_fields(compiled, eager)
+    assert recorded["device_busy_ms"] == pytest.approx(10.02, abs=0.01)
+    assert recorded["device_speedup"] == pytest.approx(3.0, abs=0.01)
+    entry, tolerances = _entry(**recorded), Tolerances(device_time=0.02)
+    same = judge_device_time(compiled, entry, tolerances, True, "cmd")
+    assert same.outcome is Outcome.PASS and same.speed and same.detectable < 0.03, same
+    assert same.message.startswith("device time 10.020 ms [") and "(95% CI) within baseline 10.020 ms, tolerance 2%; " \
+        f"could detect an increase of {same.detectable:.1%} or more" in same.message
+    slower = {"device_busy_rounds_ms": [1.05 * ms for ms in compiled["device_busy_rounds_ms"]]}
+    assert judge_device_time(slower, entry, tolerances, True, "cmd").outcome is Outcome.REGRESSION
+    assert judge_device_speedup(compiled, eager, entry, tolerances, True, "cmd").outcome is Outcome.PASS
+    lost = judge_device_speedup(slower, eager, entry, tolerances, True, "cmd")
+    assert lost.outcome is Outcome.REGRESSION and lost.speed and "device speedup 2.85" in lost.message, lost
+    no_baseline = judge_device_speedup(compiled, eager, _entry(), tolerances, True, "cmd")
+    assert no_baseline.outcome is Outcome.NO_BASELINE and no_baseline.speed  # --strict-gate counts it
+    assert device_speedup_interval(compiled, {"device_busy_rounds_ms": [30.0]}) is None  # unpaired: not guessed
+
+
+def test_profiled_rounds_alternate_the_builds_and_keep_one_fingerprint(tiny_en, cpu, short_set):
+    """profile_rounds on the real tiny.en: the variant's and its reference's calls alternate, every
+    call of a build runs the same code, and the summary keeps the first call and the count."""
+    source, model, processor = tiny_en
+    settings, utterance = GenerationSettings(max_new_tokens=8), short_set.utterances[1]
+    eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, settings, utterance)
+    compiled = build_variant(VARIANTS["compiled"], source.name, model, processor, cpu, settings, utterance)
+    mine, theirs = profile_rounds(compiled, eager, utterance, 2)
+    assert len(mine) == len(theirs) == 2 and mine[0] == mine[1] and theirs[0] == theirs[1]
+    assert mine[0].compiled_graph_calls > 0 and theirs[0].compiled_graph_calls == 0
+    summary = profile_summary(mine)
+    assert summary["calls_profiled"] == 2 and "fingerprint_varies" not in summary
+    assert summary["decode_steps"] == mine[0].decode_steps
+    assert profile_summary([mine[0], theirs[0]])["fingerprint_varies"] is True  # different code: said so
+    assert profile_rounds(compiled, None, utterance, 1)[1] == []
 
 
 def test_device_busy_is_the_union_of_the_gpus_work_and_launches_are_counted_on_the_host():

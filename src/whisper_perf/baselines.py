@@ -35,6 +35,9 @@ class Tolerances:
     wer_vs_eager: float = 0.005
     peak_memory: float = 0.10
     compile_seconds: float = 0.50  # first compiled call; compile times vary more than run times
+    # device time and device speedup (CUDA): kernel durations of a fixed workload, far steadier than
+    # the host's wall time; PyTorch's own dashboard gates at 5%.  A GPU's calibration sets its own.
+    device_time: float = 0.05
 
     def validate(self, where: str) -> None:
         for f in fields(self):
@@ -93,7 +96,7 @@ DIAGNOSTIC_FIELDS = {"graph_breaks": int, "graphs": int, "cudagraph_skip_reasons
                      "first_call_seconds": (int, float), "cold_compile_seconds": (int, float),
                      "warm_compile_seconds": (int, float), "per_token_ms": (int, float),
                      "first_token_ms": (int, float), "encoder_ms": (int, float),
-                     "fingerprint": dict, "device_busy_ms": (int, float)}
+                     "fingerprint": dict, "device_busy_ms": (int, float), "device_speedup": (int, float)}
 
 
 def _diagnostics(data: dict | None, where: str) -> dict:

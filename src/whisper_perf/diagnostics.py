@@ -13,7 +13,8 @@ and stored in the results file, in a recorded baseline (``baseline_fields``), an
 from __future__ import annotations
 
 from .compile_health import CompileHealth, CompileTotals
-from .kernel_profile import fingerprint_of, profile_call
+from .kernel_profile import (DEVICE_ROUNDS, device_speedup_interval, device_time_interval, fingerprint_of,
+                             profile_rounds, profile_summary)
 from .phases import measure_phases
 from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
 
@@ -21,15 +22,26 @@ from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
 DIAGNOSTIC_UTTERANCES = 1
 
 
-def _build(variant, utterances, bandwidth: Bandwidth | None) -> dict:
-    """Phases and peak memory of one build; for a short-form build also its roofline, or, without a
-    bandwidth (a GPU missing from the table), ``roofline: None`` and ``roofline_not_available``."""
-    phases, memory = measure_phases(variant, utterances)
-    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None}
+def _profiles(variant, reference, unit) -> tuple[dict | None, dict | None, str | None]:
+    """(variant's, reference's profile_summary, why none): DEVICE_ROUNDS profiled calls of each build
+    in alternation on a GPU, one each on a CPU (no device time to sample there, the fingerprint is
+    exact)."""
+    rounds = DEVICE_ROUNDS if variant.hardware.is_cuda else 1
     try:
-        data["profile"] = profile_call(variant, utterances[0]).as_dict()
+        mine, theirs = profile_rounds(variant, reference, unit, rounds)
     except RuntimeError as exc:  # the profiler cannot start here (CUPTI in a container): the other diagnostics stand
-        data["profile"], data["profile_error"] = None, f"{type(exc).__name__}: {exc}"
+        return None, None, f"{type(exc).__name__}: {exc}"
+    return profile_summary(mine), profile_summary(theirs) if theirs else None, None
+
+
+def _build(variant, utterances, bandwidth: Bandwidth | None, profile: dict | None, error: str | None) -> dict:
+    """Phases and peak memory of one build, and its ``profile``; for a short-form build also its
+    roofline, or, without a bandwidth (a GPU missing from the table), ``roofline: None`` and
+    ``roofline_not_available``."""
+    phases, memory = measure_phases(variant, utterances)
+    data = {"phases": phases.as_dict(), "peak_memory": memory.as_dict() if memory else None, "profile": profile}
+    if error:
+        data["profile_error"] = error
     if variant.spec.long_form:
         return data
     if bandwidth is None:
@@ -50,10 +62,11 @@ def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None
             "first_call_seconds": measurement.first_call_seconds,
             "warmup_seconds": measurement.warmup_seconds,
             "warmup_compile": measurement.warmup_compile.as_dict() if measurement.warmup_compile else None,
-            "timed_compile": measurement.timed_compile.as_dict() if measurement.timed_compile else None,
-            "variant": _build(variant, utterances, bandwidth)}
+            "timed_compile": measurement.timed_compile.as_dict() if measurement.timed_compile else None}
+    mine, theirs, error = _profiles(variant, reference, utterances[0])
+    data["variant"] = _build(variant, utterances, bandwidth, mine, error)
     if reference is not None:
-        data["reference"] = _build(reference, utterances, bandwidth)
+        data["reference"] = _build(reference, utterances, bandwidth, theirs, error)
     for build, timed in (("variant", measurement.passes), ("reference", measurement.reference_passes)):
         if data.get(build, {}).get("profile"):
             data[build]["profile"]["host_ms_per_token"] = host_ms_per_token(data[build]["profile"], timed,
@@ -63,16 +76,31 @@ def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None
 
 def host_ms_per_token(profile: dict, passes, utterance: str) -> float | None:
     """The host's share of one call per generated token: the utterance's median timed seconds less
-    the time the device was busy in its profiled call (CUDA only; on a CPU the host is the device)."""
+    the median time the device was busy in its profiled calls (CUDA only; on a CPU the host is the
+    device)."""
     import statistics
 
-    if profile.get("device_busy_seconds") is None:
+    if not profile.get("device_busy_rounds_ms"):
         return None
     timed = [(s.seconds, s.tokens) for p in passes for s in p.samples if s.utterance == utterance]
     if not timed:
         return None
     seconds, tokens = statistics.median(t[0] for t in timed), max(timed[0][1], 1)
-    return round(1e3 * max(seconds - profile["device_busy_seconds"], 0.0) / tokens, 4)
+    busy = statistics.median(profile["device_busy_rounds_ms"]) / 1e3
+    return round(1e3 * max(seconds - busy, 0.0) / tokens, 4)
+
+
+def device_time_fields(profile: dict, reference_profile: dict | None) -> dict:
+    """A recording's device-time figures: the estimates the device-time checks judge against
+    (kernel_profile.device_time_interval, device_speedup_interval); none on a CPU."""
+    fields = {}
+    busy = device_time_interval(profile)
+    if busy is not None:
+        fields["device_busy_ms"] = round(busy.estimate, 4)
+    speedup = device_speedup_interval(profile, reference_profile)
+    if speedup is not None:
+        fields["device_speedup"] = round(speedup.estimate, 4)
+    return fields
 
 
 def baseline_fields(diagnostics: dict) -> dict:
@@ -97,8 +125,7 @@ def baseline_fields(diagnostics: dict) -> dict:
         fields["reference_peak_memory_bytes"] = int(reference["peak_memory"]["bytes"])
     if mine.get("profile"):
         fields["fingerprint"] = fingerprint_of(mine["profile"])
-        if mine["profile"].get("device_busy_seconds") is not None:
-            fields["device_busy_ms"] = round(1e3 * mine["profile"]["device_busy_seconds"], 3)
+        fields.update(device_time_fields(mine["profile"], (reference or {}).get("profile")))
     phases = mine["phases"]
     for key in ("per_token_ms", "first_token_ms", "encoder_ms"):
         value = phases.get(key)

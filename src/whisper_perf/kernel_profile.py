@@ -1,7 +1,9 @@
 """What one ``generate()`` call runs, counted: the device's own time and the code's fingerprint.
 
-One diagnostic call per build, under ``torch.profiler`` (CPU activity, and CUDA activity on a
-GPU), apart from the timed rounds (the profiler's own overhead must never reach a timing):
+Profiled calls of each build, under ``torch.profiler`` (CPU activity, and CUDA activity on a
+GPU), apart from the timed rounds (the profiler's own overhead must never reach a timing): on a
+GPU ``DEVICE_ROUNDS`` calls of the variant and of its reference in alternation, whose device
+times give the device-time checks their interval; on a CPU one call each, for the fingerprint.
 
 * **device time** (CUDA): the time the GPU was busy (the union of its kernels', copies' and
   sets' intervals) and the sum of kernel durations, beside the counts of kernels, memcpys and
@@ -31,6 +33,8 @@ import gc
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
+
+from .stats import Interval, speedup_interval, total_interval
 
 GRAPH_CALL = re.compile(r"^## Call CompiledFxGraph (\S+) ##$")
 # How inductor's output code declares each kernel it generated, on a CPU and on a GPU.
@@ -176,6 +180,57 @@ def profile_call(variant, utterance) -> CallProfile:
     top_level = [e for e in host if _is_aten(e) and not (e.cpu_parent is not None and _is_aten(e.cpu_parent))]
     return CallProfile(decode_steps=len(steps), aten_ops=len(top_level), compiled_graph_calls=len(graphs),
                        generated_kernels=generated_kernels(graphs), **(_device_figures(events) if cuda else {}))
+
+
+# Profiled calls per build on a GPU.  Kernel durations of a fixed workload vary far less than the
+# host's wall time (no scheduler, no Python in them), so a few rounds give a tight interval; each
+# profiled call of an eager build records thousands of events, which the profiler takes seconds to
+# read back, so more would cost a short GPU session minutes.
+DEVICE_ROUNDS = 5
+
+
+def profile_rounds(variant, reference, unit, rounds: int) -> tuple[list[CallProfile], list[CallProfile]]:
+    """``rounds`` profiled calls of ``variant`` and of its ``reference`` (None: no calls) on
+    ``unit``, in alternation as the timed rounds are, so that a drift of the device's clocks
+    reaches both builds alike and the device-time speedup pairs them by round."""
+    mine, theirs = [], []
+    for _ in range(rounds):
+        mine.append(profile_call(variant, unit))
+        if reference is not None:
+            theirs.append(profile_call(reference, unit))
+    return mine, theirs
+
+
+def profile_summary(profiles: list[CallProfile]) -> dict:
+    """What the results file keeps of a build's profiled calls: the first call's figures
+    (CallProfile.as_dict, its fingerprint), every call's device-busy milliseconds on CUDA
+    (``device_busy_rounds_ms``, the device-time checks' samples), and ``fingerprint_varies`` when
+    the calls did not all run the same code (a recompile or a CUDA-graph re-record between them)."""
+    data = profiles[0].as_dict()
+    data["calls_profiled"] = len(profiles)
+    if profiles[0].device_busy_seconds is not None:
+        data["device_busy_rounds_ms"] = [round(1e3 * p.device_busy_seconds, 4) for p in profiles]
+    prints = [fingerprint_of(p.as_dict()) for p in profiles]
+    if any(found != prints[0] for found in prints):
+        data["fingerprint_varies"] = True
+    return data
+
+
+def device_time_interval(profile: dict | None, confidence: float = 0.95) -> Interval | None:
+    """Device-busy milliseconds per call of a build (profile_summary), with the interval of its
+    profiled rounds (stats.total_interval, one call per round); None where not measured."""
+    rounds = (profile or {}).get("device_busy_rounds_ms")
+    return total_interval([[ms] for ms in rounds], confidence) if rounds else None
+
+
+def device_speedup_interval(profile: dict | None, reference_profile: dict | None,
+                            confidence: float = 0.95) -> Interval | None:
+    """The reference's device time / the variant's, paired by round (stats.speedup_interval): the
+    speedup of the GPU's own work, whatever the host adds; None where either was not measured."""
+    mine, theirs = ((p or {}).get("device_busy_rounds_ms") for p in (profile, reference_profile))
+    if not mine or not theirs or len(mine) != len(theirs):
+        return None
+    return speedup_interval([[ms] for ms in theirs], [[ms] for ms in mine], confidence)
 
 
 def fingerprint_of(profile: dict | None) -> dict | None:

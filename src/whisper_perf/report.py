@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .architectures import is_random
 from .compile_health import CompileTotals
 from .files import write_new
+from .kernel_profile import device_speedup_interval, device_time_interval
 from .results import MeasurementRecord, RunResult
 from .stats import interval_text
 from .verdicts import Outcome
@@ -245,32 +246,40 @@ def _diagnostic_sections(measurements: list[dict]) -> list[str]:
                        "MB per step", "floor ms", "% of roofline"), phase_rows)]
 
 
-def _profile_row(model: str, build: str, profile: dict) -> tuple:
+def _profile_row(model: str, build: str, profile: dict, device_speedup: str) -> tuple:
     kernels = profile.get("generated_kernels")
-    busy = profile.get("device_busy_seconds")
-    return (model, build, profile["decode_steps"], _fmt(profile["aten_ops_per_step"], ".1f"),
-            "-" if kernels is None else len(kernels), _fmt(profile.get("kernels_per_step"), ".1f"),
-            _fmt(profile.get("cuda_graph_launches"), "d"), _fmt(profile.get("memcpys"), "d"),
-            "n/a (CPU)" if busy is None else f"{1e3 * busy:.2f}", _fmt(profile.get("host_ms_per_token"), ".3f"))
+    busy = device_time_interval(profile)
+    varies = " (varied between calls)" if profile.get("fingerprint_varies") else ""
+    return (model, build, profile.get("calls_profiled", 1), profile["decode_steps"],
+            _fmt(profile["aten_ops_per_step"], ".1f") + varies, "-" if kernels is None else len(kernels),
+            _fmt(profile.get("kernels_per_step"), ".1f"), _fmt(profile.get("cuda_graph_launches"), "d"),
+            _fmt(profile.get("memcpys"), "d"), "n/a (CPU)" if busy is None else interval_text(busy, "", 2),
+            device_speedup, _fmt(profile.get("host_ms_per_token"), ".3f"))
 
 
 def _profile_section(measurements: list[MeasurementRecord]) -> list[str]:
-    """The report's device-time and fingerprint table: one profiled call per build."""
+    """The report's device-time and fingerprint table: the profiled calls of each build."""
     rows = []
     for m in measurements:
-        for build, b in ((m.variant, m.diagnostics.variant or {}), (f"{m.reference} (reference)", m.diagnostics.reference or {})):
-            if b.get("profile"):
-                rows.append(_profile_row(m.model, build, b["profile"]))
+        mine, reference = (m.diagnostics.variant or {}).get("profile"), (m.diagnostics.reference or {}).get("profile")
+        if mine:
+            rows.append(_profile_row(m.model, m.variant, mine,
+                                     interval_text(device_speedup_interval(mine, reference), "x", 2)))
+        if reference:
+            rows.append(_profile_row(m.model, f"{m.reference} (reference)", reference, "-"))
     if not rows:
         return []
     return ["", "## Device time and fingerprint", "",
-            "One call per build under torch.profiler, apart from the timed rounds. Aten ops: top-level operator "
-            "calls on the host per decode step; generated kernels: inductor's kernels in the graphs the call ran; "
-            "device kernels per step, CUDA-graph launches and memcpys per call, device busy ms (the union of the "
-            "GPU's activity) and host ms per token (the utterance's timed seconds less device busy, per token) "
-            "on a GPU only. The fingerprint verdict above says what changed since the baseline.", "",
-            md_table(("model", "build", "decode steps", "aten ops per step", "distinct generated kernels", "device kernels per step",
-                      "CUDA-graph launches", "memcpys", "device busy ms", "host ms per token"), rows)]
+            "Profiled calls of each build under torch.profiler, apart from the timed rounds, the variant's and its "
+            "reference's in alternation (several on a GPU, one on a CPU). Aten ops: top-level operator calls on the "
+            "host per decode step; generated kernels: inductor's kernels in the graphs the call ran; device kernels "
+            "per step, CUDA-graph launches and memcpys per call, device busy ms per call (the union of the GPU's "
+            "activity; its interval over the profiled calls), device speedup (the reference's device busy / the "
+            "variant's, paired by call) and host ms per token (the utterance's timed seconds less device busy, per "
+            "token) on a GPU only. The fingerprint verdict above says what changed since the baseline.", "",
+            md_table(("model", "build", "calls profiled", "decode steps", "aten ops per step",
+                      "distinct generated kernels", "device kernels per step", "CUDA-graph launches", "memcpys",
+                      "device busy ms", "device speedup", "host ms per token"), rows)]
 
 
 def write_reports(results_path, run: RunResult, baselines: dict) -> dict:

@@ -15,7 +15,7 @@ from enum import Enum
 
 from .baselines import Entry, Tolerances
 from .compile_health import CompileTotals
-from .kernel_profile import fingerprint_changes
+from .kernel_profile import device_speedup_interval, device_time_interval, fingerprint_changes
 from .machine_speed import adjustment
 from .stats import DETECTION_POWER, Interval, detectable_speedup_loss, detectable_time_increase, interval_text
 
@@ -135,6 +135,12 @@ def _bounds(interval: Interval) -> tuple[float, float]:
     return interval.low, interval.high
 
 
+def share(fraction: float) -> str:
+    """A detectable slowdown in a message: one decimal below 10%, where a GPU's checks work (2.4%
+    is not 2%), whole percents above."""
+    return f"{fraction:.1%}" if fraction < 0.1 else f"{fraction:.0%}"
+
+
 def _ci(interval: Interval, unit: str = "") -> str:
     """An interval in a verdict's message: the table form (stats.interval_text) and its level."""
     if interval.single_round:
@@ -198,45 +204,51 @@ def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anoma
                        f"anomaly no longer reproduces: speedup {measured} is not credibly below 1x. "
                        f"Expected: {entry.anomaly.reason}{ref}. Review and re-record the baseline: "
                        f"{record_hint}", detectable)
-    floor, ceiling = entry.speedup * (1 - tolerances.speedup), entry.speedup * (1 + tolerances.speedup)
-    against = (f"baseline {entry.speedup:.3f}x, tolerance {tolerances.speedup:.0%}; "
-               f"could detect a slowdown of {detectable:.0%} or more ({DETECTION_POWER:.0%} power)")
-    change = credible_change(speedup, entry.speedup, tolerances.speedup, higher_is_better=True)
+    return judge_ratio("speedup", speedup, entry.speedup, tolerances.speedup, record_hint)
+
+
+def judge_ratio(check: str, speedup: Interval, expected: float, tolerance: float, record_hint: str) -> Verdict:
+    """A speedup against its baseline ``expected``: a regression when the whole interval lies below
+    ``expected x (1 - tolerance)``, an improvement when above ``expected x (1 + tolerance)``."""
+    measured, detectable = _ci(speedup, "x"), detectable_speedup_loss(speedup, tolerance)
+    against = (f"baseline {expected:.3f}x, tolerance {tolerance:.0%}; "
+               f"could detect a slowdown of {share(detectable)} or more ({DETECTION_POWER:.0%} power)")
+    change = credible_change(speedup, expected, tolerance, higher_is_better=True)
     if change == "worse":
-        return Verdict("speedup", Outcome.REGRESSION,
-                       f"speedup {measured} is below {floor:.3f}x ({against})", detectable)
+        return Verdict(check, Outcome.REGRESSION,
+                       f"{check} {measured} is below {expected * (1 - tolerance):.3f}x ({against})", detectable)
     if change == "better":
-        return Verdict("speedup", Outcome.IMPROVED,
-                       f"speedup {measured} is above {ceiling:.3f}x ({against}); to make it the new "
-                       f"baseline: {record_hint}", detectable)
-    return Verdict("speedup", Outcome.PASS, f"speedup {measured} within {against}", detectable)
+        return Verdict(check, Outcome.IMPROVED,
+                       f"{check} {measured} is above {expected * (1 + tolerance):.3f}x ({against}); to make it the "
+                       f"new baseline: {record_hint}", detectable)
+    return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}", detectable)
 
 
 @_speed_check
 def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, record_hint: str,
                check: str = "compiled time", unreliable: str | None = None,
-               speed_factor: float | None = None) -> Verdict:
+               speed_factor: float | None = None, unit: str = "s") -> Verdict:
     """``speed_factor`` (machine_speed.adjustment): compare ``seconds x speed_factor``, this run's
-    time at the machine speed of the recording."""
-    as_measured = _ci(seconds, " s")
+    time at the machine speed of the recording.  ``unit``: that of ``seconds`` and the baseline."""
+    as_measured = _ci(seconds, f" {unit}")
     if speed_factor is not None:
         seconds = seconds.scaled(speed_factor)
-    measured = _ci(seconds, " s")
+    measured = _ci(seconds, f" {unit}")
     if speed_factor is not None:
         measured += f" at the recording's machine speed (x{speed_factor:.3f}; as measured {as_measured})"
     detectable = detectable_time_increase(seconds, tolerance)
     if unreliable:
         return _unreliable(check, measured, unreliable, detectable)
     ceiling, floor = baseline_seconds * (1 + tolerance), baseline_seconds * (1 - tolerance)
-    against = (f"baseline {baseline_seconds:.3f} s, tolerance {tolerance:.0%}; "
-               f"could detect an increase of {detectable:.0%} or more ({DETECTION_POWER:.0%} power)")
+    against = (f"baseline {baseline_seconds:.3f} {unit}, tolerance {tolerance:.0%}; "
+               f"could detect an increase of {share(detectable)} or more ({DETECTION_POWER:.0%} power)")
     change = credible_change(seconds, baseline_seconds, tolerance, higher_is_better=False)
     if change == "worse":
-        return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} s ({against})",
+        return Verdict(check, Outcome.REGRESSION, f"{check} {measured} is above {ceiling:.3f} {unit} ({against})",
                        detectable)
     if change == "better":
         return Verdict(check, Outcome.IMPROVED,
-                       f"{check} {measured} is below {floor:.3f} s ({against}); to make it the new "
+                       f"{check} {measured} is below {floor:.3f} {unit} ({against}); to make it the new "
                        f"baseline: {record_hint}", detectable)
     return Verdict(check, Outcome.PASS, f"{check} {measured} within {against}", detectable)
 
@@ -444,18 +456,64 @@ def judge_fingerprint(found: dict | None, expected: dict | None, record_hint: st
     return Verdict("fingerprint", Outcome.PASS, f"unchanged: {_fingerprint_text(found)}")
 
 
-def judge_device_time(profile: dict | None, expected_ms: float | None, tolerance: float, on_cuda: bool,
-                      record_hint: str) -> Verdict:
-    """The time the GPU was busy in the build's profiled call, against the baseline's; never on a
-    CPU, where there is no device apart from the host whose time the time checks judge."""
+def _device_not_judged(check: str, on_cuda: bool, measured: object, profile_error: str | None) -> Verdict | None:
+    """Why a device-time check is not judged (no device apart from the host, nothing measured), or None."""
     if not on_cuda:
-        return Verdict("device time", Outcome.NOT_APPLICABLE,
-                       "device time not judged on a CPU: the host is the device here, and the time checks judge it")
-    busy = (profile or {}).get("device_busy_seconds")
-    if busy is None:
-        return Verdict("device time", Outcome.NOT_APPLICABLE,
-                       "device time not measured: the profiler recorded no device activity")
-    return judge_ceiling("device time", 1e3 * busy, expected_ms, tolerance, "ms", record_hint)
+        return Verdict(check, Outcome.NOT_APPLICABLE,
+                       f"{check} not judged on a CPU: the host is the device here, and the time checks judge it")
+    if measured is None:
+        why = f"the profiler could not start ({profile_error})" if profile_error else \
+            "the profiler recorded no device activity"
+        return Verdict(check, Outcome.NOT_APPLICABLE, f"{check} not measured: {why}")
+    return None
+
+
+def judge_device_time(profile: dict | None, entry: Entry | None, tolerances: Tolerances, on_cuda: bool,
+                      record_hint: str, confidence: float = 0.95, profile_error: str | None = None) -> Verdict:
+    """The GPU's busy time per profiled call (kernel_profile.device_time_interval, an interval over
+    its rounds) against the baseline's ``device_busy_ms``, by the time checks' rule with the
+    device-time tolerance; never on a CPU, where there is no device apart from the host."""
+    busy = device_time_interval(profile, confidence) if on_cuda else None
+    not_judged_why = _device_not_judged("device time", on_cuda, busy, profile_error)
+    if not_judged_why:
+        return not_judged_why
+    expected = entry.diagnostics.get("device_busy_ms") if entry else None
+    if expected is None:
+        return not_judged("device time", f"device time {_ci(busy, ' ms')}: no baseline device time; record one: "
+                          f"{record_hint}", speed=True)
+    return judge_time(busy, expected, tolerances.device_time, record_hint, "device time", unit="ms")
+
+
+def judge_device_speedup(profile: dict | None, reference_profile: dict | None, entry: Entry | None,
+                         tolerances: Tolerances, on_cuda: bool, record_hint: str, confidence: float = 0.95,
+                         profile_error: str | None = None) -> Verdict:
+    """The speedup of the GPU's own work (kernel_profile.device_speedup_interval: eager device time /
+    compiled device time, paired by round) against the baseline's ``device_speedup``, with the
+    device-time tolerance: what the compiler changed on the device, whatever the host adds."""
+    check = "device speedup"
+    speedup = device_speedup_interval(profile, reference_profile, confidence) if on_cuda else None
+    not_judged_why = _device_not_judged(check, on_cuda, speedup, profile_error)
+    if not_judged_why:
+        return not_judged_why
+    expected = entry.diagnostics.get("device_speedup") if entry else None
+    if expected is None:
+        return not_judged(check, f"device speedup {_ci(speedup, 'x')}: no baseline device speedup; record one: "
+                          f"{record_hint}", speed=True)
+    return replace(judge_ratio(check, speedup, expected, tolerances.device_time, record_hint), speed=True)
+
+
+def device_verdicts(variant: dict | None, reference: dict | None, entry: Entry | None, tolerances: Tolerances, *,
+                    on_cuda: bool, compiled: bool, record_hint: str, confidence: float = 0.95) -> list[Verdict]:
+    """A results file's device-time checks (commands/judge.py; the suite runs them as their own tests):
+    the variant's device time and, for a compiled variant, its device speedup, from the builds'
+    diagnostics (diagnostics.diagnose's ``variant`` and ``reference``)."""
+    mine, theirs = variant or {}, reference or {}
+    error = mine.get("profile_error")
+    verdicts = [judge_device_time(mine.get("profile"), entry, tolerances, on_cuda, record_hint, confidence, error)]
+    if compiled:
+        verdicts.append(judge_device_speedup(mine.get("profile"), theirs.get("profile"), entry, tolerances, on_cuda,
+                                             record_hint, confidence, error))
+    return verdicts
 
 
 SEEDED_NOTE = "against published figures, not measured by this suite"

@@ -1,4 +1,4 @@
-"""The suite's commands beside the benchmark run, each ``python -m whisper_perf.commands.<name>``:
+"""The suite's commands beside the benchmark run, each ``whisper-perf <name>`` (cli.py):
 
 calibrate  how often verdicts cry wolf here, how small a slowdown they catch   (nox -s calibrate)
 upgrade    the suite in several environments, side by side                     (nox -s upgrade, matrix)

@@ -4,7 +4,7 @@ a bad one, with the suite's side-by-side comparison as the oracle.
     nox -s bisect -- --package transformers --good 4.52.1 --bad 5.24.0
     nox -s bisect -- --package transformers --good 4.52.1 --bad 5.24.0 --criterion eager-time --tolerance 0.05
     nox -s bisect -- --package transformers --good 5.24.0 --bad 4.46.2 --criterion failure   # where it was fixed
-    python -m whisper_perf.commands.bisect --package torch --good 2.12.0 --bad 2.13.0 -- --limit 3
+    whisper-perf bisect --package torch --good 2.12.0 --bad 2.13.0 -- --limit 3
 
 The versions are the releases the package index lists between the two (package_index: PEP 440
 order, no pre-releases unless ``--pre``, yanked ones and ones without a file for this Python left
@@ -301,7 +301,7 @@ def chart(report: dict, path: Path) -> Path | None:
 # ---- main ----
 
 def _parser() -> Parser:
-    parser = Parser(prog="python -m whisper_perf.commands.bisect", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="whisper-perf bisect", description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", required=True, help="the package to bisect: torch or transformers (any on the index)")
     parser.add_argument("--good", required=True, help="a version that is good")
     parser.add_argument("--bad", required=True, help="a version that is bad (older than --good to find a fix)")

@@ -1,6 +1,6 @@
 """Calibration: how often does the suite cry wolf here, and how small a slowdown does it catch?
 
-``nox -s calibrate`` (``python -m whisper_perf.commands.calibrate``) records a baseline (in three
+``nox -s calibrate`` (``whisper-perf calibrate``) records a baseline (in three
 processes, keeping the median: see ``record_baseline``), then runs the suite ``--runs`` times, each a separate
 pytest process judged against that baseline exactly as a user's run would be.  Each run times the
 compiled variant unchanged (an A/A verdict) and, from the same compilation, its twin slowed by
@@ -119,8 +119,10 @@ class Calibration:
         args = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-q",
                 "--baselines", str(baselines_dir or self.folder / "baselines"), "--results-dir", str(results_dir),
                 "--rounds", str(a.rounds), "--limit", str(a.limit), "--device", a.device]
-        # speed verdicts only: the diagnostic calls and fresh-process compiles would lengthen every run
-        args += ["--variant", a.variant, "--compile-latency", "never", "-k", "not test_diagnostics"]
+        # speed verdicts only (on a GPU the device-time checks too, from their profiled calls): the other
+        # diagnostic calls and the fresh-process compiles would lengthen every run
+        device_checks = " or test_device" if self.hardware_key.startswith("cuda") else ""
+        args += ["--variant", a.variant, "--compile-latency", "never", "-k", f"not test_diagnostics{device_checks}"]
         return args + list(a.pytest_args) + extra
 
     def run(self, kind: str, index: int, extra: list[str], env: dict | None = None,
@@ -192,10 +194,13 @@ def record_baseline(cal: Calibration, say) -> Entry | None:
 
 
 def _parser() -> Parser:
-    parser = Parser(prog="python -m whisper_perf.commands.calibrate", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="whisper-perf calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20,
                         help="check runs, each one A/A and one slowed measurement (default 20)")
     parser.add_argument("--slowdown", type=float, default=0.15, help="injected slowdown (default 0.15)")
+    parser.add_argument("--inject-on", default="host", choices=["host", "device"],
+                        help="where the slowdown is injected (the suite's --inject-on): host = a busy-wait per decode "
+                             "step (default), device = an extra GPU kernel per step, which the device-time checks see")
     parser.add_argument("--variant", default="compiled", help="the compiled variant to calibrate (default: compiled)")
     parser.add_argument("--limit", type=int, default=6, help="utterances per run (default 6, as nox -s perf on CPU)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (default 3, as nox -s perf)")
@@ -260,7 +265,8 @@ def _shown(run: Run, variant: str) -> str:
 def check_runs(cal: Calibration, twin: str, say) -> None:
     args = cal.args
     for i in range(args.runs):
-        run = cal.run("check", i, ["--inject-slowdown", str(args.slowdown), *_adaptive_args(args)],
+        run = cal.run("check", i, ["--inject-slowdown", str(args.slowdown), "--inject-on", args.inject_on,
+                                   *_adaptive_args(args)],
                       {"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
         say(f"run {i + 1}/{args.runs} ({run.seconds:.0f} s): A/A {_shown(run, args.variant)}, slowed "
             f"{_shown(run, twin)}; machine probe {run.probe_ms(args.variant) or float('nan'):.2f} ms")

@@ -1,6 +1,7 @@
 """The numbers of a calibration's report (commands/calibrate.py), from its runs' results files:
 false alarms and detections, the noise within and between runs, suggested tolerances, where
-adaptive runs (--detect) stopped, and the detectable slowdown by timing budget (precision.py)."""
+adaptive runs (--detect) stopped, the detectable slowdown by timing budget (precision.py), and on
+a GPU the same for the device-time checks (their profiled rounds)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..baselines import Entry, Tolerances
+from ..kernel_profile import device_speedup_interval, device_time_interval
 from ..machine_speed import adjustment
 from ..precision import precision_table, round_noise
 from ..results import RunResult, runs_newest_first
@@ -115,6 +117,9 @@ def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunRes
     adjusted = [_adjusted_seconds(r, variant, baseline.machine_probe_ms) for r in g.times_judged]
     probes = [p for p in (r.probe_ms(variant) for r in g.judged_aa) if p]
     suggested = suggest_tolerances(cal.tolerances, baseline, aa_speedups, aa_seconds, adjusted)
+    device = device_time_analysis(g, variant, twin, baseline, cal.tolerances)
+    if device:
+        suggested["device_time"] = device["suggested_tolerance"]
     # With the suggested tolerance, would the slowed runs still have been caught?
     caught = [r for r in g.judged_slowed
               if credible_change(r.speedup(twin), baseline.speedup, suggested["speedup"], True) == "worse"]
@@ -140,6 +145,63 @@ def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunRes
         "adaptive": {"A/A": adaptive_summary(g.judged_aa, variant), "slowed": adaptive_summary(g.judged_slowed, twin)},
         "precision": precision(g.judged_aa, variant, cal.tolerances),
         "stated_power": stated_power(g.judged_slowed, twin, cal.args.slowdown),
+        "device_time": device,
+    }
+
+
+DEVICE_CHECKS = ("device time", "device speedup")
+
+
+def _profiles(run: Run, variant: str) -> tuple[dict | None, dict | None]:
+    """(variant's, reference's) profiled calls in ``run`` (diagnostics.diagnose)."""
+    m = run.measurement(variant)
+    if m is None:
+        return None, None
+    return (m.diagnostics.variant or {}).get("profile"), (m.diagnostics.reference or {}).get("profile")
+
+
+def _lower(interval: Interval) -> float:
+    return interval.estimate if interval.single_round else interval.low
+
+
+def suggest_device_tolerance(current: float, expected_ms: float, aa_times: list[Interval]) -> float:
+    """The smallest device-time tolerance under which no A/A run here would have failed, plus three
+    standard deviations of the run-to-run spread beyond the worst one seen (suggest_tolerances'
+    rule, with a 1% floor: kernel durations are steadier than wall time); with fewer than three
+    runs, the tolerance in effect."""
+    if len(aa_times) < 3:
+        return current
+    worst = max(_lower(t) / expected_ms - 1 for t in aa_times)
+    half_widths = [(t.estimate - _lower(t)) / t.estimate for t in aa_times]
+    spread = _rel_sd([t.estimate for t in aa_times])
+    return _ceil_percent(max(0.01, worst + 0.005, 3 * spread - statistics.median(half_widths)))
+
+
+def device_time_analysis(g: Groups, variant: str, twin: str, baseline: Entry, current: Tolerances) -> dict | None:
+    """The device-time checks over the check runs (CUDA): false alarms in the A/A runs, the slowed twin
+    caught, the run-to-run spread of device time and device speedup, the stated detectable increase
+    and the tolerance to write; None where no run measured device time (a CPU, or a baseline
+    without device_busy_ms: nothing to judge against)."""
+    expected = baseline.diagnostics.get("device_busy_ms")
+    pairs = [_profiles(r, variant) for r in g.aa]
+    times = [t for t in (device_time_interval(p) for p, _ in pairs) if t is not None]
+    if not times or not expected:
+        return None
+    speedups = [s for s in (device_speedup_interval(p, ref) for p, ref in pairs) if s is not None]
+    slowed = [t for t in (device_time_interval(_profiles(r, twin)[0]) for r in g.slowed) if t is not None]
+    suggested = suggest_device_tolerance(current.device_time, expected, times)
+    stated = [v.detectable for r in g.aa for v in r.verdicts(variant, "device time") if v.detectable is not None]
+    return {
+        "baseline_ms": expected, "baseline_speedup": baseline.diagnostics.get("device_speedup"),
+        "aa_ms": [t.estimate for t in times], "slowed_ms": [t.estimate for t in slowed],
+        "aa_speedups": [s.estimate for s in speedups],
+        "false_alarms": sum(any(v.outcome.fails for c in DEVICE_CHECKS for v in r.verdicts(variant, c)) for r in g.aa),
+        "caught": sum(any(v.outcome.fails for c in DEVICE_CHECKS for v in r.verdicts(twin, c)) for r in g.slowed),
+        "run_to_run_cv_ms": _rel_sd([t.estimate for t in times]),
+        "run_to_run_cv_speedup": _rel_sd([s.estimate for s in speedups]),
+        "half_width_median": _median([(t.estimate - _lower(t)) / t.estimate for t in times]),
+        "detectable_median": _median(stated), "tolerance": current.device_time, "suggested_tolerance": suggested,
+        "caught_with_suggested": sum(credible_change(t, expected, suggested, False) == "worse" for t in slowed),
     }
 
 

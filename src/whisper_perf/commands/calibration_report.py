@@ -51,7 +51,8 @@ def result_rows(a: dict, slowdown: float) -> list[tuple[str, str]]:
         ("speedup interval upper half-width (median)", _pct(noise["speedup_half_width_median"])),
         ("smallest detectable slowdown, calibration runs (median)", _pct(a["detectable_slowdown_calibration_median"])),
         ("suggested tolerances",
-         f"speedup {_pct(suggested['speedup'])}, time {_pct(suggested['compiled_time'])}"),
+         f"speedup {_pct(suggested['speedup'])}, time {_pct(suggested['compiled_time'])}"
+         + (f", device time {_pct(suggested['device_time'])}" if "device_time" in suggested else "")),
         ("slowed runs caught with the suggested speedup tolerance", f"{a['detected_with_suggested']}"),
     ] + _default_run_rows(a["default_run_detectable"])
 
@@ -126,6 +127,34 @@ def precision_lines(p: dict | None) -> list[str]:
                           "smallest --detect reached"), rows)]
 
 
+def device_lines(d: dict | None, slowdown: float, inject_on: str) -> list[str]:
+    """The device-time checks over the runs (calibration_analysis.device_time_analysis); none on a CPU."""
+    if d is None:
+        return []
+    where = ("on the device (an extra kernel per decode step): the device-time checks should catch it"
+             if inject_on == "device" else "on the host (a busy-wait per decode step): the GPU's own work is "
+             "unchanged, so the device-time checks should not flag it")
+    runs = len(d["aa_ms"])
+    rows = [("false alarms (A/A runs with a failing device-time check)", f"{d['false_alarms']} of {runs}"),
+            (f"{slowdown:.0%} slowdown caught by a device-time check", f"{d['caught']} of {len(d['slowed_ms'])}"),
+            ("baseline device busy ms per call / device speedup",
+             f"{d['baseline_ms']:.3f} ms / " + ("-" if d["baseline_speedup"] is None else f"{d['baseline_speedup']:.3f}x")),
+            ("A/A device busy ms (min-max)", _min_max(d["aa_ms"], " ms")),
+            ("slowed device busy ms (min-max)", _min_max(d["slowed_ms"], " ms")),
+            ("A/A device speedups (min-max)", _min_max(d["aa_speedups"], "x")),
+            ("run-to-run CV of device busy / of the device speedup",
+             f"{_pct(d['run_to_run_cv_ms'])} / {_pct(d['run_to_run_cv_speedup'])}"),
+            ("device-time interval lower half-width (median)", _pct(d["half_width_median"])),
+            ("smallest detectable increase stated by the device-time check (median)", _pct(d["detectable_median"])),
+            ("device-time tolerance: judged with / suggested", f"{_pct(d['tolerance'])} / {_pct(d['suggested_tolerance'])}"),
+            ("slowed runs caught with the suggested device-time tolerance",
+             f"{d['caught_with_suggested']} of {len(d['slowed_ms'])}")]
+    return ["", "## Device time", "",
+            f"The GPU's busy time per profiled call (several calls per build, apart from the timed rounds) and the "
+            f"device speedup, judged against the baseline's. The slowdown was injected {where}.", "",
+            md_table(("", "result"), rows)]
+
+
 def render(a: dict, cal: Calibration, minutes: float) -> str:
     args = cal.args
     adaptive = a.get("adaptive") or {}
@@ -140,6 +169,7 @@ def render(a: dict, cal: Calibration, minutes: float) -> str:
     if adaptive.get("A/A") or adaptive.get("slowed"):
         lines += ["", "## Adaptive rounds", "", md_table(("", "A/A", "slowed"), adaptive_rows(adaptive))]
     lines += precision_lines(a.get("precision"))
+    lines += device_lines(a.get("device_time"), args.slowdown, getattr(args, "inject_on", "host"))
     if a["false_alarm_details"]:
         lines += ["", "False alarms:", *[f"- {d}" for d in a["false_alarm_details"]]]
     failed = [r for r in cal.runs if not r.result]

@@ -1,7 +1,7 @@
 """The trend of speedup and compiled time per model x variant across runs, per hardware key,
 and where a step in it began.
 
-    python -m whisper_perf.commands.history --results-dir results/runs --out results/history
+    whisper-perf history --results-dir results/runs --out results/history
 
 Every run leaves one results file (``results/runs/<key>/<run>.json``, never overwritten); this
 reads them in time order and writes, into ``--out`` (a new folder), ``history.md`` (one table per
@@ -241,7 +241,7 @@ def chart(key: str, trend: Trend, path: Path, found: Sequence[LineStep] = ()) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m whisper_perf.commands.history", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="whisper-perf history", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results-dir", type=Path, default=Path("results/runs"), help="default: results/runs")
     parser.add_argument("--key", default=None, help="only this hardware key")
     parser.add_argument("--out", type=Path, default=Path("results/history"), help="a new folder for the report")

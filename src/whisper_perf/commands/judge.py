@@ -1,12 +1,13 @@
 """Judge a results file against a baseline again, without running anything.
 
-    python -m whisper_perf.commands.judge results/runs/<key>/<run>.json [--baselines DIR] [--strict-gate]
+    whisper-perf judge results/runs/<key>/<run>.json [--baselines DIR] [--strict-gate]
 
 For a run whose verdicts are missing or out of date: a run stopped by a time limit before it
 judged, a run made where the baseline was not at hand (a GPU node without this repository's
 ``baselines/``), or last night's run judged again after the baseline or its tolerances were
-reviewed.  Each measurement in the file gets the speed and WER verdicts the suite's own tests
-give (verdicts.speedup_verdicts, time_verdicts, wer_verdict), from its raw samples' summary and
+reviewed.  Each measurement in the file gets the speed, WER and device-time verdicts the suite's
+own tests give (verdicts.speedup_verdicts, time_verdicts, wer_verdict, device_verdicts), from its
+raw samples' summary, its profiled calls and
 the entry of its model x variant x protocol in the baseline file of the run's hardware key; a
 known anomaly applies by the run's own torch and transformers versions.  The run's other
 verdicts (compile health, memory, compile latency) are carried over as they were, and a variant
@@ -32,7 +33,8 @@ from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_O
 from ..report import verdict_table
 from ..results import RunResult, VerdictRecord, load_run
 from ..variants import VariantSpec, spec_for
-from ..verdicts import Verdict, nothing_judged, speed_not_judged, speedup_verdicts, time_verdicts, wer_verdict
+from ..verdicts import (Verdict, device_verdicts, nothing_judged, speed_not_judged, speedup_verdicts, time_verdicts,
+                        wer_verdict)
 from . import Parser, run_command
 
 RECORD_HINT = "nox -s record, with the options of the run judged"
@@ -67,6 +69,10 @@ def rejudge(run: RunResult, folder: Path) -> Verdicts:
                                   reference=spec.reference, on_cuda=run.on_cuda,
                                   device_name=run.hardware.get("device_name"))
         verdicts.append(wer_verdict(m.summary, entry, tolerances, m.model))
+        if "profile" in (m.diagnostics.variant or {}):  # its diagnostic calls ran (and the file is new enough)
+            verdicts += device_verdicts(m.diagnostics.variant, m.diagnostics.reference, entry, tolerances,
+                                        on_cuda=run.on_cuda, compiled=spec.compiled, record_hint=RECORD_HINT,
+                                        confidence=run.options.get("confidence", 0.95))
         found += [(m.model, m.variant, v) for v in verdicts]
     return found
 
@@ -95,7 +101,7 @@ def exit_status(run_status: int, verdicts: Verdicts, failed_variants: int, stric
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m whisper_perf.commands.judge", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="whisper-perf judge", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="a results file (results/runs/<hardware key>/<run>.json)")
     parser.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR",
                         help="folder of baseline files (default: baselines/ here, the project folder)")

@@ -1,6 +1,6 @@
 """Merge results from several machines and runs into one report.
 
-    python -m whisper_perf.commands.merge results/runs artifacts/l4/runs artifacts/h100/runs --out results/merged
+    whisper-perf merge results/runs artifacts/l4/runs artifacts/h100/runs --out results/merged
 
 Takes results files (``results/runs/<key>/<run>.json``) or folders holding them, and writes
 ``merged.md`` (a table per hardware key: each model x variant of each run, with its speedup,
@@ -180,7 +180,7 @@ def write(runs: list[RunResult], out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m whisper_perf.commands.merge", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="whisper-perf merge", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="results files, or folders holding them")
     parser.add_argument("--out", type=Path, default=Path("results/merged"), help="a new folder for the report")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
     nox -s upgrade -- --to "transformers==4.46.2"            # the current environment vs that one
     nox -s upgrade -- --from "transformers==4.46.2" --to "transformers==5.24.0"
     nox -s matrix -- --env "transformers==4.46.2" --env "transformers==5.24.0"
-    python -m whisper_perf.commands.upgrade --to "transformers==4.46.2" -- --limit 3
+    whisper-perf upgrade --to "transformers==4.46.2" -- --limit 3
 
 An environment is a set of requirements (``torch==2.9.1 transformers==4.46.2``); ``current`` is
 the Python running this command.  Any other is a virtual environment under
@@ -235,7 +235,7 @@ def _matrix_from_pyproject(root: Path) -> list[str]:
 
 
 def _parser() -> Parser:
-    parser = Parser(prog="python -m whisper_perf.commands.upgrade", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="whisper-perf upgrade", description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="before", default=CURRENT,
                         help='requirements of the "before" side, e.g. "transformers==4.46.2" (default: current)')
     parser.add_argument("--to", dest="after", default=None, help="requirements of the side to upgrade to")

@@ -1,0 +1,69 @@
+"""One command line, ``whisper-perf <command> [options]`` (also ``python -m whisper_perf``), which the
+nox sessions call: one implementation whichever door a user takes.
+
+``perf`` and ``record`` run the benchmark suite (pytest over ``perf_tests/`` in the project folder,
+with pytest-benchmark's JSON kept); the others are the commands of ``whisper_perf.commands``, each
+with its own ``--help``.  Exit statuses are the suite's (docs/verdicts.md, "Exit status").
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from .errors import EXIT_OK, EXIT_USAGE
+
+SUITE = {"perf": "run the benchmark suite here and judge it against this hardware's baseline",
+         "record": "measure and write this hardware's baseline (baselines/<key>.json); review it with git diff"}
+COMMANDS = {"judge": "judge a results file again, against the baselines as they are now",
+            "upgrade": "the suite in two or more environments side by side (an upgrade, a matrix)",
+            "bisect": "the release where a change began, with the suite as the oracle",
+            "calibrate": "how often verdicts raise a false alarm here, how small a slowdown they catch",
+            "merge": "results of several machines and runs in one report",
+            "history": "the trend of each model x variant across runs, and where it stepped"}
+
+# pytest-benchmark's autosave numbers each run's JSON and never overwrites an earlier one.
+PYTEST_BENCHMARK = ["--benchmark-autosave", "--benchmark-storage=results/benchmarks",
+                    "--benchmark-columns=min,median,max,rounds"]
+
+
+def usage() -> str:
+    width = max(map(len, {**SUITE, **COMMANDS}))
+    lines = ["usage: whisper-perf <command> [options]   (whisper-perf <command> --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {what}" for name, what in {**SUITE, **COMMANDS}.items()]
+    return "\n".join(lines)
+
+
+def run_suite(name: str, args: list[str]) -> int:
+    """pytest over perf_tests/ in the project folder (the working directory): the suite's own
+    options, pytest's and pytest-benchmark's all apply (``--help`` lists them)."""
+    import pytest
+
+    if not Path("perf_tests").is_dir():
+        print(f"UsageError: whisper-perf {name} runs the suite in perf_tests/ of the whisper-perf project; "
+              f"there is none in {Path.cwd()}: run it from the project folder", file=sys.stderr)
+        return EXIT_USAGE
+    return int(pytest.main(["perf_tests", *PYTEST_BENCHMARK, *(["--record"] if name == "record" else []), *args]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return EXIT_OK if argv else EXIT_USAGE
+    name, rest = argv[0], argv[1:]
+    if name in SUITE:
+        return run_suite(name, rest)
+    if name not in COMMANDS:
+        print(f"UsageError: no command {name!r}\n{usage()}", file=sys.stderr)
+        return EXIT_USAGE
+    from .commands import run_command
+
+    module = importlib.import_module(f".commands.{name}", __package__)
+    return run_command(module.main, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

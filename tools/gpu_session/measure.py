@@ -1,0 +1,143 @@
+"""The measurements of one GPU session, run on the GPU machine by stage.sh (standard library only).
+
+Three steps on tiny.en's compiled-static-prebuilt and its eager+math reference, in priority order:
+
+1. the batch-1 recording (the latency protocol): device time over profiled calls, fingerprints,
+   RTFx per batch size;
+2. a calibration at batch N (commands/calibrate.py): one recording, then check runs that each
+   time the variant unchanged (A/A) and a twin slowed by 10% on the device (``--inject-on
+   device``); its report counts false alarms and detections of the speed and device-time checks
+   and suggests the tolerances, device time included;
+3. an A/A run at batch 1 against step 1's recording, with a twin slowed by 10% on the host.
+
+A step starts only if the budget still holds its estimate (the minutes per suite process seen so
+far, times the processes it starts), so the session ends in time with what it measured.  What
+comes back ($OUT, at most 8 files): summary.md and summary.json (each step's command, exit status,
+minutes and headline), the baseline files the recordings wrote, the calibration's report, and
+results.tar.gz (every results file, report and log).
+
+    python tools/gpu_session/measure.py --out DIR                 # on the GPU
+    python tools/gpu_session/measure.py --out DIR --device cpu    # the same steps, small, here
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VARIANT = "compiled-static-prebuilt"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    command: list[str]  # after the Python: a module and its arguments
+    processes: int  # suite processes it starts: its estimate is this many times the minutes per process
+    env: dict
+
+
+def steps(device: str, work: Path, common: list[str]) -> list[Step]:
+    """The session's steps in priority order; on a CPU small (4 utterances, batch 2, one check run,
+    the slowdown on the host: --inject-on device needs CUDA)."""
+    gpu = device == "cuda"
+    limit, batch, record_rounds, rounds, checks = ("16", "8", "6", "3", "3") if gpu else ("4", "2", "2", "2", "1")
+    inject = {"WHISPER_PERF_SENSITIVITY_CHECK": "1"}
+    suite = ["pytest", "perf_tests", "-p", "no:cacheprovider", "-q", "-rsxX", *common]
+    calibrate = ["whisper_perf.commands.calibrate", "--variant", VARIANT, "--device", device, "--record-runs", "1",
+                 "--runs", checks, "--slowdown", "0.1", "--inject-on", "device" if gpu else "host", "--limit", limit,
+                 "--rounds", rounds, "--out", str(work / f"calibration-batch-{batch}"),
+                 "--", "--batch", batch, "--isolate-builds", "never"]
+    return [
+        Step("record-batch-1", [*suite, "--record", "--limit", limit, "--rounds", record_rounds], 1, {}),
+        Step(f"calibrate-batch-{batch}", calibrate, 1 + int(checks), {}),
+        Step("aa-and-host-10pct-batch-1", [*suite, "--limit", limit, "--rounds", rounds, "--inject-slowdown", "0.1"],
+             1, inject),
+    ]
+
+
+def run_step(step: Step, logs: Path, timeout: float) -> dict:
+    command = [sys.executable, "-m", *step.command]
+    start = time.monotonic()
+    log = logs / f"{step.name}.log"
+    with log.open("w") as out:
+        try:
+            code = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250", **step.env}).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    minutes = (time.monotonic() - start) / 60
+    headline = next((line for line in reversed(log.read_text().splitlines())
+                     if line.startswith(("whisper_perf: ", "Written to ")) and "written to" not in line), "")
+    print(f"{step.name}: exit {code}, {minutes:.1f} min; {headline}", flush=True)
+    return {"step": step.name, "args": step.command[1:], "exit": code, "minutes": round(minutes, 2),
+            "per_process": minutes / step.processes, "headline": headline}
+
+
+def summary_text(device: str, done: list[dict], skipped: list[str], budget: float) -> str:
+    lines = [f"# GPU session: {device}, budget {budget:g} min", "",
+             "| step | exit | min | headline |", "|---|---|---|---|"]
+    lines += [f"| {d['step']} | {d['exit']} | {d['minutes']:.1f} | {d['headline'].replace('|', '/')} |" for d in done]
+    if skipped:
+        lines += ["", f"Not run (the budget would not hold them): {', '.join(skipped)}"]
+    lines += ["", "Arguments of each step (beside the common ones in summary.json):", ""]
+    lines += [f"- {d['step']}: `{' '.join(d['args'])}`" for d in done]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="where the files to bring back go ($OUT)")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--budget-minutes", type=float, default=9.0, help="for all steps together (default 9)")
+    parser.add_argument("--first-estimate", type=float, default=2.0,
+                        help="minutes one suite process is taken to need before one has run (default 2)")
+    args = parser.parse_args()
+    work = Path(os.environ.get("WHISPER_PERF_SESSION_WORK", ROOT / ".device" / "work"))
+    shutil.rmtree(work, ignore_errors=True)
+    baselines, results, logs = work / "baselines", work / "results", work / "logs"
+    shutil.copytree(ROOT / "baselines", baselines)  # the committed entries stay; the recordings add theirs
+    logs.mkdir(parents=True)
+    common = ["--variant", VARIANT, "--device", args.device, "--isolate-builds", "never",
+              "--compile-latency", "never", "--baselines", str(baselines), "--results-dir", str(results)]
+    start, done, skipped = time.monotonic(), [], []
+    for step in steps(args.device, work, common):
+        left = args.budget_minutes - (time.monotonic() - start) / 60
+        per_process = max([d["per_process"] for d in done] or [args.first_estimate])
+        if per_process * step.processes > left:
+            skipped.append(step.name)
+            continue
+        done.append(run_step(step, logs, timeout=60 * left))
+    bring_back(args.out, work, baselines, args.device, done, skipped, common, args.budget_minutes)
+    return 0 if done else 1
+
+
+def bring_back(out: Path, work: Path, baselines: Path, device: str, done: list[dict], skipped: list[str],
+               common: list[str], budget: float) -> None:
+    """The files that come back: the summary, every baseline file a recording wrote or changed, the
+    calibration's report, and everything else in one archive."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(summary_text(device, done, skipped, budget))
+    (out / "summary.json").write_text(json.dumps({"common": common, "steps": done, "skipped": skipped}, indent=1))
+    for written in sorted(baselines.glob("*.json")):
+        committed = ROOT / "baselines" / written.name
+        if not committed.exists() or written.read_bytes() != committed.read_bytes():
+            shutil.copy(written, out / f"baseline-{written.name}")
+    for report in sorted(work.glob("calibration-*/calibration.md")):
+        shutil.copy(report, out / f"{report.parent.name}.md")
+    with tarfile.open(out / "results.tar.gz", "w:gz") as tar:
+        for part in ("results", "logs", *(p.name for p in work.glob("calibration-*"))):
+            if (work / part).exists():
+                tar.add(work / part, arcname=part)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
