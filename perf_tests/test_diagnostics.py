@@ -5,7 +5,7 @@ recorded."""
 
 import pytest
 
-from whisper_perf.variants import COMPILED_VARIANTS
+from whisper_perf.variant_specs import COMPILED_VARIANTS
 from whisper_perf.kernel_profile import fingerprint_of
 from whisper_perf.verdicts import (Outcome, carried_over, judge_ceiling, judge_compile_health, judge_compile_latency,
                                    judge_device_speedup, judge_device_time, judge_fingerprint)

@@ -8,7 +8,7 @@ import torch
 import transformers
 
 from whisper_perf.baselines import anomaly_applying
-from whisper_perf.variants import COMPILED_VARIANTS
+from whisper_perf.variant_specs import COMPILED_VARIANTS
 from whisper_perf.verdicts import Outcome, speedup_verdicts, time_verdicts, wer_verdict
 
 

@@ -20,7 +20,8 @@ from whisper_perf.models import default_dtype, load_model, resolve_model
 from whisper_perf.report import measurement_table
 from whisper_perf.summary import summarize
 from whisper_perf.timing import measure
-from whisper_perf.variants import VARIANTS, build_variant
+from whisper_perf.variants import build_variant
+from whisper_perf.variant_specs import VARIANTS
 from whisper_perf.verdicts import judge_wer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ from whisper_perf.config import generation_settings
 from whisper_perf.errors import UsageError
 from whisper_perf.generation import GenerationSettings
 from whisper_perf.timing import run_pass
-from whisper_perf.variants import VARIANTS, build_variant
+from whisper_perf.variants import build_variant
+from whisper_perf.variant_specs import VARIANTS
 
 
 def test_the_last_batch_is_topped_up_from_the_start_and_only_scored_once(short_set):

@@ -263,7 +263,8 @@ def test_diagnose_without_a_bandwidth_reports_the_roofline_as_not_available(tiny
     (``bandwidth_for`` gave None): no KeyError, the reason instead, "n/a" in both reports."""
     from whisper_perf.generation import GenerationSettings
     from whisper_perf.timing import Measurement
-    from whisper_perf.variants import VARIANTS, build_variant
+    from whisper_perf.variants import build_variant
+    from whisper_perf.variant_specs import VARIANTS
 
     source, model, processor = tiny_en
     variant = build_variant(VARIANTS["eager"], source.name, model, processor, cpu,

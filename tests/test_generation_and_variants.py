@@ -9,7 +9,8 @@ import torch
 from conftest import transformers_log
 from whisper_perf.generation import GenerationSettings, configure, text_token_ids
 from whisper_perf.timing import run_pass
-from whisper_perf.variants import VARIANTS, build_variant, reference_spec
+from whisper_perf.variants import build_variant
+from whisper_perf.variant_specs import VARIANTS, reference_spec
 
 
 def _generate(model, processor, utterance, settings):

@@ -12,7 +12,8 @@ from whisper_perf.kernel_profile import (device_speedup_interval, fingerprint_ch
                                          kernel_family, kernels_in_source, profile_call, profile_rounds,
                                          profile_summary)
 from whisper_perf.results import Tally
-from whisper_perf.variants import VARIANTS, build_variant
+from whisper_perf.variants import build_variant
+from whisper_perf.variant_specs import VARIANTS
 from whisper_perf.verdicts import Outcome, Verdict, judge_device_speedup, judge_device_time, judge_fingerprint
 
 

@@ -9,7 +9,8 @@ from whisper_perf.audio import AudioSet
 from whisper_perf.compile_health import CompileWatch
 from whisper_perf.generation import GenerationSettings
 from whisper_perf.timing import measure, run_pass
-from whisper_perf.variants import VARIANTS, build_variant, own_code, reference_spec
+from whisper_perf.variants import build_variant, own_code
+from whisper_perf.variant_specs import VARIANTS, reference_spec
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-import torch
-
 from .errors import UsageError
 
 PREFIX = "arch:"
@@ -101,6 +99,8 @@ def generation_config(name: str):
 
 @contextlib.contextmanager
 def _default_dtype(dtype: torch.dtype):
+    import torch
+
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -109,12 +109,15 @@ def _default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(previous)
 
 
-def build_model(name: str, device: str = "cpu", dtype: torch.dtype = torch.float32, seed: int = SEED):
-    """The model in eval mode, its weights drawn from ``seed`` directly on ``device`` in ``dtype``:
-    no full-precision copy on the CPU first (a large-v3 in fp32 is 6 GB).  ``device="meta"``
-    builds the shapes alone (parameter counts, at no cost)."""
+def build_model(name: str, device: str = "cpu", dtype: torch.dtype | None = None, seed: int = SEED):
+    """The model in eval mode, its weights drawn from ``seed`` directly on ``device`` in ``dtype``
+    (default float32): no full-precision copy on the CPU first (a large-v3 in fp32 is 6 GB).
+    ``device="meta"`` builds the shapes alone (parameter counts, at no cost).  torch is imported
+    here, not with the module: reading a results file (is_random) needs none."""
+    import torch
     from transformers import WhisperForConditionalGeneration
 
+    dtype = torch.float32 if dtype is None else dtype
     config = whisper_config(name)
     torch.manual_seed(seed)  # seeds the CPU and every CUDA generator
     with torch.device(device), _default_dtype(dtype):

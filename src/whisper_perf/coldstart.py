@@ -44,7 +44,8 @@ def _child(argv: list[str] | None = None) -> int:
     from .generation import GenerationSettings
     from .hardware import detect_hardware
     from .models import load_model, resolve_model
-    from .variants import build_variant, spec_for
+    from .variants import build_variant
+    from .variant_specs import spec_for
 
     hardware = detect_hardware(args.device)
     source = resolve_model(args.model)

@@ -13,7 +13,7 @@ from typing import Callable
 from .contention import OTHERS_BUSY_CORES, parse_busy_threshold
 from .errors import UsageError
 from .generation import GenerationSettings
-from .variants import VARIANTS
+from .variant_specs import VARIANTS
 
 # What a run covers when --variant / --limit do not say.  On a GPU every variant over the whole
 # audio set takes minutes; on a CPU the same would take half an hour (the 30-s-padded encoder

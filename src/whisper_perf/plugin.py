@@ -12,7 +12,7 @@ from .config import RunConfig
 from .contention import OTHERS_BUSY_CORES, STEAL_BUSY_FRACTION
 from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
 from .session import RunSession
-from .variants import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
+from .variant_specs import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("whisper_perf", "Whisper torch.compile performance suite")

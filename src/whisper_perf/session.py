@@ -286,7 +286,7 @@ class RunSession:
     def _judged_against(self) -> dict:
         """(model, variant) -> (speedup, tolerance) of the baseline entry it was judged against, for
         the charts (a sensitivity twin is judged against its original's)."""
-        from .variants import spec_for
+        from .variant_specs import spec_for
 
         found = {}
         for (model, variant), m in self.measurements.items():

@@ -224,7 +224,7 @@ def _parser() -> Parser:
 
 
 def _check(parser: Parser, args: argparse.Namespace) -> None:
-    from ..variants import COMPILED_VARIANTS
+    from ..variant_specs import COMPILED_VARIANTS
 
     if args.variant not in COMPILED_VARIANTS:
         parser.error(f"--variant must be one of {COMPILED_VARIANTS}")
@@ -314,7 +314,7 @@ def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float, RunResu
 
 def report(cal: Calibration, entry: Entry, minutes: float, default_run: RunResult | None, name: str = "calibration") -> dict:
     """Analyse the runs, write ``<name>.md`` and ``<name>.json`` into the calibration's folder, print the report."""
-    from ..variants import slowed_twin
+    from ..variant_specs import slowed_twin
 
     analysis = analyse(cal, cal.args.variant, entry, default_run)
     text = render(analysis, cal, minutes)
@@ -328,7 +328,7 @@ def report(cal: Calibration, entry: Entry, minutes: float, default_run: RunResul
 
 def measure(args: argparse.Namespace) -> tuple[Calibration, Entry, float] | int:
     """Record the baseline and run the checks; the exit status of a failed recording instead."""
-    from ..variants import slowed_twin
+    from ..variant_specs import slowed_twin
 
     cal = _start(args)
     start = time.perf_counter()

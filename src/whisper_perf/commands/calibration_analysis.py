@@ -108,7 +108,7 @@ def default_run_detectable(run: RunResult | None, speedup_tolerance: float) -> d
 
 def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunResult | None) -> dict:
     """Each check run holds one A/A measurement of ``variant`` and one of its slowed twin."""
-    from ..variants import slowed_twin
+    from ..variant_specs import slowed_twin
 
     twin = slowed_twin(variant)
     g = Groups.of(cal.runs, variant, twin)

@@ -32,7 +32,7 @@ from .. import baselines
 from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, UsageError
 from ..report import verdict_table
 from ..results import RunResult, VerdictRecord, load_run
-from ..variants import VariantSpec, spec_for
+from ..variant_specs import VariantSpec, spec_for
 from ..verdicts import (Verdict, device_verdicts, nothing_judged, speed_not_judged, speedup_verdicts, time_verdicts,
                         wer_verdict)
 from . import Parser, run_command
