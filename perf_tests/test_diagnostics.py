@@ -1,14 +1,22 @@
 """Why a verdict is what it is: compile health, compile time, peak memory, per-phase latency, the
 roofline, device time (and its speedup) and the code's fingerprint of each variant, measured after
-its timed rounds (see whisper_perf.diagnostics) and judged against the diagnostics its baseline
+its timed rounds (see whisper_perf.measure.diagnostics) and judged against the diagnostics its baseline
 recorded."""
 
 import pytest
 
-from whisper_perf.variant_specs import COMPILED_VARIANTS
-from whisper_perf.kernel_profile import fingerprint_of
-from whisper_perf.verdicts import (Outcome, carried_over, judge_ceiling, judge_compile_health, judge_compile_latency,
-                                   judge_device_speedup, judge_device_time, judge_fingerprint)
+from whisper_perf.build.variant_specs import COMPILED_VARIANTS
+from whisper_perf.judge.verdicts import (
+    Outcome,
+    carried_over,
+    judge_ceiling,
+    judge_compile_health,
+    judge_compile_latency,
+    judge_device_speedup,
+    judge_device_time,
+    judge_fingerprint,
+)
+from whisper_perf.measure.kernel_profile import fingerprint_of
 
 
 def _report(add_verdict, variant, verdict):

@@ -1,8 +1,8 @@
 """Time generate() of every variant over the audio set with pytest-benchmark; compiled variants
-interleaved per utterance with their eager reference (see whisper_perf.timing)."""
+interleaved per utterance with their eager reference (see whisper_perf.measure.timing)."""
 
-from whisper_perf.timing import measure
-from whisper_perf.variants import free_memory
+from whisper_perf.build.variants import free_memory
+from whisper_perf.measure.timing import measure
 
 
 def test_generate(benchmark, variant, reference_variant, audio_for, adaptive_rounds, run_config, run_session):

@@ -7,9 +7,9 @@ import pytest
 import torch
 import transformers
 
-from whisper_perf.baselines import anomaly_applying
-from whisper_perf.variant_specs import COMPILED_VARIANTS
-from whisper_perf.verdicts import Outcome, speedup_verdicts, time_verdicts, wer_verdict
+from whisper_perf.build.variant_specs import COMPILED_VARIANTS
+from whisper_perf.judge.baselines import anomaly_applying
+from whisper_perf.judge.verdicts import Outcome, speedup_verdicts, time_verdicts, wer_verdict
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_speedup(summary, baseline_or_none, anomaly, missing_baseline, variant, 
 def test_time(summary, baseline_or_none, missing_baseline, variant, record_hint, add_verdict):
     """The variant's own summed time against the baseline, and its eager reference's (catches eager
     and compiled slowing alike, which the speedup cannot see).  On a CPU, at the machine speed of
-    the recording (see whisper_perf.machine_speed); not judged on a busy machine, nor when the speed
+    the recording (see whisper_perf.measure.machine_speed); not judged on a busy machine, nor when the speed
     moved too far to adjust for, nor without a baseline (counted as not judged)."""
     entry, tolerances = baseline_or_none
     verdicts = time_verdicts(summary, entry, tolerances, record_hint, missing_baseline, compiled=variant.spec.compiled,

@@ -6,9 +6,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from whisper_perf.audio import load_audio_set
-from whisper_perf.hardware import cpu_hardware
-from whisper_perf.models import load_model, resolve_model
+from whisper_perf.inputs.audio import load_audio_set
+from whisper_perf.inputs.hardware import cpu_hardware
+from whisper_perf.inputs.models import load_model, resolve_model
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from whisper_perf.convert import _count_layers, embedded_source, read_ct2
+from whisper_perf.inputs.convert import _count_layers, embedded_source, read_ct2
 
 
 def openai_state_dict(v: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

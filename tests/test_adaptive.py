@@ -4,13 +4,18 @@ on the real tiny.en (the eager variant: no compile, so a run takes seconds)."""
 import json
 
 import pytest
-
 from test_suite_e2e import run_suite
-from whisper_perf.baselines import Tolerances
-from whisper_perf.sequential import LOOKS
-from whisper_perf.stats import Interval
-from whisper_perf.timing import Adaptive
-from whisper_perf.verdicts import adaptive_target, detectable_by_check, smallest_reachable_detect, tolerance_floors
+
+from whisper_perf.judge.adaptive import Adaptive
+from whisper_perf.judge.baselines import Tolerances
+from whisper_perf.judge.sequential import LOOKS
+from whisper_perf.judge.stats import Interval
+from whisper_perf.judge.verdicts import (
+    adaptive_target,
+    detectable_by_check,
+    smallest_reachable_detect,
+    tolerance_floors,
+)
 
 
 def _run(tmp_path, *options, limit="2"):

@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from whisper_perf import architectures
-from whisper_perf.audio import AudioSet
-from whisper_perf.baselines import entry_from
+from whisper_perf.build.variant_specs import VARIANTS
+from whisper_perf.build.variants import build_variant
 from whisper_perf.errors import UsageError
-from whisper_perf.generation import GenerationSettings, configure, text_token_ids
-from whisper_perf.models import default_dtype, load_model, resolve_model
-from whisper_perf.report import measurement_table
-from whisper_perf.summary import summarize
-from whisper_perf.timing import measure
-from whisper_perf.variants import build_variant
-from whisper_perf.variant_specs import VARIANTS
-from whisper_perf.verdicts import judge_wer
+from whisper_perf.inputs import architectures
+from whisper_perf.inputs.audio import AudioSet
+from whisper_perf.inputs.generation import GenerationSettings, configure, text_token_ids
+from whisper_perf.inputs.models import default_dtype, load_model, resolve_model
+from whisper_perf.judge.baselines import entry_from
+from whisper_perf.judge.summary import summarize
+from whisper_perf.judge.verdicts import judge_wer
+from whisper_perf.measure.timing import measure
+from whisper_perf.record.report import measurement_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = json.loads((ROOT / "src" / "whisper_perf" / "data" / "architectures.json").read_text(encoding="utf-8"))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from whisper_perf.audio import changes_recorded, SAMPLE_RATE, load_audio_set
 from whisper_perf.errors import UsageError
+from whisper_perf.inputs.audio import SAMPLE_RATE, changes_recorded, load_audio_set
 
 
 def test_committed_short_set_is_as_documented(short_set):
@@ -75,7 +75,7 @@ def test_truncated_file_and_empty_set_are_usage_errors(tmp_path):
 
 
 def test_utterance_longer_than_whispers_window_is_refused_for_short_form(tmp_path):
-    from whisper_perf.audio import check_short_form
+    from whisper_perf.inputs.audio import check_short_form
 
     folder = _write_set(tmp_path, [{"file_name": "long.flac", "text": "hello", "id": "long"}],
                         np.zeros(16_000 * 31, dtype=np.float32))

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from whisper_perf import baselines, files
-from whisper_perf.baselines import Anomaly, BaselineError, Entry, Tolerances
-from whisper_perf.stats import Interval
-from whisper_perf.summary import Summary
-from whisper_perf.verdicts import Outcome, judge_speedup, judge_time, judge_times, judge_wer
+from whisper_perf import files
+from whisper_perf.judge import baselines
+from whisper_perf.judge.baselines import Anomaly, BaselineError, Entry, Tolerances
+from whisper_perf.judge.stats import Interval
+from whisper_perf.judge.summary import Summary
+from whisper_perf.judge.verdicts import Outcome, judge_speedup, judge_time, judge_times, judge_wer
 
 PROTOCOL = {"dataset": "short", "utterances": 56, "max_new_tokens": 128, "fixed_work": False,
             "dtype": "float32", "batch_size": 1}
@@ -190,7 +191,7 @@ def test_absolute_figures_follow_one_rule_busy_machine_cpu_model_and_machine_spe
     """verdicts.absolute_terms, for the summed times and the compile latency alike: a busy machine,
     an entry from another CPU model, a speed change beyond 30%: not comparable, saying why; within
     30%, compared at the recording's machine speed; on a GPU as measured."""
-    from whisper_perf.verdicts import absolute_terms
+    from whisper_perf.judge.verdicts import absolute_terms
 
     here = "AMD EPYC 7B13"
     base = entry(machine_probe_ms=8.0, provenance={"device_name": here})
@@ -208,7 +209,7 @@ def test_absolute_figures_follow_one_rule_busy_machine_cpu_model_and_machine_spe
 def test_compile_latency_is_judged_by_the_time_checks_rules():
     """The new user's false alarm: a cold compile of 87.8 s against 36.1 s recorded while the probe
     read 3.16 ms, measured while it read 9.17 ms: UNRELIABLE with both readings, not REGRESSION."""
-    from whisper_perf.verdicts import judge_compile_latency
+    from whisper_perf.judge.verdicts import judge_compile_latency
 
     base = entry(machine_probe_ms=3.16, diagnostics={"cold_compile_seconds": 36.1})
     check = "cold compile (first call)"
@@ -225,7 +226,7 @@ def test_compile_latency_is_judged_by_the_time_checks_rules():
 
 
 def test_a_wer_with_nothing_to_compare_is_not_judged_and_seeded_figures_say_so():
-    from whisper_perf.verdicts import SEEDED_NOTE, seeded_note
+    from whisper_perf.judge.verdicts import SEEDED_NOTE, seeded_note
 
     alone = judge_wer(0.07, None, None, Tolerances())
     assert alone.outcome is Outcome.NO_BASELINE and "nothing to compare with" in alone.message
@@ -239,8 +240,8 @@ def test_a_wer_with_nothing_to_compare_is_not_judged_and_seeded_figures_say_so()
 
 
 def test_headline_counts_what_was_judged_and_never_claims_more():
-    from whisper_perf.results import Tally
-    from whisper_perf.verdicts import Verdict
+    from whisper_perf.judge.verdicts import Verdict
+    from whisper_perf.record.results import Tally
 
     v = lambda outcome: Verdict("speedup", outcome, "")  # noqa: E731
     quiet = Tally.of([v(Outcome.PASS)] * 3 + [v(Outcome.NO_BASELINE)] * 9, 0, "cpu-x86_64-avx512-t2")
@@ -255,7 +256,7 @@ def test_headline_counts_what_was_judged_and_never_claims_more():
 
 
 def test_compiled_slower_than_its_eager_build_fails_without_any_baseline():
-    from whisper_perf.verdicts import judge_against_eager
+    from whisper_perf.judge.verdicts import judge_against_eager
 
     slower = judge_against_eager(ci(0.62, 0.58, 0.66))
     assert slower.outcome is Outcome.REGRESSION and slower.message.startswith("compiled slower than eager")

@@ -7,13 +7,13 @@ import json
 import pytest
 from test_suite_e2e import run_suite
 
-from whisper_perf.audio import AudioSet
+from whisper_perf.build.variant_specs import VARIANTS
+from whisper_perf.build.variants import build_variant
 from whisper_perf.config import generation_settings
 from whisper_perf.errors import UsageError
-from whisper_perf.generation import GenerationSettings
-from whisper_perf.timing import run_pass
-from whisper_perf.variants import build_variant
-from whisper_perf.variant_specs import VARIANTS
+from whisper_perf.inputs.audio import AudioSet
+from whisper_perf.inputs.generation import GenerationSettings
+from whisper_perf.measure.timing import run_pass
 
 
 def test_the_last_batch_is_topped_up_from_the_start_and_only_scored_once(short_set):

@@ -16,11 +16,11 @@ import pytest
 from packaging.version import Version
 
 from whisper_perf import package_index
-from whisper_perf.bisection import Probe, State, measure_until_decided, search
 from whisper_perf.commands import bisect
+from whisper_perf.commands.bisection import Probe, State, measure_until_decided, search
 from whisper_perf.errors import EXIT_REGRESSION, EXIT_USAGE
-from whisper_perf.stats import change_interval
-from whisper_perf.verdicts import worse_or_not
+from whisper_perf.judge.stats import change_interval
+from whisper_perf.judge.verdicts import worse_or_not
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = [f"1.{i}" for i in range(12)]  # 1.0 (good end) .. 1.11 (bad end)
@@ -129,7 +129,7 @@ def test_a_probe_still_unsure_at_its_budget_stays_inconclusive():
 
 
 def test_worse_or_not_reads_the_whole_interval_against_the_tolerance():
-    from whisper_perf.stats import Interval
+    from whisper_perf.judge.stats import Interval
 
     within, beyond, straddling = Interval(1.02, 0.99, 1.05, 0.95), Interval(1.3, 1.2, 1.4, 0.95), \
         Interval(1.1, 1.0, 1.2, 0.95)

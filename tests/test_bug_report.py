@@ -10,9 +10,9 @@ from pathlib import Path
 
 from test_suite_e2e import run_suite
 
-from whisper_perf.bug_report import Finding, findings
-from whisper_perf.results import Failure, RunResult, VerdictRecord
-from whisper_perf.verdicts import Outcome, Verdict
+from whisper_perf.judge.verdicts import Outcome, Verdict
+from whisper_perf.record.bug_report import Finding, findings
+from whisper_perf.record.results import Failure, RunResult, VerdictRecord
 
 # Any import of whisper_perf fails in the process that runs repro.py: it must need torch and
 # transformers only.
@@ -140,7 +140,7 @@ def test_one_finding_per_variant_a_failure_first_then_a_recompile_then_a_regress
 def test_bisect_names_the_bug_report_folders_of_the_first_bad_version(tmp_path):
     """The results files of a probe's runs name their folders; bisect's report lists the first bad one's."""
     from whisper_perf.commands.bisect import bug_reports_of, render
-    from whisper_perf.results import write_run
+    from whisper_perf.record.results import write_run
 
     run = _run(bug_reports={"tiny.en/compiled": str(tmp_path / "x-repro" / "tiny.en-compiled")})
     write_run(tmp_path / "probes" / "1.5" / "slowprobe-1.5", "cpu-k", run)

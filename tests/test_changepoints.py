@@ -4,7 +4,7 @@ they began, and what it must not call a step (noise, a small step, one odd run).
 import numpy as np
 import pytest
 
-from whisper_perf.changepoints import Step, find_steps, relative_change
+from whisper_perf.judge.changepoints import Step, find_steps, relative_change
 
 
 def noisy(levels: list[float], noise: float, seed: int) -> list[float]:

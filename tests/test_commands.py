@@ -13,13 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from whisper_perf import baselines, environments
-from whisper_perf.baselines import BaselineFile, Entry, Tolerances
-from whisper_perf.commands import (Parser, calibrate, calibration_analysis, calibration_report, comparison, history,
-                                    merge, run_command, upgrade)
+from whisper_perf import environments
+from whisper_perf.commands import (
+    Parser,
+    calibrate,
+    calibration_analysis,
+    calibration_report,
+    comparison,
+    history,
+    merge,
+    run_command,
+    upgrade,
+)
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
-from whisper_perf.results import VerdictRecord, load_run
-from whisper_perf.verdicts import device_verdicts
+from whisper_perf.judge import baselines
+from whisper_perf.judge.baselines import BaselineFile, Entry, Tolerances
+from whisper_perf.judge.verdicts import device_verdicts
+from whisper_perf.record.results import VerdictRecord, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "results-v1-sample.json"

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from whisper_perf.contention import Load, LoadMeter, sample_idle
-from whisper_perf.stats import Interval
-from whisper_perf.summary import summarize
-from whisper_perf.timing import Measurement, Pass, Sample
-from whisper_perf.variants import Transcript
-from whisper_perf.verdicts import Outcome, judge_speedup, judge_time
+from whisper_perf.build.variants import Transcript
+from whisper_perf.judge.stats import Interval
+from whisper_perf.judge.summary import summarize
+from whisper_perf.judge.verdicts import Outcome, judge_speedup, judge_time
+from whisper_perf.measure.contention import Load, LoadMeter, sample_idle
+from whisper_perf.measure.timing import Measurement, Pass, Sample
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
 
@@ -37,8 +37,8 @@ def test_a_busy_loop_beside_us_is_seen_and_our_own_work_is_not():
 
 
 def test_the_busy_threshold_is_what_others_may_use_and_off_sets_no_round_aside():
-    from whisper_perf.contention import OTHERS_BUSY_CORES, parse_busy_threshold
     from whisper_perf.errors import UsageError
+    from whisper_perf.measure.contention import OTHERS_BUSY_CORES, parse_busy_threshold
 
     assert Load(10.0, 1.2, 0.76, 0.0, 2.4).busy and Load(10.0, 1.2, 0.26, 0.0, 2.4).busy_cores == OTHERS_BUSY_CORES
     assert not Load(10.0, 1.2, 0.76, 0.0, 2.4, busy_cores=1.0).busy  # a looser threshold
@@ -77,7 +77,7 @@ def test_busy_rounds_are_left_out_of_the_numbers():
 
 
 def test_too_few_quiet_rounds_make_the_verdict_unreliable_with_evidence():
-    from whisper_perf.baselines import Entry, Tolerances
+    from whisper_perf.judge.baselines import Entry, Tolerances
 
     s = summarize(_measurement([BUSY, QUIET, BUSY]))
     assert s.unreliable and "busy in 2 of 3 rounds, only 1 quiet" in s.unreliable
@@ -90,7 +90,7 @@ def test_too_few_quiet_rounds_make_the_verdict_unreliable_with_evidence():
 
 
 def test_machine_probe_of_the_rounds_used_is_averaged_and_adjusts_or_withholds_time_verdicts():
-    from whisper_perf.machine_speed import adjustment
+    from whisper_perf.measure.machine_speed import adjustment
 
     s = summarize(_measurement([QUIET, BUSY, QUIET, QUIET], probes=[[4.0, 6.0], [20.0, 30.0], [5.0, 5.0], [5.0, 5.0]]))
     assert s.machine_probe_ms == 5.0  # mean over the calls of the quiet rounds; the busy round left out
@@ -117,7 +117,7 @@ def test_machine_probe_of_the_rounds_used_is_averaged_and_adjusts_or_withholds_t
 
 
 def test_machine_probe_is_a_real_measurement():
-    from whisper_perf.machine_speed import probe_ms
+    from whisper_perf.measure.machine_speed import probe_ms
 
     first, second = probe_ms(), probe_ms()
     assert first > 0 and second > 0 and first != second  # timed, not a constant

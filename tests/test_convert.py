@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_perf import convert
-from whisper_perf.accuracy import wer
-from whisper_perf.convert import ConversionError, converted_embedded_model, embedded_source, read_ct2
-from whisper_perf.generation import GenerationSettings, configure, text_token_ids
+from whisper_perf.inputs import convert
+from whisper_perf.inputs.convert import ConversionError, converted_embedded_model, embedded_source, read_ct2
+from whisper_perf.inputs.generation import GenerationSettings, configure, text_token_ids
+from whisper_perf.measure.accuracy import wer
 
 
 def test_converted_model_has_tiny_en_shape_and_tied_output(tiny_en):

@@ -10,15 +10,22 @@ import logging
 import pytest
 import torch
 
-from whisper_perf import baselines
-from whisper_perf.compile_health import SKIP_LOGGERS, CompileWatch
-from whisper_perf.diagnostics import baseline_fields, diagnose
-from whisper_perf.phases import CUDA_PEAK_KIND, cuda_peak_rise
-from whisper_perf.report import _diagnostic_sections, diagnostics_table
-from whisper_perf.results import Diagnostics, MeasurementRecord
-from whisper_perf.roofline import (Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth,
-                                   missing_bandwidth, roofline)
-from whisper_perf.verdicts import Outcome, judge_ceiling, judge_compile_health
+from whisper_perf.build.compile_health import SKIP_LOGGERS, CompileWatch
+from whisper_perf.judge import baselines
+from whisper_perf.judge.baselines import baseline_fields
+from whisper_perf.judge.verdicts import Outcome, judge_ceiling, judge_compile_health
+from whisper_perf.measure.diagnostics import diagnose
+from whisper_perf.measure.phases import CUDA_PEAK_KIND, cuda_peak_rise
+from whisper_perf.measure.roofline import (
+    Bandwidth,
+    decode_step_bytes,
+    gpu_bandwidth,
+    measure_cpu_bandwidth,
+    missing_bandwidth,
+    roofline,
+)
+from whisper_perf.record.report import _diagnostic_sections, diagnostics_table
+from whisper_perf.record.results import Diagnostics, MeasurementRecord
 
 MUTATION = "skipping cudagraphs due to mutated inputs (1 instances). Found from : \n  File \"x.py\", line 1"
 
@@ -195,7 +202,7 @@ def test_decode_step_bytes_count_the_tied_projection_once_and_both_kv_caches():
 
 
 def test_roofline_floor_and_percentage():
-    from whisper_perf.roofline import StepBytes
+    from whisper_perf.measure.roofline import StepBytes
 
     line = roofline(StepBytes(100_000_000, 20_000_000, 0), Bandwidth(60.0, "test"), measured_ms=8.0)
     assert line.floor_ms == pytest.approx(2.0)  # 120 MB / 60 GB/s
@@ -261,10 +268,10 @@ def test_baseline_diagnostics_are_validated_by_name_and_type(tmp_path):
 def test_diagnose_without_a_bandwidth_reports_the_roofline_as_not_available(tiny_en, cpu, short_set):
     """A real tiny.en eager build on the CPU, diagnosed as on a GPU missing from the bandwidth table
     (``bandwidth_for`` gave None): no KeyError, the reason instead, "n/a" in both reports."""
-    from whisper_perf.generation import GenerationSettings
-    from whisper_perf.timing import Measurement
-    from whisper_perf.variants import build_variant
-    from whisper_perf.variant_specs import VARIANTS
+    from whisper_perf.build.variant_specs import VARIANTS
+    from whisper_perf.build.variants import build_variant
+    from whisper_perf.inputs.generation import GenerationSettings
+    from whisper_perf.measure.timing import Measurement
 
     source, model, processor = tiny_en
     variant = build_variant(VARIANTS["eager"], source.name, model, processor, cpu,

@@ -7,8 +7,8 @@ import json
 from test_suite_e2e import outcomes, run_suite
 
 from whisper_perf.commands import judge, run_command
-from whisper_perf.results import RunResult, Skip, VerdictRecord
-from whisper_perf.verdicts import Outcome, Verdict
+from whisper_perf.judge.verdicts import Outcome, Verdict
+from whisper_perf.record.results import RunResult, Skip, VerdictRecord
 
 # A platform on which torch.compile cannot run (Windows, an unsupported Python): torch itself says
 # so through is_dynamo_supported, the one thing this machine cannot be.  Loaded at interpreter

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import transformers_log
-from whisper_perf.generation import GenerationSettings, configure, text_token_ids
-from whisper_perf.timing import run_pass
-from whisper_perf.variants import build_variant
-from whisper_perf.variant_specs import VARIANTS, reference_spec
+from whisper_perf.build.variant_specs import VARIANTS, reference_spec
+from whisper_perf.build.variants import build_variant
+from whisper_perf.inputs.generation import GenerationSettings, configure, text_token_ids
+from whisper_perf.measure.timing import run_pass
 
 
 def _generate(model, processor, utterance, settings):
@@ -92,7 +92,7 @@ def test_reference_of_a_math_attention_variant_uses_math_attention():
 
 @pytest.fixture(scope="module")
 def few(short_set):
-    from whisper_perf.audio import AudioSet
+    from whisper_perf.inputs.audio import AudioSet
 
     return AudioSet("few", short_set.utterances[:3])
 
@@ -118,7 +118,7 @@ def test_compiled_static_shares_weights_and_transcribes_like_eager(tiny_en, cpu,
 def test_injected_slowdown_stretches_the_whole_call_over_its_steps():
     """Each wrapped step busy-waits for the fraction of the time since the previous step ended, so
     the call (work before the first step included) takes at least (1 + fraction) times as long."""
-    from whisper_perf.sensitivity import Slowdown
+    from whisper_perf.build.sensitivity import Slowdown
 
     slowdown = Slowdown(0.5, lambda: None)
     spent = []

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from whisper_perf.errors import EnvironmentUnavailable, UsageError
-from whisper_perf.hardware import detect_hardware
-from whisper_perf.models import resolve_model, short_name
+from whisper_perf.inputs.hardware import detect_hardware
+from whisper_perf.inputs.models import resolve_model, short_name
 
 
 def test_cpu_key_names_arch_isa_family_and_threads(cpu):
-    from whisper_perf.hardware import cpu_family
+    from whisper_perf.inputs.hardware import cpu_family
 
     assert cpu.key == f"cpu-{cpu.arch}-{cpu_family(cpu.device_name)}-t{torch.get_num_threads()}"
     assert cpu.arch.split("-")[-1] == torch.backends.cpu.get_cpu_capability().lower()
@@ -29,7 +29,7 @@ def test_cpu_key_names_arch_isa_family_and_threads(cpu):
     ("AMD Ryzen 9 5950X 16-Core Processor", "amd-ryzen"), ("Intel(R) Core(TM) i7-9750H CPU @ 2.60GHz", "intel-core"),
     ("", "unknown")])
 def test_the_cpu_family_is_vendor_and_family_of_the_model_name(model_name, family):
-    from whisper_perf.hardware import cpu_family
+    from whisper_perf.inputs.hardware import cpu_family
 
     assert cpu_family(model_name) == family
 
@@ -79,7 +79,7 @@ def test_a_model_path_that_does_not_exist_is_a_usage_error_before_any_work(tmp_p
     assert result.returncode == 4, result.output[-3000:]
     assert f"--model {missing}: no such folder" in result.output
     assert "test_generate" not in result.stdout  # stopped at configure time
-    from whisper_perf.models import check_model_spec
+    from whisper_perf.inputs.models import check_model_spec
 
     for hub_id in ("openai/whisper-tiny", "whisper-tiny", "tiny.en", "arch:large-v3-turbo"):
         check_model_spec(hub_id)  # not paths: left to the hub lookup (exit 6 when unreachable)

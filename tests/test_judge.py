@@ -8,7 +8,7 @@ from pathlib import Path
 
 from whisper_perf.commands import judge, run_command
 from whisper_perf.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from whisper_perf.results import load_run
+from whisper_perf.record.results import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,20 +1,27 @@
-"""Device time and fingerprints (whisper_perf.kernel_profile): real torch.profiler calls of a real
+"""Device time and fingerprints (whisper_perf.measure.kernel_profile): real torch.profiler calls of a real
 tiny.en build, eager and compiled, on the CPU; the kernels inductor generates for small functions
 read from their real output code; the verdicts and the report built on them."""
 
 import pytest
 import torch
 
-from whisper_perf.generation import GenerationSettings
-from whisper_perf.baselines import Entry, Tolerances
-from whisper_perf.diagnostics import device_time_fields
-from whisper_perf.kernel_profile import (device_speedup_interval, fingerprint_changes, fingerprint_of, generated_kernels,
-                                         kernel_family, kernels_in_source, profile_call, profile_rounds,
-                                         profile_summary)
-from whisper_perf.results import Tally
-from whisper_perf.variants import build_variant
-from whisper_perf.variant_specs import VARIANTS
-from whisper_perf.verdicts import Outcome, Verdict, judge_device_speedup, judge_device_time, judge_fingerprint
+from whisper_perf.build.variant_specs import VARIANTS
+from whisper_perf.build.variants import build_variant
+from whisper_perf.inputs.generation import GenerationSettings
+from whisper_perf.judge.baselines import Entry, Tolerances, device_time_fields
+from whisper_perf.judge.device_time import device_speedup_interval
+from whisper_perf.judge.verdicts import Outcome, Verdict, judge_device_speedup, judge_device_time, judge_fingerprint
+from whisper_perf.measure.kernel_profile import (
+    fingerprint_changes,
+    fingerprint_of,
+    generated_kernels,
+    kernel_family,
+    kernels_in_source,
+    profile_call,
+    profile_rounds,
+    profile_summary,
+)
+from whisper_perf.record.results import Tally
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +167,7 @@ def test_device_busy_is_the_union_of_the_gpus_work_and_launches_are_counted_on_t
     from torch.autograd import DeviceType
     from torch.autograd.profiler_util import Interval
 
-    from whisper_perf.kernel_profile import _device_figures
+    from whisper_perf.measure.kernel_profile import _device_figures
 
     def event(name, start, end, device=DeviceType.CUDA, kind="kernel"):
         return SimpleNamespace(name=name, device_type=device, activity_type=kind, time_range=Interval(start, end))

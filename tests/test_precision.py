@@ -5,15 +5,15 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from test_commands import SAMPLE
-from whisper_perf import sequential
-from whisper_perf.baselines import Tolerances
-from whisper_perf.precision import BUDGET_MINUTES, precision_table, projected, round_noise
-from whisper_perf.results import load_run
-from whisper_perf.stats import detectable_speedup_loss, detectable_time_increase
-from whisper_perf.timing import Adaptive
-from whisper_perf.verdicts import tolerance_floors
+
+from whisper_perf.commands.precision import BUDGET_MINUTES, precision_table, projected, round_noise
+from whisper_perf.judge import sequential
+from whisper_perf.judge.adaptive import Adaptive
+from whisper_perf.judge.baselines import Tolerances
+from whisper_perf.judge.stats import detectable_speedup_loss, detectable_time_increase
+from whisper_perf.judge.verdicts import tolerance_floors
+from whisper_perf.record.results import load_run
 
 
 def _record(rounds: int, seed: int = 0):
@@ -72,7 +72,7 @@ def test_busy_rounds_are_left_out_and_too_few_rounds_give_no_projection():
 
 
 def test_a_results_file_of_an_older_version_keeps_its_adaptive_note():
-    from whisper_perf.summary import Summary
+    from whisper_perf.judge.summary import Summary
 
     data = load_run(SAMPLE).measurement("tiny.en", "compiled").summary.as_dict()
     assert Summary.from_dict({**data, "adaptive": "would detect 4.1%"}).adaptive == {"note": "would detect 4.1%"}

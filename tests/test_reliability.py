@@ -15,8 +15,9 @@ from pathlib import Path
 from test_bug_report import run_repro
 from test_suite_e2e import ROOT, outcomes, run_suite
 
-from whisper_perf import baselines, files
-from whisper_perf.results import load_run
+from whisper_perf import files
+from whisper_perf.judge import baselines
+from whisper_perf.record.results import load_run
 
 
 def _baseline_text(key: str, version: str) -> str:
@@ -63,8 +64,8 @@ def test_two_recordings_at_once_keep_both_sets_of_entries(tmp_path):
     recorder = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from whisper_perf import baselines
-        from whisper_perf.hardware import Hardware
+        from whisper_perf.judge import baselines
+        from whisper_perf.inputs.hardware import Hardware
         hardware = Hardware("cpu-concurrent", "cpu", "test", "x86_64", 1)
         for i in range(25):
             entry = baselines.Entry(model="tiny.en", variant=f"{{sys.argv[1]}}-{{i}}", protocol={{"utterances": 1}}, seconds=1.0, wer=0.1)
@@ -85,7 +86,7 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
                 "--busy-threshold", "off", "--baselines", str(folder), "--results-dir", str(results)]
 
     # a baseline to protect: the entry the recording below would replace if it completed
-    from whisper_perf.hardware import detect_hardware
+    from whisper_perf.inputs.hardware import detect_hardware
 
     hardware = detect_hardware("cpu")
     protocol = {"dataset": "short", "utterances": 2, "max_new_tokens": 128, "fixed_work": False, "dtype": "float32",
@@ -183,7 +184,7 @@ def test_a_variant_whose_build_crashes_the_interpreter_fails_alone_when_built_ap
     not the suite: compiled fails with the signal and where it struck, eager is measured, reported
     and recorded.  The model is a local folder (the converted tiny.en), which the fresh process must
     load as the user named it, not by its short name."""
-    from whisper_perf.convert import converted_embedded_model
+    from whisper_perf.inputs.convert import converted_embedded_model
 
     model = converted_embedded_model()
     header = tmp_path / "crash.h"

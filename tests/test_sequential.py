@@ -1,12 +1,12 @@
 """Intervals under adaptive stopping, on synthetic rounds of known truth (seeded): a run that adds
 rounds until its interval is narrow enough, then stops.  The anytime-valid interval
-(whisper_perf.sequential) must keep its level across stopping times; the fixed-sample bootstrap
-(whisper_perf.stats) under the same rule is shown missing the truth more often than its level."""
+(whisper_perf.judge.sequential) must keep its level across stopping times; the fixed-sample bootstrap
+(whisper_perf.judge.stats) under the same rule is shown missing the truth more often than its level."""
 
 import numpy as np
 import pytest
 
-from whisper_perf import sequential, stats
+from whisper_perf.judge import sequential, stats
 
 TRUE_SPEEDUP = 1.25
 UTTERANCES = np.array([0.4, 0.6, 0.8, 1.0, 1.3, 1.7])  # seconds per call of a fixed workload

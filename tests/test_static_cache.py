@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch._dynamo
 
-from whisper_perf.audio import AudioSet
-from whisper_perf.compile_health import CompileWatch
-from whisper_perf.generation import GenerationSettings
-from whisper_perf.timing import measure, run_pass
-from whisper_perf.variants import build_variant, own_code
-from whisper_perf.variant_specs import VARIANTS, reference_spec
+from whisper_perf.build.compile_health import CompileWatch
+from whisper_perf.build.variant_specs import VARIANTS, reference_spec
+from whisper_perf.build.variants import build_variant, own_code
+from whisper_perf.inputs.audio import AudioSet
+from whisper_perf.inputs.generation import GenerationSettings
+from whisper_perf.measure.timing import measure, run_pass
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,8 @@ def test_prebuilt_cache_has_a_layer_per_decoder_layer():
     of them and 4 decoder layers, and the cache holds 4 (not 32, eight times the memory)."""
     from types import SimpleNamespace
 
-    from whisper_perf.architectures import whisper_config
-    from whisper_perf.static_cache import build_cache
+    from whisper_perf.build.static_cache import build_cache
+    from whisper_perf.inputs.architectures import whisper_config
 
     config = whisper_config("large-v3-turbo")
     cache = build_cache(SimpleNamespace(config=config, dtype=torch.float16, device=torch.device("cpu")), 16)
@@ -74,7 +74,7 @@ def test_prebuilt_cache_has_a_layer_per_decoder_layer():
 def test_pipeline_over_the_prebuilt_cache_transcribes_like_the_eager_pipeline(tiny_en, cpu, long_set):
     """Over the first 40 s of the long clip (two chunks: the pipeline's chunking and its cache
     resets between chunks, at a fraction of the whole clip's cost)."""
-    from whisper_perf.audio import SAMPLE_RATE, Utterance
+    from whisper_perf.inputs.audio import SAMPLE_RATE, Utterance
 
     source, model, processor = tiny_en
     settings = GenerationSettings(max_new_tokens=64)

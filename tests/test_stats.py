@@ -7,8 +7,13 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from whisper_perf.stats import (coefficient_of_variation, detectable_speedup_loss, speedup_interval, stalled_calls,
-                                total_interval)
+from whisper_perf.judge.stats import (
+    coefficient_of_variation,
+    detectable_speedup_loss,
+    speedup_interval,
+    stalled_calls,
+    total_interval,
+)
 
 
 def test_speedup_is_ratio_of_sums_and_exact_without_noise():
@@ -72,7 +77,7 @@ def test_unpaired_samples_are_refused():
 
 
 def test_detectable_slowdown_is_tolerance_plus_noise_at_95_percent_power():
-    from whisper_perf.stats import Interval, detectable_speedup_loss, detectable_time_increase, standard_error_of
+    from whisper_perf.judge.stats import Interval, detectable_speedup_loss, detectable_time_increase, standard_error_of
 
     # no noise: exactly what the tolerance lets through; a speedup loss of t needs 1/(1-t) - 1 slower
     exact = Interval(1.2, 1.2, 1.2, 0.95)
@@ -99,9 +104,9 @@ def test_a_verdict_catches_the_slowdown_it_says_it_could_detect():
     says so, about half.  With the stratified bootstrap of a default run (3 rounds: 90% measured,
     its standard error is too small with so few rounds) and the sequential interval of an adaptive
     one (8 rounds: 94%, the standard error is itself estimated from 8 rounds)."""
-    from whisper_perf import sequential
-    from whisper_perf.stats import DETECTION_POWER
-    from whisper_perf.verdicts import credible_change
+    from whisper_perf.judge import sequential
+    from whisper_perf.judge.stats import DETECTION_POWER
+    from whisper_perf.judge.verdicts import credible_change
 
     rng = np.random.default_rng(11)
     base, tolerance = rng.uniform(0.7, 3.0, size=6), 0.05
@@ -134,8 +139,8 @@ def test_a_slowdown_above_the_detectable_size_is_caught_and_none_is_not():
     """Synthetic runs with known noise: judged against a baseline from an earlier run, a slowdown
     larger than the reported detectable size is flagged in (nearly) every run, and an unchanged
     build in none."""
-    from whisper_perf.baselines import Entry, Tolerances
-    from whisper_perf.verdicts import Outcome, judge_speedup
+    from whisper_perf.judge.baselines import Entry, Tolerances
+    from whisper_perf.judge.verdicts import Outcome, judge_speedup
 
     rng = np.random.default_rng(7)
     base = rng.uniform(0.7, 3.0, size=6)  # 6 utterances, seconds per call

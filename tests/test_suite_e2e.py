@@ -153,7 +153,7 @@ def test_a_declared_anomaly_xfails_while_it_reproduces_and_fails_when_gone(recor
 
 
 def test_changed_decoding_fails_wer_parity(recorded, tmp_path):
-    from whisper_perf.models import resolve_model
+    from whisper_perf.inputs.models import resolve_model
 
     _, path, _ = recorded
     model = tmp_path / "tiny.en"  # same short name as the embedded model, so the baseline applies
@@ -233,7 +233,7 @@ def test_judge_command_gives_the_verdicts_each_run_gave(judged):
     speed, WER and device-time verdicts, word for word (the second run's times at a changed machine
     speed too; on a CPU the device-time checks not applicable, as the run said)."""
     from whisper_perf.commands.judge import rejudge
-    from whisper_perf.results import load_run
+    from whisper_perf.record.results import load_run
 
     _, (_, first_file, first_folder), (_, second_file, second_folder), _ = judged
     for run_file, folder in ((first_file, first_folder), (second_file, second_folder)):
@@ -483,9 +483,9 @@ def test_every_run_writes_a_report_with_verdicts_diagnostics_and_charts(judged, 
     assert trend.count(f"| {run_file.stem} |") == 1 and f"| {later.stem} |" in trend
     assert (tmp_path / "h" / f"history-{key}.png").read_bytes()[:4] == b"\x89PNG"
 
-    from whisper_perf.baselines import Tolerances
     from whisper_perf.commands.upgrade import Environment, compare, render
-    from whisper_perf.results import load_run
+    from whisper_perf.judge.baselines import Tolerances
+    from whisper_perf.record.results import load_run
 
     before, after = Environment("current"), Environment("next")
     before.runs, after.runs = [load_run(run_file)], [load_run(later)]

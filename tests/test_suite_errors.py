@@ -5,7 +5,6 @@ file or entry and the fix, and no work done before it."""
 import json
 
 import pytest
-
 from test_suite_e2e import run_suite
 
 
@@ -45,7 +44,7 @@ def test_audio_folder_without_metadata_is_a_usage_error(tmp_path):
 
 
 def test_malformed_baseline_file_is_a_usage_error_naming_file_entry_and_field(tmp_path):
-    from whisper_perf.hardware import detect_hardware
+    from whisper_perf.inputs.hardware import detect_hardware
 
     key = detect_hardware("cpu").key
     bad = tmp_path / f"{key}.json"

@@ -33,7 +33,7 @@ def _without_torch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_reading_results_imports_no_torch(tmp_path):
     blocked = _without_torch(tmp_path, "-c", "import torch")
     assert blocked.returncode == 1 and "torch is not installed here" in blocked.stderr  # the process has no torch
-    imported = _without_torch(tmp_path, "-c", "import whisper_perf.report, whisper_perf.commands.judge, "
+    imported = _without_torch(tmp_path, "-c", "import whisper_perf.record.report, whisper_perf.commands.judge, "
                               "whisper_perf.commands.merge, whisper_perf.commands.history")
     assert imported.returncode == 0, imported.stderr
 

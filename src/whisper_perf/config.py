@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .contention import OTHERS_BUSY_CORES, parse_busy_threshold
+from .build.variant_specs import VARIANTS
 from .errors import UsageError
-from .generation import GenerationSettings
-from .variant_specs import VARIANTS
+from .inputs.generation import GenerationSettings
+from .measure.contention import OTHERS_BUSY_CORES, parse_busy_threshold
 
 # What a run covers when --variant / --limit do not say.  On a GPU every variant over the whole
 # audio set takes minutes; on a CPU the same would take half an hour (the 30-s-padded encoder
@@ -48,7 +48,7 @@ class RunConfig:
     busy_threshold: float | None = OTHERS_BUSY_CORES  # cores others may use before a round is busy; None: off
     memory_bandwidth: float | None = None  # GB/s
     compile_latency: str = "auto"
-    isolate_builds: str = "auto"  # build compiled variants in a fresh process first (whisper_perf.isolation)
+    isolate_builds: str = "auto"  # build compiled variants in a fresh process first (whisper_perf.build.isolation)
     strict: bool = False  # a speed check not judged fails the run (exit 7)
     detect: float | None = None  # adaptive rounds until this slowdown is detectable (sequential intervals)
     max_minutes: float | None = None  # with detect: timing budget per variant
@@ -56,10 +56,10 @@ class RunConfig:
     @classmethod
     def from_options(cls, get: Callable[[str], object], rootpath: Path, gpu_run: Callable[[str], bool]) -> RunConfig:
         """Check the options (``get``: pytest's ``config.getoption``); UsageError names the bad one."""
-        from .architectures import check_options as check_architectures
-        from .models import check_model_spec
+        from .build.sensitivity import check_allowed
         from .files import check_writable
-        from .sensitivity import check_allowed
+        from .inputs.architectures import check_options as check_architectures
+        from .inputs.models import check_model_spec
 
         rounds, limit = get("--rounds"), get("--limit")
         if rounds is None:
@@ -94,7 +94,7 @@ class RunConfig:
                              "baseline; use one or the other.")
         detect, max_minutes = adaptive_options(get("--detect"), get("--max-minutes"))
         if detect is not None:
-            from .sequential import LOOKS
+            from .judge.sequential import LOOKS
 
             rounds = max(rounds, LOOKS[0])  # the first look: --rounds is the least an adaptive run times
         profile = get("--profile")

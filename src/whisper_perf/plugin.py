@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from .build.variant_specs import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
 from .config import RunConfig
-from .contention import OTHERS_BUSY_CORES, STEAL_BUSY_FRACTION
 from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
+from .measure.contention import OTHERS_BUSY_CORES, STEAL_BUSY_FRACTION
 from .session import RunSession
-from .variant_specs import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("whisper_perf", "Whisper torch.compile performance suite")
@@ -81,7 +82,7 @@ def _judging(group) -> None:
                     help="adaptive rounds: keep timing (from 5 rounds on) until the variant's speedup and time checks "
                          "could each detect a slowdown of FRACTION (e.g. 0.05; a check whose tolerance alone lets "
                          "nearly that through: its tolerance plus FRACTION/2), or --max-minutes ends; intervals then "
-                         "stay valid however many rounds it took (whisper_perf.sequential)")
+                         "stay valid however many rounds it took (whisper_perf.judge.sequential)")
     group.addoption("--max-minutes", type=float, default=None, metavar="M",
                     help="with --detect: the timing budget per variant in minutes (default 4)")
     group.addoption("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
@@ -216,8 +217,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     import torch
     import transformers
 
-    from .contention import sample_idle
-    from .hardware import detect_hardware
+    from .inputs.hardware import detect_hardware
+    from .measure.contention import sample_idle
 
     run: RunConfig = config.whisper_perf.config
     try:

@@ -12,13 +12,21 @@ import datetime
 import time
 from dataclasses import dataclass, field
 
-from . import baselines
 from .config import RunConfig
-from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
-                     EnvironmentUnavailable, UsageError)
-from .results import Failure, RunResult, Skip, run_name, write_run
-from .summary import Summary, summarize
-from .verdicts import Verdict, nothing_judged, speed_not_judged
+from .errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_JUDGED,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    EXIT_USAGE,
+    EnvironmentUnavailable,
+    UsageError,
+)
+from .judge import baselines
+from .judge.summary import Summary, summarize
+from .judge.verdicts import Verdict, nothing_judged, speed_not_judged
+from .record.results import Failure, RunResult, Skip, run_name, write_run
 
 Key = tuple  # (model, variant)
 
@@ -76,7 +84,7 @@ class RunSession:
     def start(self) -> None:
         """The hardware asked for must be here (EnvironmentUnavailable), and its baseline file valid
         (UsageError naming file, entry and field)."""
-        from .hardware import detect_hardware
+        from .inputs.hardware import detect_hardware
 
         self.hardware = detect_hardware(self.config.device)
         self.baseline_file = baselines.load_for(self.config.baselines, self.hardware.key)
@@ -115,9 +123,9 @@ class RunSession:
         (coldstart), or taken from the latest earlier run on the same hardware, software and
         protocol (``--compile-latency auto``: then at most one variant is measured per run, except
         when recording).  None where it does not apply; a string: why it was not measured."""
-        from .coldstart import measure_cold_and_warm
-        from .hardware import software
-        from .results import latest_cold_compile
+        from .build.coldstart import measure_cold_and_warm
+        from .inputs.hardware import software
+        from .record.results import latest_cold_compile
 
         config = self.config
         if not variant.spec.compiles_itself or config.compile_latency == "never":
@@ -190,7 +198,7 @@ class RunSession:
         Returns the run's exit status: 7 where nothing else failed but a recording was refused
         because the machine was busy (a nightly ``nox -s record`` must not pass without writing its
         baseline)."""
-        from .report import write_reports
+        from .record.report import write_reports
 
         if not self.started:
             return exit_status
@@ -209,7 +217,7 @@ class RunSession:
     def _bug_reports(self, name: str, say) -> dict[str, str]:
         """A folder to file upstream per variant that crashed, failed, recompiled or regressed
         (bug_report); where one cannot be written, the run says why and loses nothing else."""
-        from .bug_report import write_bug_reports
+        from .record.bug_report import write_bug_reports
 
         folder = self.config.results_dir / self.hardware.key / f"{name}-repro"
         try:
@@ -227,8 +235,8 @@ class RunSession:
         return [f"{m}/{v}" for (m, v) in self.measurements if self.summary((m, v)).unreliable]
 
     def _results(self, exit_status: int) -> RunResult:
-        from .hardware import software
-        from .results import MeasurementRecord, VerdictRecord
+        from .inputs.hardware import software
+        from .record.results import MeasurementRecord, VerdictRecord
 
         return RunResult(
             hardware=self.hardware.as_dict(), software=software(),
@@ -246,7 +254,7 @@ class RunSession:
         any test failed is left out with a message (its old entry, if any, stays as it was), so one
         failing variant does not block the others.  An interrupted run, a failure that belongs to no
         variant, or a busy machine records nothing."""
-        from .hardware import software
+        from .inputs.hardware import software
 
         failed = self.test_failures
         if exit_status == EXIT_INTERRUPTED:
@@ -286,7 +294,7 @@ class RunSession:
     def _judged_against(self) -> dict:
         """(model, variant) -> (speedup, tolerance) of the baseline entry it was judged against, for
         the charts (a sensitivity twin is judged against its original's)."""
-        from .variant_specs import spec_for
+        from .build.variant_specs import spec_for
 
         found = {}
         for (model, variant), m in self.measurements.items():
@@ -297,7 +305,7 @@ class RunSession:
         return found
 
     def terminal_summary(self, reporter) -> None:
-        from .report import diagnostics_table, measurement_table, verdict_table
+        from .record.report import diagnostics_table, measurement_table, verdict_table
 
         if not self.results:
             return

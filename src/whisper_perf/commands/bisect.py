@@ -48,15 +48,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import baselines, environments, package_index
-from ..bisection import Outcome, Probe, State, measure_until_decided, search
+from .. import environments, package_index
 from ..errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED, SuiteError
 from ..files import require_new_folder
-from ..report import md_table
-from ..results import load_run
-from ..stats import Interval, interval_text
-from ..verdicts import worse_or_not
+from ..judge import baselines
+from ..judge.stats import Interval, interval_text
+from ..judge.verdicts import worse_or_not
+from ..record.report import md_table
+from ..record.results import load_run
 from . import Parser, comparison, run_command, upgrade
+from .bisection import Outcome, Probe, State, measure_until_decided, search
 
 # criterion -> (key of the change in comparison.change, what it is, tolerance field, higher is better)
 MEASURES = dict(zip(("speedup", "time", "eager-time"), comparison.JUDGED))
@@ -263,7 +264,7 @@ def render(report: dict) -> str:
 
 
 def chart(report: dict, path: Path) -> Path | None:
-    from ..charts import _pyplot, error_bar
+    from ..record.charts import _pyplot, error_bar
 
     probes = [p for p in report["outcome"]["probes"] if p["change"]]
     if not probes:
@@ -360,7 +361,7 @@ def _oracle(args, folder: Path) -> SuiteOracle:
 
 
 def _hardware_key() -> str:
-    from ..hardware import detect_hardware
+    from ..inputs.hardware import detect_hardware
 
     return detect_hardware("auto").key
 

@@ -39,15 +39,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import baselines
-from ..baselines import Entry, Tolerances
 from ..config import adaptive_options
 from ..errors import EXIT_ENVIRONMENT, EXIT_OK, UsageError
 from ..files import replace_atomically, require_new_folder
-from ..results import MeasurementRecord, RunResult, load_run
-from ..stats import Interval
-from ..verdicts import Outcome, Verdict
-from ..verdicts import time_checks as verdict_time_checks
+from ..judge import baselines
+from ..judge.baselines import Entry, Tolerances
+from ..judge.stats import Interval
+from ..judge.verdicts import Outcome, Verdict
+from ..judge.verdicts import time_checks as verdict_time_checks
+from ..record.results import MeasurementRecord, RunResult, load_run
 from . import Parser, run_command
 from .calibration_analysis import analyse, latest_default_run
 from .calibration_report import render
@@ -224,7 +224,7 @@ def _parser() -> Parser:
 
 
 def _check(parser: Parser, args: argparse.Namespace) -> None:
-    from ..variant_specs import COMPILED_VARIANTS
+    from ..build.variant_specs import COMPILED_VARIANTS
 
     if args.variant not in COMPILED_VARIANTS:
         parser.error(f"--variant must be one of {COMPILED_VARIANTS}")
@@ -239,7 +239,7 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
 
 def _start(args: argparse.Namespace) -> Calibration:
     """A new calibration folder, judged with the tolerances users of this hardware key are judged with."""
-    from ..hardware import detect_hardware
+    from ..inputs.hardware import detect_hardware
 
     hardware_key = detect_hardware(args.device).key
     if args.write_tolerances:
@@ -314,7 +314,7 @@ def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float, RunResu
 
 def report(cal: Calibration, entry: Entry, minutes: float, default_run: RunResult | None, name: str = "calibration") -> dict:
     """Analyse the runs, write ``<name>.md`` and ``<name>.json`` into the calibration's folder, print the report."""
-    from ..variant_specs import slowed_twin
+    from ..build.variant_specs import slowed_twin
 
     analysis = analyse(cal, cal.args.variant, entry, default_run)
     text = render(analysis, cal, minutes)
@@ -328,7 +328,7 @@ def report(cal: Calibration, entry: Entry, minutes: float, default_run: RunResul
 
 def measure(args: argparse.Namespace) -> tuple[Calibration, Entry, float] | int:
     """Record the baseline and run the checks; the exit status of a failed recording instead."""
-    from ..variant_specs import slowed_twin
+    from ..build.variant_specs import slowed_twin
 
     cal = _start(args)
     start = time.perf_counter()

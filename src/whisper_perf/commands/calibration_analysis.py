@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..baselines import Entry, Tolerances
-from ..kernel_profile import device_speedup_interval, device_time_interval
-from ..machine_speed import adjustment
-from ..precision import precision_table, round_noise
-from ..results import RunResult, runs_newest_first
-from ..stats import Interval, detectable_speedup_loss
-from ..verdicts import credible_change
+from ..judge.baselines import Entry, Tolerances
+from ..judge.device_time import device_speedup_interval, device_time_interval
+from ..judge.stats import Interval, detectable_speedup_loss
+from ..judge.verdicts import credible_change
+from ..measure.machine_speed import adjustment
+from ..record.results import RunResult, runs_newest_first
+from .precision import precision_table, round_noise
 
 if TYPE_CHECKING:
     from .calibrate import Calibration, Run
@@ -108,7 +108,7 @@ def default_run_detectable(run: RunResult | None, speedup_tolerance: float) -> d
 
 def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunResult | None) -> dict:
     """Each check run holds one A/A measurement of ``variant`` and one of its slowed twin."""
-    from ..variant_specs import slowed_twin
+    from ..build.variant_specs import slowed_twin
 
     twin = slowed_twin(variant)
     g = Groups.of(cal.runs, variant, twin)

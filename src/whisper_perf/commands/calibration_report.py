@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..report import md_table
+from ..record.report import md_table
 
 if TYPE_CHECKING:
     from .calibrate import Calibration

@@ -10,11 +10,11 @@ import dataclasses
 import statistics
 from typing import TYPE_CHECKING
 
-from ..kernel_profile import fingerprint_changes, fingerprint_of
-from ..machine_speed import MAX_ADJUSTMENT
-from ..results import MeasurementRecord, RunResult
-from ..stats import change_interval, speedup_interval, total_interval
-from ..verdicts import credible_change
+from ..judge.stats import change_interval, speedup_interval, total_interval
+from ..judge.verdicts import credible_change
+from ..measure.kernel_profile import fingerprint_changes, fingerprint_of
+from ..measure.machine_speed import MAX_ADJUSTMENT
+from ..record.results import MeasurementRecord, RunResult
 
 if TYPE_CHECKING:
     from .upgrade import Environment

@@ -30,14 +30,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import baselines
-from ..baselines import Tolerances
-from ..changepoints import RUNS_NEEDED, Step, find_steps
 from ..errors import EXIT_OK, UsageError
 from ..files import require_new_folder
-from ..report import md_table
-from ..results import MeasurementRecord, RunResult
-from ..stats import Interval, interval_text, percent_text
+from ..judge import baselines
+from ..judge.baselines import Tolerances
+from ..judge.changepoints import RUNS_NEEDED, Step, find_steps
+from ..judge.stats import Interval, interval_text, percent_text
+from ..record.report import md_table
+from ..record.results import MeasurementRecord, RunResult
 from . import Parser, run_command
 from .merge import load_all, result_files
 
@@ -209,7 +209,7 @@ def _mark_steps(top, bottom, found: Sequence[LineStep]) -> None:
 
 
 def chart(key: str, trend: Trend, path: Path, found: Sequence[LineStep] = ()) -> Path:
-    from ..charts import _pyplot, error_bar
+    from ..record.charts import _pyplot, error_bar
 
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)

@@ -28,13 +28,28 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .. import baselines
-from ..errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, UsageError
-from ..report import verdict_table
-from ..results import RunResult, VerdictRecord, load_run
-from ..variant_specs import VariantSpec, spec_for
-from ..verdicts import (Verdict, device_verdicts, nothing_judged, speed_not_judged, speedup_verdicts, time_verdicts,
-                        wer_verdict)
+from ..build.variant_specs import VariantSpec, spec_for
+from ..errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_JUDGED,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    EXIT_USAGE,
+    UsageError,
+)
+from ..judge import baselines
+from ..judge.verdicts import (
+    Verdict,
+    device_verdicts,
+    nothing_judged,
+    speed_not_judged,
+    speedup_verdicts,
+    time_verdicts,
+    wer_verdict,
+)
+from ..record.report import verdict_table
+from ..record.results import RunResult, VerdictRecord, load_run
 from . import Parser, run_command
 
 RECORD_HINT = "nox -s record, with the options of the run judged"

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
 from ..files import require_new_folder
-from ..report import md_table
-from ..results import SCHEMA_VERSION, RunResult, load_run
-from ..stats import Interval, interval_text
+from ..judge.stats import Interval, interval_text
+from ..record.report import md_table
+from ..record.results import SCHEMA_VERSION, RunResult, load_run
 from . import Parser, run_command
+
 
 def _looks_like_results(path: Path) -> bool:
     """A folder may also hold pytest-benchmark's JSON, calibration reports...: only files that
@@ -147,7 +148,7 @@ def chart(runs: list[RunResult], path: Path) -> Path | None:
     latest = latest_speedups(runs)
     if not latest:
         return None
-    from ..charts import _pyplot, error_bar
+    from ..record.charts import _pyplot, error_bar
 
     plt = _pyplot()
     labels = sorted(latest)

@@ -45,11 +45,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import baselines, environments
+from .. import environments
 from ..errors import EXIT_OK, EXIT_REGRESSION
-from ..report import md_table
-from ..results import RunResult, load_run
-from ..stats import interval_text
+from ..judge import baselines
+from ..judge.stats import interval_text
+from ..record.report import md_table
+from ..record.results import RunResult, load_run
 from . import Parser, comparison, run_command
 from .comparison import compare, failed
 
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     envs = [Environment(spec) for spec in _specs(parser, args)]
-    from ..hardware import detect_hardware
+    from ..inputs.hardware import detect_hardware
 
     key = detect_hardware("auto").key
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -21,8 +21,12 @@ import contextlib
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from .errors import UsageError
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 PREFIX = "arch:"
 SEED = 0

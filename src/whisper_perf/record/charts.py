@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..judge.stats import Interval
 from .results import RunResult
-from .stats import Interval
 
 
 def _pyplot():

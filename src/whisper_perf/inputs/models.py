@@ -19,9 +19,9 @@ import torch
 import transformers
 from packaging.version import Version
 
+from ..errors import EnvironmentUnavailable, UsageError
 from . import architectures
 from .convert import converted_embedded_model
-from .errors import EnvironmentUnavailable, UsageError
 
 EMBEDDED_NAMES = ("tiny.en", "embedded")
 

@@ -8,7 +8,7 @@ process, so nothing compiled earlier in the suite's own process can help it:
   all start empty;
 * warm: a second fresh process with the same folder, now filled by the cold one.
 
-``python -m whisper_perf.coldstart --model M --variant V --device D --audio DIR`` is one such
+``python -m whisper_perf.build.coldstart --model M --variant V --device D --audio DIR`` is one such
 process; ``measure_cold_and_warm`` runs the pair and removes the folder.  It costs about a
 minute per variant on a 2-core CPU (a cold compile of tiny.en there takes ~50 s), so the suite
 measures it once per environment and hardware unless asked (see ``--compile-latency``).
@@ -31,7 +31,7 @@ CHILD_TIMEOUT = 1800.0  # seconds a fresh process may take to build a variant (a
 
 
 def _child(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m whisper_perf.coldstart")
+    parser = argparse.ArgumentParser(prog="python -m whisper_perf.build.coldstart")
     parser.add_argument("--model", required=True)
     parser.add_argument("--variant", required=True)
     parser.add_argument("--device", default="auto")
@@ -39,13 +39,13 @@ def _child(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    from .audio import load_audio_set
+    from ..inputs.audio import load_audio_set
+    from ..inputs.generation import GenerationSettings
+    from ..inputs.hardware import detect_hardware
+    from ..inputs.models import load_model, resolve_model
     from .compile_health import CompileWatch
-    from .generation import GenerationSettings
-    from .hardware import detect_hardware
-    from .models import load_model, resolve_model
-    from .variants import build_variant
     from .variant_specs import spec_for
+    from .variants import build_variant
 
     hardware = detect_hardware(args.device)
     source = resolve_model(args.model)
@@ -63,8 +63,8 @@ def _child(argv: list[str] | None = None) -> int:
 def child_command(model: str, variant: str, device: str, audio: str | Path, max_new_tokens: int) -> list[str]:
     """The fresh process that loads ``model`` and builds ``variant`` (compile and full-budget
     warm-up) on its first utterance of ``audio``; with faulthandler on, so that a crash prints
-    where it happened (whisper_perf.isolation reads it)."""
-    return [sys.executable, "-X", "faulthandler", "-m", "whisper_perf.coldstart", "--model", model,
+    where it happened (whisper_perf.build.isolation reads it)."""
+    return [sys.executable, "-X", "faulthandler", "-m", "whisper_perf.build.coldstart", "--model", model,
             "--variant", variant, "--device", device, "--audio", str(audio), "--max-new-tokens", str(max_new_tokens)]
 
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .audio import SAMPLE_RATE, Batch, Utterance
-from .generation import GenerationSettings, configure, text_token_ids
-from .hardware import Hardware
+from ..inputs.audio import SAMPLE_RATE, Batch, Utterance
+from ..inputs.generation import GenerationSettings, configure, text_token_ids
+from ..inputs.hardware import Hardware
 from .variant_specs import VariantSpec
 
 

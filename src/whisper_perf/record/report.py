@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .architectures import is_random
-from .compile_health import CompileTotals
-from .files import write_new
-from .kernel_profile import device_speedup_interval, device_time_interval
+from ..build.compile_health import CompileTotals
+from ..files import write_new
+from ..inputs.architectures import is_random
+from ..judge.device_time import device_speedup_interval, device_time_interval
+from ..judge.stats import interval_text
+from ..judge.verdicts import Outcome
 from .results import MeasurementRecord, RunResult
-from .stats import interval_text
-from .verdicts import Outcome
 
 if TYPE_CHECKING:  # reading a results file needs no torch
-    from .summary import Summary
-    from .timing import Measurement
+    from ..judge.summary import Summary
+    from ..measure.timing import Measurement
 
 
 def _fmt(value, spec: str, suffix: str = "") -> str:

@@ -16,11 +16,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .compile_health import CompileHealth, CompileTotals
-from .errors import SuiteError, UsageError
-from .files import write_new
-from .summary import Summary
-from .verdicts import Outcome, Verdict, nothing_judged
+from ..build.compile_health import CompileHealth, CompileTotals
+from ..errors import SuiteError, UsageError
+from ..files import write_new
+from ..judge.summary import Summary
+from ..judge.verdicts import Outcome, Verdict, nothing_judged
 
 SCHEMA_VERSION = 1
 
@@ -154,7 +154,7 @@ class MeasurementRecord:
 
     @property
     def protocol(self) -> dict:
-        from .baselines import protocol_of
+        from ..judge.baselines import protocol_of
 
         return protocol_of(self.setup, self.audio_set, self.utterances)
 

@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Protocol
 
 import torch
 
-from .audio import AudioSet
-from .compile_health import CompileWatch
-from .contention import OTHERS_BUSY_CORES, Load, LoadMeter, sample_idle
+from ..build.compile_health import CompileWatch
+from ..build.variants import Transcript, Variant, synchronize
+from ..inputs.audio import AudioSet
+from .contention import MIN_QUIET_ROUNDS, OTHERS_BUSY_CORES, Load, LoadMeter, sample_idle
 from .machine_speed import probe_ms
-from .stats import percent_text
-from .verdicts import adaptive_target
-from . import sequential
-from .summary import MIN_QUIET_ROUNDS
-from .variants import Transcript, Variant, synchronize
 
 
 @dataclass
@@ -187,7 +183,7 @@ class _Schedule:
 
     def _hopeless(self) -> str | None:
         """Why timing more rounds cannot change the verdict: too many rounds were busy for the rest
-        to make enough quiet ones (summary.MIN_QUIET_ROUNDS), and the load is still there (a
+        to make enough quiet ones (MIN_QUIET_ROUNDS), and the load is still there (a
         replacement round only helps once it has gone)."""
         m = self.m
         remaining = max(0, m.rounds_requested - len(m.loads))
@@ -226,88 +222,57 @@ def _replace_busy_rounds(m: Measurement, schedule: _Schedule, extra: int) -> Non
         extra -= 1
 
 
-@dataclass(frozen=True)
-class Adaptive:
-    """--detect: time more rounds until each speed check of the variant could detect ``detect``
-    (``detectable(m)``: each check's smallest flagged slowdown now, verdicts.detectable_by_check),
-    or the budget ends.  ``floors`` is what the tolerances alone let each check through: a
-    ``detect`` near or below a check's floor cannot be reached by any number of rounds, so that
-    check is driven to verdicts.adaptive_target instead."""
+class StoppingRule(Protocol):
+    """What the adaptive rounds (--detect) ask of the rule the judge hands them (judge.adaptive.Adaptive):
+    the measuring decides nothing about verdicts itself."""
 
     detect: float
     budget_seconds: float
-    detectable: Callable[[Measurement], dict[str, float]]
     floors: dict[str, float]
+    max_rounds: int
 
-    def target(self, check: str) -> float:
-        return adaptive_target(self.detect, self.floors.get(check, 0.0))
+    def at_look(self, quiet_rounds: int) -> bool: ...
 
-    def met(self, found: dict[str, float]) -> bool:
-        return all(value <= self.target(check) for check, value in found.items())
+    def last_look(self, quiet_rounds: int) -> int: ...
 
-    @property
-    def floor(self) -> float:
-        return max(self.floors.values(), default=0.0)
+    def detectable(self, m: Measurement) -> dict[str, float]: ...
 
-    @property
-    def tolerance_bound(self) -> bool:
-        """Whether a check's tolerance moved its target above ``detect`` (adaptive_target)."""
-        return any(self.target(check) > self.detect for check in self.floors)
+    def met(self, found: dict[str, float]) -> bool: ...
+
+    def note(self, quiet_rounds: int, found: dict | None, why: str | None, seconds: float) -> str: ...
 
 
-def _at_look(m: Measurement) -> bool:
-    quiet = len(m.quiet_rounds)
-    return sequential.last_look(quiet) == quiet
-
-
-def _rounds_until_detectable(m: Measurement, schedule: _Schedule, adaptive: Adaptive, start: float) -> None:
-    """Add rounds until each check could detect ``adaptive.detect``, judging only at the looks of
-    the sequential intervals; m.adaptive records every look, what was reached and why it stopped."""
+def _rounds_until_detectable(m: Measurement, schedule: _Schedule, rule: StoppingRule, start: float) -> None:
+    """Add rounds until each check could detect ``rule.detect``, judging only at the rule's looks;
+    m.adaptive records every look, what was reached and why it stopped."""
     looks, found, why = [], None, None
     while not m.timing_stopped:
-        if _at_look(m):
-            found = adaptive.detectable(m)
+        if rule.at_look(len(m.quiet_rounds)):
+            found = rule.detectable(m)
             looks.append({"rounds": len(m.quiet_rounds), "seconds": round(time.perf_counter() - start, 2),
                           "detectable": found})
-            if adaptive.met(found):
+            if rule.met(found):
                 break
-        if time.perf_counter() - start >= adaptive.budget_seconds:
-            why = f"the machine was too noisy within {adaptive.budget_seconds / 60:g} min"
+        if time.perf_counter() - start >= rule.budget_seconds:
+            why = f"the machine was too noisy within {rule.budget_seconds / 60:g} min"
             break
-        if len(m.quiet_rounds) >= sequential.LOOKS[-1]:
-            why = f"the last look ({sequential.LOOKS[-1]} rounds) was reached"
+        if len(m.quiet_rounds) >= rule.max_rounds:
+            why = f"the last look ({rule.max_rounds} rounds) was reached"
             break
         try:
             schedule.run_rounds(1)
         except _StopTiming as stop:
             m.timing_stopped = str(stop)
     seconds = time.perf_counter() - start
-    m.adaptive = {"note": _adaptive_note(m, adaptive, found, m.timing_stopped or why, seconds),
-                  "asked": adaptive.detect, "reached": max(found.values()) if found else None,
-                  "met": bool(found) and adaptive.met(found), "rounds": sequential.last_look(len(m.quiet_rounds)),
-                  "seconds": round(seconds, 2), "floors": adaptive.floors, "looks": looks}
-
-
-def _adaptive_note(m: Measurement, adaptive: Adaptive, found: dict | None, why: str | None, seconds: float) -> str:
-    asked = f"asked for {percent_text(adaptive.detect)}"
-    if found is None:  # judged as a fixed number of rounds: nothing was decided by looking
-        return f"{asked}: no look reached ({len(m.quiet_rounds)} quiet rounds{f'; {why}' if why else ''})"
-    reached = max(found.values())
-    checks = ", ".join(f"{check} {percent_text(value)}" for check, value in found.items())
-    done = f"after {sequential.last_look(len(m.quiet_rounds))} rounds, {seconds / 60:.1f} min"
-    said = f"would detect a slowdown of {percent_text(reached)} ({checks}), {asked}"
-    if reached <= adaptive.detect:
-        return f"{said}: reached {done}"
-    floor = (f"the tolerances alone let {percent_text(adaptive.floor)} through, which no number of rounds can change "
-             "(narrow them with nox -s calibrate)") if adaptive.tolerance_bound else None
-    if adaptive.met(found):
-        return f"{said}: {floor}; the noise adds at most half of {percent_text(adaptive.detect)} to them ({done})"
-    return f"{said}: {why}{f'; {floor}' if floor else ''} ({done})"
+    m.adaptive = {"note": rule.note(len(m.quiet_rounds), found, m.timing_stopped or why, seconds),
+                  "asked": rule.detect, "reached": max(found.values()) if found else None,
+                  "met": bool(found) and rule.met(found), "rounds": rule.last_look(len(m.quiet_rounds)),
+                  "seconds": round(seconds, 2), "floors": rule.floors, "looks": looks}
 
 
 def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds: int,
             pedantic=None, extra_rounds: int | None = None, progress=None,
-            adaptive: Adaptive | None = None, busy_cores: float | None = OTHERS_BUSY_CORES) -> Measurement:
+            adaptive: StoppingRule | None = None, busy_cores: float | None = OTHERS_BUSY_CORES) -> Measurement:
     """Time ``rounds`` rounds of ``variant`` over ``audio``, interleaved with its eager ``reference``.
 
     ``pedantic`` is pytest-benchmark's ``benchmark.pedantic``: it then times each of the
@@ -315,7 +280,7 @@ def measure(variant: Variant, reference: Variant | None, audio: AudioSet, rounds
     pytest-benchmark's JSON.  Rounds taken on a busy machine are replaced by up to
     ``extra_rounds`` more (default: as many as requested), timed outside pytest-benchmark.
     ``progress(text)``, when given, hears of each round as it ends.  With ``adaptive`` (--detect),
-    more rounds follow until the variant could detect the slowdown asked for (see Adaptive).
+    more rounds follow until the variant could detect the slowdown asked for (judge.adaptive.Adaptive).
     ``busy_cores`` is --busy-threshold: what other processes may use before a round is busy (None: off)."""
     m = Measurement(
         model=variant.model_name, variant=variant.name, reference=reference.name if reference else None,

@@ -15,8 +15,11 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from .errors import UsageError
-from .files import replace_atomically
+from ..build.compile_health import CompileHealth, CompileTotals
+from ..errors import UsageError
+from ..files import replace_atomically
+from ..measure.kernel_profile import fingerprint_of
+from .device_time import device_speedup_interval, device_time_interval
 
 SCHEMA_VERSION = 1
 
@@ -312,7 +315,7 @@ def tolerances_for(folder: Path, hardware_key: str) -> Tolerances:
 def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None = None) -> Entry:
     """A baseline entry from a measurement (timing.Measurement), its summary.Summary and, when
     they were measured, its diagnostics (diagnostics.diagnose)."""
-    from .architectures import is_random
+    from ..inputs.architectures import is_random
 
     keeps_wer = not is_random(measurement.model)  # random weights transcribe nonsense: no WER is kept
     entry = Entry(model=measurement.model, variant=measurement.variant,
@@ -321,8 +324,6 @@ def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None 
                   provenance={**provenance, "rounds": len(measurement.passes)},
                   machine_probe_ms=summary.machine_probe_ms)
     if diagnostics:
-        from .diagnostics import baseline_fields
-
         entry.diagnostics = baseline_fields(diagnostics)
     if summary.speedup is not None:
         entry.reference_seconds = round(summary.reference_seconds.estimate, 4)
@@ -377,3 +378,49 @@ def record(folder: Path, hardware, entries: list[Entry]) -> tuple[Path, str]:
         for entry in entries:
             baseline.upsert(entry)
         return path, write_with_diff(path, baseline)
+
+
+# ---- what a recorded entry keeps of a run's diagnostics (measure.diagnostics.diagnose) ----
+
+def device_time_fields(profile: dict, reference_profile: dict | None) -> dict:
+    """A recording's device-time figures: the estimates the device-time checks judge against
+    (device_time.device_time_interval, device_speedup_interval); none on a CPU."""
+    fields = {}
+    busy = device_time_interval(profile)
+    if busy is not None:
+        fields["device_busy_ms"] = round(busy.estimate, 4)
+    speedup = device_speedup_interval(profile, reference_profile)
+    if speedup is not None:
+        fields["device_speedup"] = round(speedup.estimate, 4)
+    return fields
+
+
+def baseline_fields(diagnostics: dict) -> dict:
+    """The part of ``diagnose``'s data a baseline entry keeps (see baselines.DIAGNOSTIC_FIELDS)."""
+    fields: dict = {}
+    warmup, timed = diagnostics.get("warmup_compile"), diagnostics.get("timed_compile")
+    if warmup and timed:
+        totals = CompileTotals.of(CompileHealth.from_dict(warmup), CompileHealth.from_dict(timed))
+        fields.update(graph_breaks=totals.graph_breaks, graphs=totals.graphs,
+                      cudagraph_skip_reasons=totals.cudagraph_skip_reasons)
+    if diagnostics.get("first_call_seconds") is not None and warmup:
+        fields["first_call_seconds"] = round(diagnostics["first_call_seconds"], 2)
+    cold = diagnostics.get("cold_compile")
+    if cold:
+        fields["cold_compile_seconds"] = round(cold["cold_seconds"], 2)
+        fields["warm_compile_seconds"] = round(cold["warm_seconds"], 2)
+    mine = diagnostics["variant"]
+    if mine.get("peak_memory") and mine["peak_memory"]["bytes"] is not None:
+        fields["peak_memory_bytes"] = int(mine["peak_memory"]["bytes"])
+    reference = diagnostics.get("reference")
+    if reference and reference.get("peak_memory") and reference["peak_memory"]["bytes"] is not None:
+        fields["reference_peak_memory_bytes"] = int(reference["peak_memory"]["bytes"])
+    if mine.get("profile"):
+        fields["fingerprint"] = fingerprint_of(mine["profile"])
+        fields.update(device_time_fields(mine["profile"], (reference or {}).get("profile")))
+    phases = mine["phases"]
+    for key in ("per_token_ms", "first_token_ms", "encoder_ms"):
+        value = phases.get(key)
+        if value is not None and value == value:  # not NaN
+            fields[key] = round(value, 3)
+    return fields

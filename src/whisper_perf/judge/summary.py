@@ -7,13 +7,14 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import accuracy, sequential
+from ..measure import accuracy
+from ..measure.contention import MIN_QUIET_ROUNDS
+from . import sequential
 from .stats import Interval, coefficient_of_variation, speedup_interval, stalled_calls, total_interval
 
 if TYPE_CHECKING:  # reading a results file needs no torch
-    from .timing import Measurement, Pass
+    from ..measure.timing import Measurement, Pass
 
-MIN_QUIET_ROUNDS = 2  # an interval needs two rounds
 
 
 def _table(passes: list[Pass], order: list[str]) -> list[list[float]]:

@@ -5,7 +5,7 @@ Why: on an H100 with torch 2.11.0+cu130 and transformers 5.17.0, the published r
 (``compiled-static``) dies with a segmentation fault in its warm-up, while torch records its CUDA
 graphs.  In the suite's own process that took every variant of the run with it: no report, no
 results file, nothing recorded.  A Python exception needs none of this (the in-process build
-catches it and fails that variant only), so the fresh process (whisper_perf.coldstart's child: load,
+catches it and fails that variant only), so the fresh process (whisper_perf.build.coldstart's child: load,
 compile and the full-budget warm-up, with the run's own compile caches, which the in-process build
 then reuses) is judged only by how it ended: killed by a signal, or still running at the timeout,
 fails the variant without building it here; anything else, and the variant is built here as usual.

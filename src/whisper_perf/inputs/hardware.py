@@ -102,7 +102,7 @@ def detect_hardware(device: str = "auto") -> Hardware:
     if device not in ("auto", "cuda", "cpu"):
         raise ValueError(f"--device must be auto, cuda or cpu, not {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        from .errors import EnvironmentUnavailable
+        from ..errors import EnvironmentUnavailable
 
         raise EnvironmentUnavailable("--device cuda was asked for, but torch sees no CUDA device "
                            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}).")

@@ -25,11 +25,13 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # Other processes using more than this many cores on average during a pass make it "busy".
 # Idle, this machine's background (shell, logging) stays below 0.05 cores.
 OTHERS_BUSY_CORES = 0.25
+# Quiet rounds an interval needs: fewer, and a busy run's timings are not judged (summary.summarize).
+MIN_QUIET_ROUNDS = 2
 # The hypervisor giving more than this share of our CPUs to other guests does the same.
 STEAL_BUSY_FRACTION = 0.10
 

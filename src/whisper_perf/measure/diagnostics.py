@@ -7,14 +7,12 @@ Gathered after the variant's timed rounds (``measure``), from
   (``phases``), the memory-bandwidth floor of a decode step (``roofline``), and one call under
   the profiler: device time on a GPU and the fingerprint of the code run (``kernel_profile``),
 
-and stored in the results file, in a recorded baseline (``baseline_fields``), and in the report.
+and stored in the results file, in a recorded baseline (judge.baselines.baseline_fields), and in the report.
 """
 
 from __future__ import annotations
 
-from .compile_health import CompileHealth, CompileTotals
-from .kernel_profile import (DEVICE_ROUNDS, device_speedup_interval, device_time_interval, fingerprint_of,
-                             profile_rounds, profile_summary)
+from .kernel_profile import DEVICE_ROUNDS, profile_rounds, profile_summary
 from .phases import measure_phases
 from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
 
@@ -88,47 +86,3 @@ def host_ms_per_token(profile: dict, passes, utterance: str) -> float | None:
     seconds, tokens = statistics.median(t[0] for t in timed), max(timed[0][1], 1)
     busy = statistics.median(profile["device_busy_rounds_ms"]) / 1e3
     return round(1e3 * max(seconds - busy, 0.0) / tokens, 4)
-
-
-def device_time_fields(profile: dict, reference_profile: dict | None) -> dict:
-    """A recording's device-time figures: the estimates the device-time checks judge against
-    (kernel_profile.device_time_interval, device_speedup_interval); none on a CPU."""
-    fields = {}
-    busy = device_time_interval(profile)
-    if busy is not None:
-        fields["device_busy_ms"] = round(busy.estimate, 4)
-    speedup = device_speedup_interval(profile, reference_profile)
-    if speedup is not None:
-        fields["device_speedup"] = round(speedup.estimate, 4)
-    return fields
-
-
-def baseline_fields(diagnostics: dict) -> dict:
-    """The part of ``diagnose``'s data a baseline entry keeps (see baselines.DIAGNOSTIC_FIELDS)."""
-    fields: dict = {}
-    warmup, timed = diagnostics.get("warmup_compile"), diagnostics.get("timed_compile")
-    if warmup and timed:
-        totals = CompileTotals.of(CompileHealth.from_dict(warmup), CompileHealth.from_dict(timed))
-        fields.update(graph_breaks=totals.graph_breaks, graphs=totals.graphs,
-                      cudagraph_skip_reasons=totals.cudagraph_skip_reasons)
-    if diagnostics.get("first_call_seconds") is not None and warmup:
-        fields["first_call_seconds"] = round(diagnostics["first_call_seconds"], 2)
-    cold = diagnostics.get("cold_compile")
-    if cold:
-        fields["cold_compile_seconds"] = round(cold["cold_seconds"], 2)
-        fields["warm_compile_seconds"] = round(cold["warm_seconds"], 2)
-    mine = diagnostics["variant"]
-    if mine.get("peak_memory") and mine["peak_memory"]["bytes"] is not None:
-        fields["peak_memory_bytes"] = int(mine["peak_memory"]["bytes"])
-    reference = diagnostics.get("reference")
-    if reference and reference.get("peak_memory") and reference["peak_memory"]["bytes"] is not None:
-        fields["reference_peak_memory_bytes"] = int(reference["peak_memory"]["bytes"])
-    if mine.get("profile"):
-        fields["fingerprint"] = fingerprint_of(mine["profile"])
-        fields.update(device_time_fields(mine["profile"], (reference or {}).get("profile")))
-    phases = mine["phases"]
-    for key in ("per_token_ms", "first_token_ms", "encoder_ms"):
-        value = phases.get(key)
-        if value is not None and value == value:  # not NaN
-            fields[key] = round(value, 3)
-    return fields

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..judge.verdicts import Outcome
 from .results import RunResult
-from .verdicts import Outcome
 
 MAX_TIMED_UTTERANCES = 6  # a regression's plain loop: enough to see it, a small inputs.npz
 
@@ -54,7 +54,7 @@ class BuildSetup:
 def _build_settings(spec, base_model, settings, inject_slowdown: float, inject_on: str = "host") -> dict:
     """Compile mode, attention, caches and the generation config and kwargs of the warm-up and of
     the timed calls, exactly as variants.build_variant and Variant.warm_up set them."""
-    from .generation import GenerationSettings, configure
+    from ..inputs.generation import GenerationSettings, configure
 
     def configured(for_settings) -> tuple[dict, dict]:
         holder = types.SimpleNamespace(generation_config=copy.deepcopy(base_model.generation_config))
@@ -128,7 +128,7 @@ def _expected(check: str) -> str:
 
 def _helpers(build: dict) -> str:
     """The suite's code that this build needs, copied verbatim into repro.py."""
-    from . import sensitivity, static_cache
+    from ..build import sensitivity, static_cache
 
     parts = []
     if build["prebuilt_cache"]:

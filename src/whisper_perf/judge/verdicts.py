@@ -13,10 +13,11 @@ import functools
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
+from ..build.compile_health import CompileTotals
+from ..measure.kernel_profile import fingerprint_changes
+from ..measure.machine_speed import adjustment
 from .baselines import Entry, Tolerances
-from .compile_health import CompileTotals
-from .kernel_profile import device_speedup_interval, device_time_interval, fingerprint_changes
-from .machine_speed import adjustment
+from .device_time import device_speedup_interval, device_time_interval
 from .stats import DETECTION_POWER, Interval, detectable_speedup_loss, detectable_time_increase, interval_text
 
 
@@ -357,7 +358,7 @@ def time_verdicts(summary, entry: Entry | None, tolerances: Tolerances, record_h
 
 def wer_verdict(summary, entry: Entry | None, tolerances: Tolerances, model: str) -> Verdict:
     """WER parity (judge_wer); not applicable to random weights (``--model arch:NAME``)."""
-    from .architectures import is_random  # here: architectures imports torch, which this module does not need
+    from ..inputs.architectures import is_random  # here: architectures imports torch, which this module does not need
 
     not_applicable = f"WER not applicable: {model} has random weights" if is_random(model) else None
     return seeded_note(judge_wer(summary.wer, summary.reference_wer, entry, tolerances, not_applicable,

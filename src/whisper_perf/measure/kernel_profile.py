@@ -34,8 +34,6 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from .stats import Interval, speedup_interval, total_interval
-
 GRAPH_CALL = re.compile(r"^## Call CompiledFxGraph (\S+) ##$")
 # How inductor's output code declares each kernel it generated, on a CPU and on a GPU.
 KERNEL_DEFINITION = re.compile(r"^(\w+) = async_compile\.(?:cpp_pybinding|cpp|triton)\(", re.M)
@@ -149,11 +147,10 @@ def _device_figures(events) -> dict:
 
 def profile_call(variant, utterance) -> CallProfile:
     """Profile one ``generate()`` of ``variant`` on ``utterance`` (inputs prepared before)."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    from .variants import synchronize
-
-    from torch.autograd import DeviceType
+    from ..build.variants import synchronize
 
     cuda = variant.hardware.is_cuda
     inputs = variant.inputs(utterance)
@@ -214,23 +211,6 @@ def profile_summary(profiles: list[CallProfile]) -> dict:
     if any(found != prints[0] for found in prints):
         data["fingerprint_varies"] = True
     return data
-
-
-def device_time_interval(profile: dict | None, confidence: float = 0.95) -> Interval | None:
-    """Device-busy milliseconds per call of a build (profile_summary), with the interval of its
-    profiled rounds (stats.total_interval, one call per round); None where not measured."""
-    rounds = (profile or {}).get("device_busy_rounds_ms")
-    return total_interval([[ms] for ms in rounds], confidence) if rounds else None
-
-
-def device_speedup_interval(profile: dict | None, reference_profile: dict | None,
-                            confidence: float = 0.95) -> Interval | None:
-    """The reference's device time / the variant's, paired by round (stats.speedup_interval): the
-    speedup of the GPU's own work, whatever the host adds; None where either was not measured."""
-    mine, theirs = ((p or {}).get("device_busy_rounds_ms") for p in (profile, reference_profile))
-    if not mine or not theirs or len(mine) != len(theirs):
-        return None
-    return speedup_interval([[ms] for ms in theirs], [[ms] for ms in mine], confidence)
 
 
 def fingerprint_of(profile: dict | None) -> dict | None:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import sequential
-from .baselines import Tolerances
-from .results import MeasurementRecord
-from .stats import Interval
-from .verdicts import detectable_by_check, smallest_reachable_detect, tolerance_floors
+from ..judge import sequential
+from ..judge.baselines import Tolerances
+from ..judge.stats import Interval
+from ..judge.verdicts import detectable_by_check, smallest_reachable_detect, tolerance_floors
+from ..record.results import MeasurementRecord
 
 BUDGET_MINUTES = (1, 2, 4, 8)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from .errors import EnvironmentUnavailable, UsageError
+from ..errors import EnvironmentUnavailable, UsageError
 
 SAMPLE_RATE = 16_000
 log = logging.getLogger(__name__)

@@ -149,7 +149,7 @@ def _proc_status_bytes(field: str) -> int | None:
 
 def measure_phases(variant, utterances, encoder_calls: int = 2) -> tuple[PhaseTimes, PeakMemory]:
     """Diagnostic calls of ``variant`` over ``utterances``: its phase times and peak memory."""
-    from .variants import synchronize
+    from ..build.variants import synchronize
 
     clock = _StepClock(lambda: synchronize(variant.hardware))
     model = variant.model

@@ -24,7 +24,7 @@ import functools
 import os
 import time
 
-from .errors import UsageError
+from ..errors import UsageError
 
 ENABLE = "WHISPER_PERF_SENSITIVITY_CHECK"
 
