@@ -10,12 +10,8 @@ from whisper_perf.judge.adaptive import Adaptive
 from whisper_perf.judge.baselines import Tolerances
 from whisper_perf.judge.sequential import LOOKS
 from whisper_perf.judge.stats import Interval
-from whisper_perf.judge.verdicts import (
-    adaptive_target,
-    detectable_by_check,
-    smallest_reachable_detect,
-    tolerance_floors,
-)
+from whisper_perf.judge.verdicts import (adaptive_target, detectable_by_check, smallest_reachable_detect,
+                                         tolerance_floors)
 
 
 def _run(tmp_path, *options, limit="2"):

@@ -11,7 +11,8 @@ from whisper_perf.judge import baselines
 from whisper_perf.judge.baselines import Anomaly, BaselineError, Entry, Tolerances
 from whisper_perf.judge.stats import Interval
 from whisper_perf.judge.summary import Summary
-from whisper_perf.judge.verdicts import Outcome, judge_speedup, judge_time, judge_times, judge_wer
+from whisper_perf.judge.verdicts import (Outcome, Verdict, judge_speedup, judge_time, judge_times, judge_wer,
+                                         strict_gate_refuses)
 
 PROTOCOL = {"dataset": "short", "utterances": 56, "max_new_tokens": 128, "fixed_work": False,
             "dtype": "float32", "batch_size": 1}
@@ -275,3 +276,14 @@ def test_every_committed_baseline_is_valid_and_as_the_suite_writes_it(path):
     assert baseline.to_json() == path.read_text(encoding="utf-8"), (
         f"{path.name}: not in the form the suite writes; rewrite it with "
         "baselines.load(path).to_json() and review the diff (an entry's partial tolerances take the defaults)")
+
+
+def test_strict_gate_refuses_a_speed_check_not_judged_or_none_judged():
+    """The one rule of --strict-gate's exit 7, for the run and for judge alike."""
+    judged = ("m", "v", Verdict("speedup", Outcome.PASS, "", speed=True))
+    left_open = ("m", "v", Verdict("compiled time", Outcome.NO_BASELINE, "no baseline", speed=True))
+    wer = ("m", "v", Verdict("wer", Outcome.PASS, ""))
+    not_applicable = ("m", "v", Verdict("device time", Outcome.NOT_APPLICABLE, "not judged on a CPU"))
+    assert not strict_gate_refuses([judged, wer, not_applicable])  # a CPU's device time does not block a gate
+    assert strict_gate_refuses([judged, left_open])
+    assert strict_gate_refuses([wer]) and strict_gate_refuses([])  # nothing judged: never green

@@ -14,17 +14,8 @@ from pathlib import Path
 import pytest
 
 from whisper_perf import environments
-from whisper_perf.commands import (
-    Parser,
-    calibrate,
-    calibration_analysis,
-    calibration_report,
-    comparison,
-    history,
-    merge,
-    run_command,
-    upgrade,
-)
+from whisper_perf.commands import (Parser, calibrate, calibration_analysis, calibration_report, comparison, history,
+                                   merge, run_command, upgrade)
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
 from whisper_perf.judge import baselines
 from whisper_perf.judge.baselines import BaselineFile, Entry, Tolerances

@@ -16,14 +16,8 @@ from whisper_perf.judge.baselines import baseline_fields
 from whisper_perf.judge.verdicts import Outcome, judge_ceiling, judge_compile_health
 from whisper_perf.measure.diagnostics import diagnose
 from whisper_perf.measure.phases import CUDA_PEAK_KIND, cuda_peak_rise
-from whisper_perf.measure.roofline import (
-    Bandwidth,
-    decode_step_bytes,
-    gpu_bandwidth,
-    measure_cpu_bandwidth,
-    missing_bandwidth,
-    roofline,
-)
+from whisper_perf.measure.roofline import (Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth,
+                                           missing_bandwidth, roofline)
 from whisper_perf.record.report import _diagnostic_sections, diagnostics_table
 from whisper_perf.record.results import Diagnostics, MeasurementRecord
 

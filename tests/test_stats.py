@@ -7,13 +7,8 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from whisper_perf.judge.stats import (
-    coefficient_of_variation,
-    detectable_speedup_loss,
-    speedup_interval,
-    stalled_calls,
-    total_interval,
-)
+from whisper_perf.judge.stats import (coefficient_of_variation, detectable_speedup_loss, speedup_interval,
+                                       stalled_calls, total_interval)
 
 
 def test_speedup_is_ratio_of_sums_and_exact_without_noise():

@@ -24,13 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.tags import sys_tags
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, parse_sdist_filename,
+                             parse_wheel_filename)
 from packaging.version import Version
 
 from .errors import EnvironmentUnavailable

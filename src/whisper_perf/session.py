@@ -13,19 +13,11 @@ import time
 from dataclasses import dataclass, field
 
 from .config import RunConfig
-from .errors import (
-    EXIT_ENVIRONMENT,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_JUDGED,
-    EXIT_OK,
-    EXIT_REGRESSION,
-    EXIT_USAGE,
-    EnvironmentUnavailable,
-    UsageError,
-)
+from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
+                     EnvironmentUnavailable, UsageError)
 from .judge import baselines
 from .judge.summary import Summary, summarize
-from .judge.verdicts import Verdict, nothing_judged, speed_not_judged
+from .judge.verdicts import Verdict, nothing_judged, speed_not_judged, strict_gate_refuses
 from .record.results import Failure, RunResult, Skip, run_name, write_run
 
 Key = tuple  # (model, variant)
@@ -178,7 +170,7 @@ class RunSession:
         with that code, not with 1 (regression); with --strict-gate, a run in which nothing failed but
         a speed check was not judged, or no speed check was (every variant skipped...), ends with 7."""
         failed = self.test_failures
-        if status == EXIT_OK and self.config.strict and (self.speed_not_judged() or nothing_judged(self.verdicts)):
+        if status == EXIT_OK and self.config.strict and strict_gate_refuses(self.verdicts):
             return EXIT_NOT_JUDGED
         if status != EXIT_REGRESSION or failed.other:
             return status

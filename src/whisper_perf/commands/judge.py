@@ -29,25 +29,11 @@ import sys
 from pathlib import Path
 
 from ..build.variant_specs import VariantSpec, spec_for
-from ..errors import (
-    EXIT_ENVIRONMENT,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_JUDGED,
-    EXIT_OK,
-    EXIT_REGRESSION,
-    EXIT_USAGE,
-    UsageError,
-)
+from ..errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
+                      UsageError)
 from ..judge import baselines
-from ..judge.verdicts import (
-    Verdict,
-    device_verdicts,
-    nothing_judged,
-    speed_not_judged,
-    speedup_verdicts,
-    time_verdicts,
-    wer_verdict,
-)
+from ..judge.verdicts import (Verdict, device_verdicts, speedup_verdicts, strict_gate_refuses, time_verdicts,
+                              wer_verdict)
 from ..record.report import verdict_table
 from ..record.results import RunResult, VerdictRecord, load_run
 from . import Parser, run_command
@@ -110,7 +96,7 @@ def exit_status(run_status: int, verdicts: Verdicts, failed_variants: int, stric
         return run_status
     if failed_variants or any(v.outcome.fails for _, _, v in verdicts):
         return EXIT_REGRESSION
-    if strict and (speed_not_judged(verdicts) or nothing_judged(verdicts)):
+    if strict and strict_gate_refuses(verdicts):
         return EXIT_NOT_JUDGED
     return EXIT_OK
 

@@ -146,13 +146,8 @@ def ct2_to_state_dict(v: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 def build_checkpoint(source: Path, out_dir: Path) -> None:
     """Write a transformers checkpoint (model, processor, generation config) into ``out_dir``."""
     from tokenizers import AddedToken
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperTokenizerFast,
-    )
+    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
+                              WhisperTokenizerFast)
 
     v = read_ct2(source / "model.bin")
     meta = json.loads((source / "config.json").read_text(encoding="utf-8"))

@@ -328,6 +328,12 @@ def speed_not_judged(verdicts: list[tuple[str, str, Verdict]]) -> list[str]:
     return [f"{model}/{variant}: {v.check}" for model, variant, v in verdicts if v.speed and not v.outcome.judged]
 
 
+def strict_gate_refuses(verdicts: list[tuple[str, str, Verdict]]) -> bool:
+    """What --strict-gate fails on (exit 7), in a run and when judging one again: a speed check that
+    was not judged, or none judged at all."""
+    return bool(speed_not_judged(verdicts)) or nothing_judged(verdicts)
+
+
 # ---- the verdicts of a measurement (perf_tests/test_verdicts.py, commands/judge.py) ----
 
 def speedup_verdicts(summary, entry: Entry | None, tolerances: Tolerances, anomaly_applies: bool, record_hint: str,
