@@ -23,6 +23,7 @@ from whisper_perf.judge.summary import summarize
 from whisper_perf.judge.verdicts import judge_wer
 from whisper_perf.measure.timing import measure
 from whisper_perf.record.report import measurement_table
+from whisper_perf.record.results import MeasurementRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = json.loads((ROOT / "src" / "whisper_perf" / "data" / "architectures.json").read_text(encoding="utf-8"))
@@ -118,7 +119,7 @@ def test_fixed_work_eager_and_compiled_generate_the_budget_with_the_same_ids(nam
         assert all(t.text.strip() for t in variant_pass.transcripts.values())
     summary = summarize(m)
     assert summary.exact_match == 1.0  # compiled generates the same ids as eager
-    table = measurement_table([(m, summary)])
+    table = measurement_table([MeasurementRecord.from_measurement(m, summary)])
     assert table.count("n/a (random weights)") == 2 and "100%" in table  # WER eager, WER; same ids
     verdict = judge_wer(summary.wer, summary.reference_wer, None, None, "random weights", summary.exact_match)
     assert verdict.message.startswith("n/a (random weights)") and "100%" in verdict.message

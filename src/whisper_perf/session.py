@@ -17,7 +17,7 @@ from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_O
                      EnvironmentUnavailable, UsageError)
 from .judge import baselines
 from .judge.summary import Summary, summarize
-from .judge.verdicts import Verdict, nothing_judged, speed_not_judged, strict_gate_refuses
+from .judge.verdicts import Verdict, strict_gate_refuses
 from .record.results import Failure, RunResult, Skip, run_name, write_run
 
 Key = tuple  # (model, variant)
@@ -45,6 +45,38 @@ class TestFailures:
             self.unattributed += 1
         else:
             self.variants.add(key)
+
+
+def exit_status_of(status: int, failed: TestFailures, strict: bool, verdicts: list) -> int:
+    """The exit status a run ends with, from pytest's ``status``: a run whose only failures were bad
+    input (4) or something unavailable here (6) ends with that code, not with 1 (regression); with
+    --strict-gate (``strict``), a run in which nothing failed but a speed check was not judged, or no
+    speed check was (every variant skipped...), ends with 7."""
+    if status == EXIT_OK and strict and strict_gate_refuses(verdicts):
+        return EXIT_NOT_JUDGED
+    if status != EXIT_REGRESSION or failed.other:
+        return status
+    if failed.usage:
+        return EXIT_USAGE
+    if failed.environment:
+        return EXIT_ENVIRONMENT
+    return status
+
+
+def recording_refused(exit_status: int, failed: TestFailures, busy: list[str]) -> str | None:
+    """Why a --record run writes nothing at all, or None: it was interrupted, a test failed outside
+    any variant or for bad input or a missing environment, or the machine was busy while timing
+    (``busy``: "model/variant" of the unreliable measurements).  A variant that failed on its own is
+    left out of the recording, not this."""
+    if exit_status == EXIT_INTERRUPTED:
+        return ("Not recording: the run was interrupted (Ctrl-C, SIGTERM, a time limit); the baseline is unchanged, "
+                "and the results file keeps what was measured.")
+    if exit_status != EXIT_OK and (failed.unattributed or failed.usage or failed.environment):
+        return "Not recording: some tests failed or errored outside any variant; fix them and record again."
+    if busy:
+        return (f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
+                f"machine (exit {EXIT_NOT_JUDGED} where nothing else failed).")
+    return None
 
 
 class RunSession:
@@ -166,23 +198,8 @@ class RunSession:
     # ---- end of the run ----
 
     def exit_status(self, status: int) -> int:
-        """A run whose only failures were bad input (4) or something unavailable here (6) ends
-        with that code, not with 1 (regression); with --strict-gate, a run in which nothing failed but
-        a speed check was not judged, or no speed check was (every variant skipped...), ends with 7."""
-        failed = self.test_failures
-        if status == EXIT_OK and self.config.strict and strict_gate_refuses(self.verdicts):
-            return EXIT_NOT_JUDGED
-        if status != EXIT_REGRESSION or failed.other:
-            return status
-        if failed.usage:
-            return EXIT_USAGE
-        if failed.environment:
-            return EXIT_ENVIRONMENT
-        return status
-
-    def speed_not_judged(self) -> list[str]:
-        """"model/variant: check" of every speed check this run could not judge."""
-        return speed_not_judged(self.verdicts)
+        """The run's documented exit status (exit_status_of)."""
+        return exit_status_of(status, self.test_failures, self.config.strict, self.verdicts)
 
     def finish(self, exit_status: int, say) -> int:
         """Record (with --record), then write the results file and the reports, for every run that
@@ -249,16 +266,9 @@ class RunSession:
         from .inputs.hardware import software
 
         failed = self.test_failures
-        if exit_status == EXIT_INTERRUPTED:
-            say("Not recording: the run was interrupted (Ctrl-C, SIGTERM, a time limit); the baseline is unchanged, "
-                "and the results file keeps what was measured.", red=True)
-            return None
-        if exit_status != 0 and (failed.unattributed or failed.usage or failed.environment):
-            say("Not recording: some tests failed or errored outside any variant; fix them and record again.", red=True)
-            return None
-        if busy:
-            say(f"Not recording: the machine was busy while timing {', '.join(busy)}; record again on a quiet "
-                f"machine (exit {EXIT_NOT_JUDGED} where nothing else failed).", red=True)
+        refused = recording_refused(exit_status, failed, busy)
+        if refused:
+            say(refused, red=True)
             return None
         skipped = failed.variants | {(f.model, f.variant) for f in self.failures}
         for model, variant in sorted(skipped):
@@ -297,49 +307,9 @@ class RunSession:
         return found
 
     def terminal_summary(self, reporter) -> None:
-        from .record.report import diagnostics_table, measurement_table, verdict_table
+        """The run's last words in the terminal (record.terminal), once its results were written."""
+        from .record.terminal import Written, write_summary
 
-        if not self.results:
-            return
-        if self.failures:
-            reporter.section("Variants that failed", red=True)
-            for failure in self.failures:
-                reporter.write_line(f"{failure.stage}: {failure.error}", red=True)
-        if self.skipped or self.results.unreached():
-            reporter.section("Variants not timed", yellow=True)
-            for skip in self.skipped:
-                reporter.write_line(f"skipped: {skip.model}/{skip.variant}: {skip.reason}", yellow=True)
-            for model, variant in self.results.unreached():
-                reporter.write_line(f"never reached (the run was interrupted): {model}/{variant}", yellow=True)
-        if self.measurements:
-            reporter.section("Whisper generate(): eager vs compiled")
-            reporter.write_line(measurement_table([(m, self.summary(key)) for key, m in self.measurements.items()]))
-        diagnostics = diagnostics_table(self.results.measurements) if self.results else ""
-        if diagnostics:
-            reporter.section("Diagnostics (details: the run's .md report)")
-            reporter.write_line(diagnostics)
-        if self.verdicts:
-            reporter.section("Verdicts against baselines")
-            reporter.write_line(verdict_table(self.verdicts))
-        if self.recorded:
-            path, diff = self.recorded
-            reporter.section(f"Recorded baseline {path}")
-            reporter.write_line(diff or "(no change)")
-            reporter.write_line("Review it with `git diff` and commit it.")
-        if self.results_path:
-            reporter.write_line(f"whisper_perf: results written to {self.results_path}")
-            for name, path in self.reports.items():
-                reporter.write_line(f"whisper_perf: {name} written to {path}")
-        if self.config.strict and self.speed_not_judged() and not self.test_failures.other:
-            reporter.write_line(f"whisper_perf: --strict-gate: speed checks not judged, exit {EXIT_NOT_JUDGED}: "
-                                + "; ".join(self.speed_not_judged()), red=True)
-        elif self.config.strict and nothing_judged(self.verdicts) and not self.test_failures.other:
-            reporter.write_line(f"whisper_perf: --strict-gate: no speed check was judged, exit {EXIT_NOT_JUDGED}",
-                                red=True)
-        if self.results:  # the last word: what was judged, and what was not
-            tally = self.results.tally()
-            unrecorded = self.config.record and not self.recorded
-            reporter.write_line(f"whisper_perf: {self.results.headline()}", red=bool(tally.failed),
-                                yellow=not tally.failed and (bool(tally.not_judged or tally.changed) or unrecorded
-                                                             or self.results.headline().startswith("NOTHING")),
-                                bold=True)
+        if self.results:
+            write_summary(reporter, self.results, Written(self.recorded, self.results_path, self.reports),
+                          strict=self.config.strict, other_failures=bool(self.test_failures.other))

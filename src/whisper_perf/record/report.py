@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from ..build.compile_health import CompileTotals
 from ..files import write_new
@@ -12,10 +11,6 @@ from ..judge.device_time import device_speedup_interval, device_time_interval
 from ..judge.stats import interval_text
 from ..judge.verdicts import Outcome
 from .results import MeasurementRecord, RunResult
-
-if TYPE_CHECKING:  # reading a results file needs no torch
-    from ..judge.summary import Summary
-    from ..measure.timing import Measurement
 
 
 def _fmt(value, spec: str, suffix: str = "") -> str:
@@ -45,15 +40,17 @@ def _batch_text(setup: dict) -> str:
     return f", batch {batch}" if batch != 1 else ""
 
 
-def measurement_table(items: list[tuple[Measurement, Summary]]) -> str:
+def measurement_table(measurements: list[MeasurementRecord]) -> str:
+    """One terminal row per model x variant of a run (results.RunResult.measurements): the timings."""
     header = ("model", "variant", "vs", "audio", "rounds", "eager s", "variant s", "speedup [95% CI]", "RTFx",
               "WER eager", "WER", "same ids", "1st call s")
     rows = []
-    for m, s in items:
+    for m in measurements:
+        s = m.summary
         ref = s.reference_seconds.estimate if s.reference_seconds else None
         rounds = f"{s.rounds_used}" + (f" (+{s.busy_rounds} busy)" if s.busy_rounds else "")
-        rows.append((m.model, m.variant, m.reference or "-", f"{m.audio_set} x{len(m.reference_texts)}" + _batch_text(m.setup), rounds,
-                     _fmt(ref, ".2f"),
+        rows.append((m.model, m.variant, m.reference or "-", f"{m.audio_set} x{m.utterances}" + _batch_text(m.setup),
+                     rounds, _fmt(ref, ".2f"),
                      _fmt(s.seconds.estimate, ".2f"), interval_text(s.speedup), _fmt(s.rtfx, ".1f"),
                      _wer(m.model, s.reference_wer), _wer(m.model, s.wer),
                      _fmt(None if s.exact_match is None else 100 * s.exact_match, ".0f", "%"),
