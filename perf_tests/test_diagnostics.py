@@ -24,7 +24,7 @@ def test_diagnose(diagnostics, cold_compile, variant):
     and warm compile latency, unless --compile-latency never)."""
     if cold_compile is not None:
         assert cold_compile["cold_seconds"] > 0 and cold_compile["warm_seconds"] > 0
-    mine = diagnostics["variant"]
+    mine = diagnostics.variant
     phases = mine["phases"]
     assert phases["first_token_ms"] > 0 and phases["steps"] >= 1
     if not variant.spec.long_form:
@@ -62,7 +62,7 @@ def test_compile_time(cold_compile, baseline_or_none, summary, variant, which, r
 
 def test_peak_memory(diagnostics, baseline_or_none, variant, record_hint, add_verdict):
     entry, tolerances = baseline_or_none
-    memory = diagnostics["variant"]["peak_memory"]
+    memory = diagnostics.variant["peak_memory"]
     if memory is None or memory["bytes"] is None:
         pytest.skip("peak memory cannot be read on this platform")
     expected = entry.diagnostics.get("peak_memory_bytes") if entry else None
@@ -76,7 +76,7 @@ def test_fingerprint(diagnostics, baseline_or_none, record_hint, variant, add_ve
     the kernels inductor generated, CUDA-graph launches) against the baseline's: a change is
     reported (CHANGED, naming what was added and removed), never failed."""
     entry, _ = baseline_or_none
-    found = fingerprint_of(diagnostics["variant"].get("profile"))
+    found = fingerprint_of(diagnostics.variant.get("profile"))
     _report(add_verdict, variant, judge_fingerprint(found, entry.diagnostics.get("fingerprint") if entry else None,
                                                     record_hint))
 
@@ -85,7 +85,7 @@ def test_device_time(diagnostics, baseline_or_none, record_hint, variant, run_co
     """The time the GPU was busy per profiled call, an interval over the build's profiled rounds,
     against the baseline's; on a CPU not judged, saying why (it never passes there)."""
     entry, tolerances = baseline_or_none
-    mine = diagnostics["variant"]
+    mine = diagnostics.variant
     verdict = judge_device_time(mine.get("profile"), entry, tolerances, variant.hardware.is_cuda, record_hint,
                                 run_config.confidence, mine.get("profile_error"))
     _report(add_verdict, variant, verdict)
@@ -96,7 +96,7 @@ def test_device_speedup(diagnostics, baseline_or_none, record_hint, variant, run
     """The speedup of the GPU's own work: the eager reference's device time / the variant's, paired by
     profiled round, against the baseline's; on a CPU not judged, saying why."""
     entry, tolerances = baseline_or_none
-    mine, reference = diagnostics["variant"], diagnostics.get("reference") or {}
+    mine, reference = diagnostics.variant, diagnostics.reference or {}
     verdict = judge_device_speedup(mine.get("profile"), reference.get("profile"), entry, tolerances,
                                    variant.hardware.is_cuda, record_hint, run_config.confidence,
                                    mine.get("profile_error"))

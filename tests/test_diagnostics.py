@@ -19,7 +19,8 @@ from whisper_perf.measure.phases import CUDA_PEAK_KIND, cuda_peak_rise
 from whisper_perf.measure.roofline import (Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth,
                                            missing_bandwidth, roofline)
 from whisper_perf.record.report import _diagnostic_sections, diagnostics_table
-from whisper_perf.record.results import Diagnostics, MeasurementRecord
+from whisper_perf.measure.diagnostics_data import Diagnostics
+from whisper_perf.record.results import MeasurementRecord
 
 MUTATION = "skipping cudagraphs due to mutated inputs (1 instances). Found from : \n  File \"x.py\", line 1"
 
@@ -163,8 +164,8 @@ def test_cuda_peak_memory_is_the_rise_above_what_was_allocated_at_the_start(tmp_
     assert peak.kind == CUDA_PEAK_KIND
     # the same build after more builds ran: the same rise, so the same verdict
     assert cuda_peak_rise(7 * gib, 7 * gib + gib // 2, 9 * gib, 9 * gib).bytes == peak.bytes
-    diagnostics = {"variant": {"phases": {}, "peak_memory": peak.as_dict()},
-                   "reference": {"phases": {}, "peak_memory": cuda_peak_rise(gib, 2 * gib, gib, gib).as_dict()}}
+    diagnostics = Diagnostics(variant={"phases": {}, "peak_memory": peak.as_dict()},
+                              reference={"phases": {}, "peak_memory": cuda_peak_rise(gib, 2 * gib, gib, gib).as_dict()})
     fields = baseline_fields(diagnostics)
     assert fields == {"peak_memory_bytes": gib // 2, "reference_peak_memory_bytes": gib}
     assert baselines.load(_file_with(tmp_path, fields)).entries[0].diagnostics == fields  # validated as recorded
@@ -272,14 +273,14 @@ def test_diagnose_without_a_bandwidth_reports_the_roofline_as_not_available(tiny
                             GenerationSettings(max_new_tokens=8))  # short: the roofline is not the point
     measurement = Measurement(source.name, "eager", None, short_set.name, 1.0, variant.describe(), {})
     data = diagnose(measurement, variant, None, short_set, bandwidth=None)
-    mine = data["variant"]
-    assert data["bandwidth"] is None and mine["roofline"] is None
+    mine = data.variant
+    assert isinstance(data, Diagnostics) and data.bandwidth is None and mine["roofline"] is None
     assert mine["roofline_not_available"] == missing_bandwidth(cpu)
     assert mine["phases"]["per_token_ms"] > 0
     memory = mine["peak_memory"]  # the CPU judges the total peak RSS; the RSS before the calls beside it
     assert memory["bytes"] >= memory["start_bytes"] > 100 * 2**20 and "RSS" in memory["kind"]
     record = MeasurementRecord(source.name, "eager", None, short_set.name, 1, 1.0, variant.describe(),
-                               summary=None, diagnostics=Diagnostics.from_dict(data))
+                               summary=None, diagnostics=data)
     terminal = diagnostics_table([record])
     assert "n/a" in terminal.splitlines()[2] and f"roofline {missing_bandwidth(cpu)}" in terminal
     markdown = "\n".join(_diagnostic_sections([record]))

@@ -16,6 +16,7 @@ from .config import RunConfig
 from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
                      EnvironmentUnavailable, UsageError)
 from .judge import baselines
+from .measure.diagnostics_data import Diagnostics
 from .judge.summary import Summary, summarize
 from .judge.verdicts import Verdict, strict_gate_refuses
 from .record.results import Failure, RunResult, Skip, run_name, write_run
@@ -87,7 +88,7 @@ class RunSession:
         self.hardware = None  # hardware.Hardware, once start() found it
         self.baseline_file: baselines.BaselineFile | None = None
         self.measurements: dict[Key, object] = {}  # -> timing.Measurement
-        self.diagnostics: dict[Key, dict] = {}  # -> diagnostics.diagnose() data
+        self.diagnostics: dict[Key, Diagnostics] = {}  # -> diagnostics.diagnose()
         self.failures: list[Failure] = []  # variants that failed to build or be timed
         self.skipped: list[Skip] = []  # variants that cannot run here, and why
         self.planned: list[Key] = []  # (model as given, variant) of every timing test collected

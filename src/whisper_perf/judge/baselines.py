@@ -15,9 +15,9 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from ..build.compile_health import CompileHealth, CompileTotals
 from ..errors import UsageError
 from ..files import replace_atomically
+from ..measure.diagnostics_data import Diagnostics
 from ..measure.kernel_profile import fingerprint_of
 from .device_time import device_speedup_interval, device_time_interval
 
@@ -312,7 +312,7 @@ def tolerances_for(folder: Path, hardware_key: str) -> Tolerances:
     return found.tolerances if found else Tolerances()
 
 
-def entry_from(measurement, summary, provenance: dict, diagnostics: dict | None = None) -> Entry:
+def entry_from(measurement, summary, provenance: dict, diagnostics: Diagnostics | None = None) -> Entry:
     """A baseline entry from a measurement (timing.Measurement), its summary.Summary and, when
     they were measured, its diagnostics (diagnostics.diagnose)."""
     from ..inputs.architectures import is_random
@@ -395,29 +395,27 @@ def device_time_fields(profile: dict, reference_profile: dict | None) -> dict:
     return fields
 
 
-def baseline_fields(diagnostics: dict) -> dict:
-    """The part of ``diagnose``'s data a baseline entry keeps (see baselines.DIAGNOSTIC_FIELDS)."""
+def baseline_fields(diagnostics: Diagnostics) -> dict:
+    """The part of a run's diagnostics (diagnostics.diagnose) a baseline entry keeps (see DIAGNOSTIC_FIELDS)."""
     fields: dict = {}
-    warmup, timed = diagnostics.get("warmup_compile"), diagnostics.get("timed_compile")
-    if warmup and timed:
-        totals = CompileTotals.of(CompileHealth.from_dict(warmup), CompileHealth.from_dict(timed))
+    totals = diagnostics.compile
+    if totals and diagnostics.timed_compile:
         fields.update(graph_breaks=totals.graph_breaks, graphs=totals.graphs,
                       cudagraph_skip_reasons=totals.cudagraph_skip_reasons)
-    if diagnostics.get("first_call_seconds") is not None and warmup:
-        fields["first_call_seconds"] = round(diagnostics["first_call_seconds"], 2)
-    cold = diagnostics.get("cold_compile")
+    if diagnostics.first_call_seconds is not None and diagnostics.warmup_compile:
+        fields["first_call_seconds"] = round(diagnostics.first_call_seconds, 2)
+    cold = diagnostics.cold_compile
     if cold:
         fields["cold_compile_seconds"] = round(cold["cold_seconds"], 2)
         fields["warm_compile_seconds"] = round(cold["warm_seconds"], 2)
-    mine = diagnostics["variant"]
-    if mine.get("peak_memory") and mine["peak_memory"]["bytes"] is not None:
-        fields["peak_memory_bytes"] = int(mine["peak_memory"]["bytes"])
-    reference = diagnostics.get("reference")
-    if reference and reference.get("peak_memory") and reference["peak_memory"]["bytes"] is not None:
-        fields["reference_peak_memory_bytes"] = int(reference["peak_memory"]["bytes"])
+    if diagnostics.peak_memory_bytes() is not None:
+        fields["peak_memory_bytes"] = int(diagnostics.peak_memory_bytes())
+    if diagnostics.reference and diagnostics.peak_memory_bytes("reference") is not None:
+        fields["reference_peak_memory_bytes"] = int(diagnostics.peak_memory_bytes("reference"))
+    mine, reference = diagnostics.variant or {}, diagnostics.reference or {}
     if mine.get("profile"):
         fields["fingerprint"] = fingerprint_of(mine["profile"])
-        fields.update(device_time_fields(mine["profile"], (reference or {}).get("profile")))
+        fields.update(device_time_fields(mine["profile"], reference.get("profile")))
     phases = mine["phases"]
     for key in ("per_token_ms", "first_token_ms", "encoder_ms"):
         value = phases.get(key)

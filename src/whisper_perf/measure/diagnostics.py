@@ -12,6 +12,7 @@ and stored in the results file, in a recorded baseline (judge.baselines.baseline
 
 from __future__ import annotations
 
+from .diagnostics_data import Diagnostics
 from .kernel_profile import DEVICE_ROUNDS, profile_rounds, profile_summary
 from .phases import measure_phases
 from .roofline import Bandwidth, decode_step_bytes, missing_bandwidth, roofline
@@ -53,23 +54,21 @@ def _build(variant, utterances, bandwidth: Bandwidth | None, profile: dict | Non
     return data
 
 
-def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None) -> dict:
+def diagnose(measurement, variant, reference, audio, bandwidth: Bandwidth | None) -> Diagnostics:
     """Diagnostics of ``variant`` (and its ``reference``, when it has one) after ``measurement``."""
     utterances = audio.units[:DIAGNOSTIC_UTTERANCES]  # as timed: an utterance, or a batch (--batch)
-    data = {"bandwidth": bandwidth.as_dict() if bandwidth else None,
-            "first_call_seconds": measurement.first_call_seconds,
-            "warmup_seconds": measurement.warmup_seconds,
-            "warmup_compile": measurement.warmup_compile.as_dict() if measurement.warmup_compile else None,
-            "timed_compile": measurement.timed_compile.as_dict() if measurement.timed_compile else None}
     mine, theirs, error = _profiles(variant, reference, utterances[0])
-    data["variant"] = _build(variant, utterances, bandwidth, mine, error)
+    builds = {"variant": _build(variant, utterances, bandwidth, mine, error)}
     if reference is not None:
-        data["reference"] = _build(reference, utterances, bandwidth, theirs, error)
+        builds["reference"] = _build(reference, utterances, bandwidth, theirs, error)
     for build, timed in (("variant", measurement.passes), ("reference", measurement.reference_passes)):
-        if data.get(build, {}).get("profile"):
-            data[build]["profile"]["host_ms_per_token"] = host_ms_per_token(data[build]["profile"], timed,
-                                                                            utterances[0].id)
-    return data
+        profile = builds.get(build, {}).get("profile")
+        if profile:
+            profile["host_ms_per_token"] = host_ms_per_token(profile, timed, utterances[0].id)
+    return Diagnostics(first_call_seconds=measurement.first_call_seconds, warmup_compile=measurement.warmup_compile,
+                       timed_compile=measurement.timed_compile, warmup_seconds=measurement.warmup_seconds,
+                       bandwidth=bandwidth.as_dict() if bandwidth else None, variant=builds["variant"],
+                       reference=builds.get("reference"))
 
 
 def host_ms_per_token(profile: dict, passes, utterance: str) -> float | None:

@@ -16,9 +16,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..build.compile_health import CompileHealth, CompileTotals
 from ..errors import SuiteError, UsageError
 from ..files import write_new
+from ..measure.diagnostics_data import Diagnostics
 from ..judge.summary import Summary
 from ..judge.verdicts import Outcome, Verdict, nothing_judged
 
@@ -72,57 +72,6 @@ class VerdictRecord:
         return cls(data["model"], data["variant"], Verdict.from_dict(data))
 
 
-@dataclass
-class Diagnostics:
-    """Why a verdict is what it is (diagnostics.diagnose): compile health of warm-up and timed
-    rounds, and, where the diagnostic calls ran, the phases, peak memory and roofline of the
-    variant's build and of its reference (``variant``/``reference``: phases.*.as_dict() data),
-    and the cold/warm compile latency (``cold_compile``)."""
-
-    first_call_seconds: float | None = None
-    warmup_compile: CompileHealth | None = None
-    timed_compile: CompileHealth | None = None
-    warmup_seconds: float | None = None
-    bandwidth: dict | None = None
-    variant: dict | None = None
-    reference: dict | None = None
-    cold_compile: dict | None = None
-
-    @property
-    def compile(self) -> CompileTotals | None:
-        """Warm-up and timed compile health combined; None for an eager build."""
-        return CompileTotals.of(self.warmup_compile, self.timed_compile) if self.warmup_compile else None
-
-    def peak_memory_bytes(self, build: str = "variant") -> int | None:
-        memory = (getattr(self, build) or {}).get("peak_memory") or {}
-        return memory.get("bytes")
-
-    def memory_rise_bytes(self, build: str = "variant") -> int | None:
-        """What the build's measured calls added: on CUDA the judged figure itself (a rise above
-        the start), on a CPU the peak resident set less the resident set before the calls."""
-        memory = (getattr(self, build) or {}).get("peak_memory") or {}
-        if memory.get("bytes") is None or memory.get("start_bytes") is None:
-            return None
-        return memory["bytes"] if memory.get("kind", "").startswith("cuda") else memory["bytes"] - memory["start_bytes"]
-
-    def to_dict(self) -> dict:
-        data = {"first_call_seconds": self.first_call_seconds,
-                "warmup_compile": self.warmup_compile.as_dict() if self.warmup_compile else None,
-                "timed_compile": self.timed_compile.as_dict() if self.timed_compile else None}
-        for name in ("warmup_seconds", "bandwidth", "variant", "reference", "cold_compile"):
-            if getattr(self, name) is not None:
-                data[name] = getattr(self, name)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> Diagnostics:
-        data = data or {}
-        return cls(first_call_seconds=data.get("first_call_seconds"),
-                   warmup_compile=CompileHealth.from_dict(data.get("warmup_compile")),
-                   timed_compile=CompileHealth.from_dict(data.get("timed_compile")),
-                   **{k: data.get(k) for k in ("warmup_seconds", "bandwidth", "variant", "reference", "cold_compile")})
-
-
 Samples = list  # per round: [[utterance, seconds, tokens], ...]
 
 
@@ -163,12 +112,11 @@ class MeasurementRecord:
         return [[s[1] for s in p] for p in (self.reference_samples if reference else self.samples)]
 
     @classmethod
-    def from_measurement(cls, m, summary: Summary, diagnostics: dict | None = None) -> MeasurementRecord:
-        """From a timing.Measurement, its summary and its diagnostics (diagnostics.diagnose data;
-        without the diagnostic calls, the compile health of warm-up and timed rounds)."""
+    def from_measurement(cls, m, summary: Summary, diagnostics: Diagnostics | None = None) -> MeasurementRecord:
+        """From a timing.Measurement, its summary and its diagnostics (diagnostics.diagnose; without
+        the diagnostic calls, the compile health of warm-up and timed rounds)."""
         passes = lambda ps: [[[s.utterance, s.seconds, s.tokens] for s in p.samples] for p in ps]  # noqa: E731
-        diagnosed = Diagnostics.from_dict(diagnostics) if diagnostics else Diagnostics(
-            m.first_call_seconds, m.warmup_compile, m.timed_compile)
+        diagnosed = diagnostics or Diagnostics(m.first_call_seconds, m.warmup_compile, m.timed_compile)
         return cls(model=m.model, variant=m.variant, reference=m.reference, audio_set=m.audio_set,
                    utterances=len(m.reference_texts), audio_seconds=m.audio_seconds, setup=m.setup,
                    summary=summary, diagnostics=diagnosed, rounds_requested=m.rounds_requested,
