@@ -19,7 +19,7 @@ from whisper_perf.commands import (Parser, calibrate, calibration_analysis, cali
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
 from whisper_perf.judge import baselines
 from whisper_perf.judge.baselines import BaselineFile, Entry, Tolerances
-from whisper_perf.judge.verdicts import device_verdicts
+from whisper_perf.judge.device_verdicts import device_verdicts
 from whisper_perf.record.results import VerdictRecord, load_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..judge.baselines import Entry, Tolerances
 from ..judge.device_time import device_speedup_interval, device_time_interval
 from ..judge.stats import Interval, detectable_speedup_loss
-from ..judge.verdicts import credible_change
+from ..judge.verdicts import bounds, credible_change
 from ..measure.machine_speed import adjustment
 from ..record.results import RunResult, runs_newest_first
 from .precision import precision_table, round_noise
@@ -62,6 +62,13 @@ def _ceil_percent(x: float) -> float:
     return math.ceil(x * 100 - 1e-9) / 100
 
 
+def _suggested(floor: float, margin: float, worst: float, estimates: list[float], half_widths: list[float]) -> float:
+    """The calibration's rule for a tolerance: beyond the worst A/A run seen by ``margin``, and by
+    three standard deviations of the run-to-run spread less the typical interval half-width,
+    never below ``floor``; rounded up to a whole percent."""
+    return _ceil_percent(max(floor, worst + margin, 3 * _rel_sd(estimates) - statistics.median(half_widths)))
+
+
 def suggest_tolerances(current: Tolerances, baseline: Entry, aa_speedups: list[Interval],
                        aa_seconds: list[Interval], adjusted_seconds: list[Interval]) -> dict:
     """The smallest tolerances under which no A/A run here would have failed, plus a margin of
@@ -70,15 +77,13 @@ def suggest_tolerances(current: Tolerances, baseline: Entry, aa_speedups: list[I
     three runs the spread cannot be seen: the tolerances in effect stay."""
     speedup, compiled_time = current.speedup, current.compiled_time
     if len(aa_speedups) >= 3:
-        half_widths = [(s.high - s.estimate) / s.estimate for s in aa_speedups]
-        worst = max(1 - s.high / baseline.speedup for s in aa_speedups)
-        spread = _rel_sd([s.estimate for s in aa_speedups])
-        speedup = _ceil_percent(max(0.02, worst + 0.01, 3 * spread - statistics.median(half_widths)))
+        speedup = _suggested(0.02, 0.01, max(1 - s.high / baseline.speedup for s in aa_speedups),
+                             [s.estimate for s in aa_speedups],
+                             [(s.high - s.estimate) / s.estimate for s in aa_speedups])
     if len(adjusted_seconds) >= 3:
-        half_widths = [(s.estimate - s.low) / s.estimate for s in aa_seconds]
-        worst = max(s.low / baseline.seconds - 1 for s in adjusted_seconds)
-        spread = _rel_sd([s.estimate for s in adjusted_seconds])  # as the time checks compare them
-        compiled_time = _ceil_percent(max(0.05, worst + 0.02, 3 * spread - statistics.median(half_widths)))
+        compiled_time = _suggested(0.05, 0.02, max(s.low / baseline.seconds - 1 for s in adjusted_seconds),
+                                   [s.estimate for s in adjusted_seconds],  # as the time checks compare them
+                                   [(s.estimate - s.low) / s.estimate for s in aa_seconds])
     return {"speedup": speedup, "compiled_time": compiled_time}
 
 
@@ -160,21 +165,14 @@ def _profiles(run: Run, variant: str) -> tuple[dict | None, dict | None]:
     return (m.diagnostics.variant or {}).get("profile"), (m.diagnostics.reference or {}).get("profile")
 
 
-def _lower(interval: Interval) -> float:
-    return interval.estimate if interval.single_round else interval.low
-
-
 def suggest_device_tolerance(current: float, expected_ms: float, aa_times: list[Interval]) -> float:
-    """The smallest device-time tolerance under which no A/A run here would have failed, plus three
-    standard deviations of the run-to-run spread beyond the worst one seen (suggest_tolerances'
-    rule, with a 1% floor: kernel durations are steadier than wall time); with fewer than three
-    runs, the tolerance in effect."""
+    """The device-time tolerance by suggest_tolerances' rule, with a 1% floor and a half-point
+    margin (kernel durations are steadier than wall time); with fewer than three runs, the
+    tolerance in effect."""
     if len(aa_times) < 3:
         return current
-    worst = max(_lower(t) / expected_ms - 1 for t in aa_times)
-    half_widths = [(t.estimate - _lower(t)) / t.estimate for t in aa_times]
-    spread = _rel_sd([t.estimate for t in aa_times])
-    return _ceil_percent(max(0.01, worst + 0.005, 3 * spread - statistics.median(half_widths)))
+    return _suggested(0.01, 0.005, max(bounds(t)[0] / expected_ms - 1 for t in aa_times),
+                      [t.estimate for t in aa_times], [(t.estimate - bounds(t)[0]) / t.estimate for t in aa_times])
 
 
 def device_time_analysis(g: Groups, variant: str, twin: str, baseline: Entry, current: Tolerances) -> dict | None:
@@ -199,7 +197,7 @@ def device_time_analysis(g: Groups, variant: str, twin: str, baseline: Entry, cu
         "caught": sum(any(v.outcome.fails for c in DEVICE_CHECKS for v in r.verdicts(twin, c)) for r in g.slowed),
         "run_to_run_cv_ms": _rel_sd([t.estimate for t in times]),
         "run_to_run_cv_speedup": _rel_sd([s.estimate for s in speedups]),
-        "half_width_median": _median([(t.estimate - _lower(t)) / t.estimate for t in times]),
+        "half_width_median": _median([(t.estimate - bounds(t)[0]) / t.estimate for t in times]),
         "detectable_median": _median(stated), "tolerance": current.device_time, "suggested_tolerance": suggested,
         "caught_with_suggested": sum(credible_change(t, expected, suggested, False) == "worse" for t in slowed),
     }

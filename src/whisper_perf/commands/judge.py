@@ -6,10 +6,10 @@ For a run whose verdicts are missing or out of date: a run stopped by a time lim
 judged, a run made where the baseline was not at hand (a GPU node without this repository's
 ``baselines/``), or last night's run judged again after the baseline or its tolerances were
 reviewed.  Each measurement in the file gets the speed, WER and device-time verdicts the suite's
-own tests give (verdicts.speedup_verdicts, time_verdicts, wer_verdict, device_verdicts), from its
-raw samples' summary, its profiled calls and
-the entry of its model x variant x protocol in the baseline file of the run's hardware key; a
-known anomaly applies by the run's own torch and transformers versions.  The run's other
+own tests give (verdicts.speedup_verdicts, time_verdicts, wer_verdict; device_verdicts), from its
+raw samples' summary, its profiled calls and the entry of its model x variant x protocol in the
+baseline file of the run's hardware key; a known anomaly applies by the run's own torch and
+transformers versions.  The run's other
 verdicts (compile health, memory, compile latency) are carried over as they were, and a variant
 that failed in the run (no measurement) still fails: the exit status is the run's, re-judged.
 
@@ -32,8 +32,8 @@ from ..build.variant_specs import VariantSpec, spec_for
 from ..errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE,
                       UsageError)
 from ..judge import baselines
-from ..judge.verdicts import (Verdict, device_verdicts, speedup_verdicts, strict_gate_refuses, time_verdicts,
-                              wer_verdict)
+from ..judge.device_verdicts import device_verdicts
+from ..judge.verdicts import Verdict, speedup_verdicts, strict_gate_refuses, time_verdicts, wer_verdict
 from ..record.report import verdict_table
 from ..record.results import RunResult, VerdictRecord, load_run
 from . import Parser, run_command

@@ -17,7 +17,6 @@ from ..build.compile_health import CompileTotals
 from ..measure.kernel_profile import fingerprint_changes
 from ..measure.machine_speed import adjustment
 from .baselines import Entry, Tolerances
-from .device_time import device_speedup_interval, device_time_interval
 from .stats import DETECTION_POWER, Interval, detectable_speedup_loss, detectable_time_increase, interval_text
 
 
@@ -68,7 +67,7 @@ def credible_change(interval: Interval, expected: float, tolerance: float, highe
     """The rule every comparison uses: "worse" when the whole interval lies beyond ``expected``
     x (1 -/+ ``tolerance``) on the bad side, "better" when it lies beyond on the good side,
     "within" otherwise.  A single round has no interval: its estimate stands for both bounds."""
-    low, high = _bounds(interval)
+    low, high = bounds(interval)
     floor, ceiling = expected * (1 - tolerance), expected * (1 + tolerance)
     if higher_is_better:
         return "worse" if high < floor else "better" if low > ceiling else "within"
@@ -82,7 +81,7 @@ def worse_or_not(interval: Interval, expected: float, tolerance: float, higher_i
     the interval straddles the bound: measure more, never guess."""
     if credible_change(interval, expected, tolerance, higher_is_better) == "worse":
         return "worse"
-    low, high = _bounds(interval)
+    low, high = bounds(interval)
     if higher_is_better:
         return "not worse" if low >= expected * (1 - tolerance) else "unsure"
     return "not worse" if high <= expected * (1 + tolerance) else "unsure"
@@ -129,7 +128,7 @@ def tolerance_floors(tolerances: Tolerances | None, has_speedup: bool) -> dict[s
     return detectable_by_check(point, point if has_speedup else None, tolerances)
 
 
-def _bounds(interval: Interval) -> tuple[float, float]:
+def bounds(interval: Interval) -> tuple[float, float]:
     """(low, high); a single round has no interval, so its estimate is both."""
     if interval.single_round:
         return interval.estimate, interval.estimate
@@ -142,7 +141,7 @@ def share(fraction: float) -> str:
     return f"{fraction:.1%}" if fraction < 0.1 else f"{fraction:.0%}"
 
 
-def _ci(interval: Interval, unit: str = "") -> str:
+def ci_text(interval: Interval, unit: str = "") -> str:
     """An interval in a verdict's message: the table form (stats.interval_text) and its level."""
     if interval.single_round:
         return f"{interval_text(interval, unit)} (one round: no interval)"
@@ -167,7 +166,7 @@ def _unreliable(check: str, measured: str, why: str, detectable: float | None) -
 def judge_against_eager(speedup: Interval, unreliable: str | None = None) -> Verdict:
     """Judged on every machine, with or without a baseline: a compiled build must not be credibly
     slower than its own eager build timed beside it (its whole speedup interval below 1x)."""
-    measured = _ci(speedup, "x")
+    measured = ci_text(speedup, "x")
     if unreliable:
         return _unreliable("compiled vs eager", measured, unreliable, None)
     if credible_change(speedup, 1.0, 0.0, higher_is_better=True) == "worse":
@@ -191,7 +190,7 @@ def carried_over(check: str, shown: str, source: str) -> Verdict:
 @_speed_check
 def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anomaly_applies: bool,
                   record_hint: str, unreliable: str | None = None) -> Verdict:
-    measured = _ci(speedup, "x")
+    measured = ci_text(speedup, "x")
     detectable = detectable_speedup_loss(speedup, tolerances.speedup)
     if unreliable:
         return _unreliable("speedup", measured, unreliable, detectable)
@@ -211,7 +210,7 @@ def judge_speedup(speedup: Interval, entry: Entry, tolerances: Tolerances, anoma
 def judge_ratio(check: str, speedup: Interval, expected: float, tolerance: float, record_hint: str) -> Verdict:
     """A speedup against its baseline ``expected``: a regression when the whole interval lies below
     ``expected x (1 - tolerance)``, an improvement when above ``expected x (1 + tolerance)``."""
-    measured, detectable = _ci(speedup, "x"), detectable_speedup_loss(speedup, tolerance)
+    measured, detectable = ci_text(speedup, "x"), detectable_speedup_loss(speedup, tolerance)
     against = (f"baseline {expected:.3f}x, tolerance {tolerance:.0%}; "
                f"could detect a slowdown of {share(detectable)} or more ({DETECTION_POWER:.0%} power)")
     change = credible_change(speedup, expected, tolerance, higher_is_better=True)
@@ -231,10 +230,10 @@ def judge_time(seconds: Interval, baseline_seconds: float, tolerance: float, rec
                speed_factor: float | None = None, unit: str = "s") -> Verdict:
     """``speed_factor`` (machine_speed.adjustment): compare ``seconds x speed_factor``, this run's
     time at the machine speed of the recording.  ``unit``: that of ``seconds`` and the baseline."""
-    as_measured = _ci(seconds, f" {unit}")
+    as_measured = ci_text(seconds, f" {unit}")
     if speed_factor is not None:
         seconds = seconds.scaled(speed_factor)
-    measured = _ci(seconds, f" {unit}")
+    measured = ci_text(seconds, f" {unit}")
     if speed_factor is not None:
         measured += f" at the recording's machine speed (x{speed_factor:.3f}; as measured {as_measured})"
     detectable = detectable_time_increase(seconds, tolerance)
@@ -461,66 +460,6 @@ def judge_fingerprint(found: dict | None, expected: dict | None, record_hint: st
     if changes:
         return Verdict("fingerprint", Outcome.CHANGED, f"changed since the baseline: {'; '.join(changes)}")
     return Verdict("fingerprint", Outcome.PASS, f"unchanged: {_fingerprint_text(found)}")
-
-
-def _device_not_judged(check: str, on_cuda: bool, measured: object, profile_error: str | None) -> Verdict | None:
-    """Why a device-time check is not judged (no device apart from the host, nothing measured), or None."""
-    if not on_cuda:
-        return Verdict(check, Outcome.NOT_APPLICABLE,
-                       f"{check} not judged on a CPU: the host is the device here, and the time checks judge it")
-    if measured is None:
-        why = f"the profiler could not start ({profile_error})" if profile_error else \
-            "the profiler recorded no device activity"
-        return Verdict(check, Outcome.NOT_APPLICABLE, f"{check} not measured: {why}")
-    return None
-
-
-def judge_device_time(profile: dict | None, entry: Entry | None, tolerances: Tolerances, on_cuda: bool,
-                      record_hint: str, confidence: float = 0.95, profile_error: str | None = None) -> Verdict:
-    """The GPU's busy time per profiled call (kernel_profile.device_time_interval, an interval over
-    its rounds) against the baseline's ``device_busy_ms``, by the time checks' rule with the
-    device-time tolerance; never on a CPU, where there is no device apart from the host."""
-    busy = device_time_interval(profile, confidence) if on_cuda else None
-    not_judged_why = _device_not_judged("device time", on_cuda, busy, profile_error)
-    if not_judged_why:
-        return not_judged_why
-    expected = entry.diagnostics.get("device_busy_ms") if entry else None
-    if expected is None:
-        return not_judged("device time", f"device time {_ci(busy, ' ms')}: no baseline device time; record one: "
-                          f"{record_hint}", speed=True)
-    return judge_time(busy, expected, tolerances.device_time, record_hint, "device time", unit="ms")
-
-
-def judge_device_speedup(profile: dict | None, reference_profile: dict | None, entry: Entry | None,
-                         tolerances: Tolerances, on_cuda: bool, record_hint: str, confidence: float = 0.95,
-                         profile_error: str | None = None) -> Verdict:
-    """The speedup of the GPU's own work (kernel_profile.device_speedup_interval: eager device time /
-    compiled device time, paired by round) against the baseline's ``device_speedup``, with the
-    device-time tolerance: what the compiler changed on the device, whatever the host adds."""
-    check = "device speedup"
-    speedup = device_speedup_interval(profile, reference_profile, confidence) if on_cuda else None
-    not_judged_why = _device_not_judged(check, on_cuda, speedup, profile_error)
-    if not_judged_why:
-        return not_judged_why
-    expected = entry.diagnostics.get("device_speedup") if entry else None
-    if expected is None:
-        return not_judged(check, f"device speedup {_ci(speedup, 'x')}: no baseline device speedup; record one: "
-                          f"{record_hint}", speed=True)
-    return replace(judge_ratio(check, speedup, expected, tolerances.device_time, record_hint), speed=True)
-
-
-def device_verdicts(variant: dict | None, reference: dict | None, entry: Entry | None, tolerances: Tolerances, *,
-                    on_cuda: bool, compiled: bool, record_hint: str, confidence: float = 0.95) -> list[Verdict]:
-    """A results file's device-time checks (commands/judge.py; the suite runs them as their own tests):
-    the variant's device time and, for a compiled variant, its device speedup, from the builds'
-    diagnostics (diagnostics.diagnose's ``variant`` and ``reference``)."""
-    mine, theirs = variant or {}, reference or {}
-    error = mine.get("profile_error")
-    verdicts = [judge_device_time(mine.get("profile"), entry, tolerances, on_cuda, record_hint, confidence, error)]
-    if compiled:
-        verdicts.append(judge_device_speedup(mine.get("profile"), theirs.get("profile"), entry, tolerances, on_cuda,
-                                             record_hint, confidence, error))
-    return verdicts
 
 
 SEEDED_NOTE = "against published figures, not measured by this suite"
