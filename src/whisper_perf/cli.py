@@ -15,7 +15,8 @@ from pathlib import Path
 from .errors import EXIT_OK, EXIT_USAGE
 
 SUITE = {"perf": "run the benchmark suite here and judge it against this hardware's baseline",
-         "record": "measure and write this hardware's baseline (baselines/<key>.json); review it with git diff"}
+         "record": "measure and write this hardware's baseline (baselines/<key>.json), the median of 3 "
+                   "processes; review it with git diff"}
 COMMANDS = {"judge": "judge a results file again, against the baselines as they are now",
             "upgrade": "the suite in two or more environments side by side (an upgrade, a matrix)",
             "bisect": "the release where a change began, with the suite as the oracle",
@@ -48,12 +49,33 @@ def run_suite(name: str, args: list[str]) -> int:
     return int(pytest.main(["perf_tests", *PYTEST_BENCHMARK, *(["--record"] if name == "record" else []), *args]))
 
 
+def record(args: list[str]) -> int:
+    """``record``: the suite's --record in this process (``--processes 1``), else in N processes
+    of their own whose median entries are kept (commands/record.py says why)."""
+    from .commands import run_command
+    from .commands.record import HELP, processes_asked, record_in_subprocess, record_median
+
+    if "--help" in args or "-h" in args:
+        print(HELP + "\n")
+        return run_suite("record", args)
+
+    def recorded(argv):
+        processes, rest = processes_asked(argv)
+        if processes == 1:
+            return run_suite("record", rest)
+        return record_median(processes, rest, record_in_subprocess, lambda line: print(f"whisper_perf: {line}"))
+
+    return run_command(recorded, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return EXIT_OK if argv else EXIT_USAGE
     name, rest = argv[0], argv[1:]
+    if name == "record":
+        return record(rest)
     if name in SUITE:
         return run_suite(name, rest)
     if name not in COMMANDS:

@@ -109,7 +109,22 @@ def _builds_and_diagnostics(group) -> None:
                     help="memory bandwidth in GB/s for the roofline (default: the data-sheet figure of a known "
                          "GPU, or measured on a CPU)")
 
+def _refuse_parallel_workers(config: pytest.Config) -> None:
+    """``-n`` (pytest-xdist) on the suite: its workers would time variants side by side, each
+    distorting the other's timings, and pytest-benchmark turns its timing off under xdist.  (The
+    harness's own tests in tests/ do run under -n: the plugin is loaded there too.)"""
+    if not config.getoption("numprocesses", None):
+        return
+    suite = config.rootpath / "perf_tests"
+    targets = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    if any(t == suite or suite in t.parents or t in suite.parents for t in targets):
+        raise pytest.UsageError("-n (pytest-xdist) would time variants side by side in parallel workers, each "
+                                "distorting the other's timings, and pytest-benchmark turns its timing off under "
+                                "xdist: run the suite without -n")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _refuse_parallel_workers(config)
     try:
         run_config = RunConfig.from_options(config.getoption, config.rootpath, _gpu_run)
     except SuiteError as exc:

@@ -292,7 +292,7 @@ class RunSession:
         if not path.exists():
             say(f"New hardware key {self.hardware.key} ({self.hardware.device_name}): no baseline recorded for it yet; "
                 f"this recording starts {path}.", yellow=True)
-        return baselines.record(self.config.baselines, self.hardware, entries)
+        return baselines.record(self.config.baselines, self.hardware.key, self.hardware.device_name, entries)
 
     def _judged_against(self) -> dict:
         """(model, variant) -> (speedup, tolerance) of the baseline entry it was judged against, for

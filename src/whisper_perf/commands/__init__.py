@@ -1,5 +1,6 @@
 """The suite's commands beside the benchmark run, each ``whisper-perf <name>`` (cli.py):
 
+record     the baseline from several recording processes, the median of each   (nox -s record)
 calibrate  how often verdicts cry wolf here, how small a slowdown they catch   (nox -s calibrate)
 upgrade    the suite in several environments, side by side                     (nox -s upgrade, matrix)
 merge      results of many machines and runs in one report                     (nox -s merge)

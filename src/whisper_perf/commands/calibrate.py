@@ -173,6 +173,8 @@ def record_baseline(cal: Calibration, say) -> Entry | None:
     One recording carries its process's error (measured here: A/A speedups of separate runs
     spread with a standard deviation of about 2.5%), and every verdict of the calibration inherits
     it; the median of three halves the chance that the baseline itself sits in a tail."""
+    from .record import median_index
+
     args, key = cal.args, cal.hardware_key
     recorded = []
     for i in range(args.record_runs):
@@ -186,8 +188,7 @@ def record_baseline(cal: Calibration, say) -> Entry | None:
         entry = next(e for e in baselines.load(path, key).entries if e.variant == args.variant)
         say(f"recording {i + 1}/{args.record_runs} ({run.seconds:.0f} s): {entry.speedup:.3f}x")
         recorded.append((entry.speedup, i, path.read_text(encoding="utf-8"), entry))
-    recorded.sort(key=lambda r: r[:2])
-    speedup, index, text, entry = recorded[len(recorded) // 2]
+    speedup, index, text, entry = recorded[median_index([r[0] for r in recorded])]  # as `record` keeps one
     replace_atomically(baselines.path_for(cal.folder / "baselines", key), text)
     say(f"baseline: recording {index + 1}, {speedup:.3f}x (all: {', '.join(f'{r[0]:.3f}x' for r in recorded)})")
     return entry

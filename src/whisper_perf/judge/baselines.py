@@ -369,12 +369,12 @@ def _locked(path: Path):
     return hold()
 
 
-def record(folder: Path, hardware, entries: list[Entry]) -> tuple[Path, str]:
+def record(folder: Path, hardware_key: str, device_name: str, entries: list[Entry]) -> tuple[Path, str]:
     """Upsert ``entries`` into the hardware's file (keeping every other entry), write it
     atomically, and return (path, unified diff of the change)."""
-    path = path_for(folder, hardware.key)
+    path = path_for(folder, hardware_key)
     with _locked(path):
-        baseline = load(path, hardware.key) if path.exists() else BaselineFile(hardware.key, hardware.device_name)
+        baseline = load(path, hardware_key) if path.exists() else BaselineFile(hardware_key, device_name)
         for entry in entries:
             baseline.upsert(entry)
         return path, write_with_diff(path, baseline)
