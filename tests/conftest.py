@@ -13,6 +13,17 @@ from whisper_perf.inputs.models import load_model, resolve_model
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures"
 
 
+# nox -s tests hands the test files to its pytest-xdist workers in collection order, one file at a
+# time: the files that take minutes go first, so that none starts last and runs on alone at the end.
+LONGEST_FIRST = ("test_suite_e2e.py", "test_bisect.py", "test_reliability.py", "test_calibration.py",
+                 "test_bug_report.py", "test_batch.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def runs_apart_from_the_test_workers():
     """The suite runs these tests start are users' runs, not pytest-xdist workers: without the

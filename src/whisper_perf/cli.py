@@ -63,7 +63,7 @@ def record(args: list[str]) -> int:
         processes, rest = processes_asked(argv)
         if processes == 1:
             return run_suite("record", rest)
-        return record_median(processes, rest, record_in_subprocess, lambda line: print(f"whisper_perf: {line}"))
+        return record_median(processes, rest, record_in_subprocess, lambda line: print(f"whisper_perf: {line}", flush=True))
 
     return run_command(recorded, args)
 
