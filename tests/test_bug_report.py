@@ -99,11 +99,13 @@ def _run(**fields) -> RunResult:
 
 
 def test_one_finding_per_variant_a_failure_first_then_a_recompile_then_a_regression():
+    """b's speed check regressed before its compile health did (the order a run writes them): the
+    recompile is its finding, since it explains the slower times."""
     regression = Verdict("speedup", Outcome.REGRESSION, "speedup 0.9x below 1.0x", speed=True)
     recompile = Verdict("compile health", Outcome.REGRESSION, "2 recompile(s) during the timed rounds")
     run = _run(failures=[Failure("m", "a", "build", "a could not be built: killed by SIGSEGV in x")],
-               verdicts=[VerdictRecord("m", "a", regression), VerdictRecord("m", "b", recompile),
-                         VerdictRecord("m", "b", regression), VerdictRecord("m", "c", regression),
+               verdicts=[VerdictRecord("m", "a", regression), VerdictRecord("m", "b", regression),
+                         VerdictRecord("m", "b", recompile), VerdictRecord("m", "c", regression),
                          VerdictRecord("m", "d", Verdict("speedup", Outcome.PASS, "fine", speed=True))])
     found = {f.variant: f for f in findings(run)}
     assert sorted(found) == ["a", "b", "c"]
