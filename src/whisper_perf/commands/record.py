@@ -40,17 +40,13 @@ The suite's options follow (pytest's help)."""
 
 def processes_asked(args: list[str]) -> tuple[int, list[str]]:
     """``--processes N`` (or ``--processes=N``) taken out of ``args``: (N, the other arguments)."""
-    rest, processes = list(args), DEFAULT_PROCESSES
-    for i, arg in enumerate(rest):
-        if arg == "--processes" or arg.startswith("--processes="):
-            value = arg.partition("=")[2] if "=" in arg else (rest[i + 1] if i + 1 < len(rest) else "")
-            del rest[i:i + (1 if "=" in arg else 2)]
-            if not value.isdigit() or int(value) < 1:
-                raise UsageError(f"--processes is the number of recording processes, a whole number of at least "
-                                 f"1, not {value!r}: e.g. --processes 3")
-            processes = int(value)
-            break
-    return processes, rest
+    value, rest = _option(args, "--processes")
+    if value is None and "--processes" not in rest:
+        return DEFAULT_PROCESSES, rest
+    if value is None or not value.isdigit() or int(value) < 1:
+        raise UsageError(f"--processes is the number of recording processes, a whole number of at least "
+                         f"1, not {value or ''!r}: e.g. --processes 3")
+    return int(value), rest
 
 
 def median_index(figures: list[float]) -> int:
@@ -122,7 +118,10 @@ def record_median(processes: int, args: list[str], record_once, say=print) -> in
         files = []
         for i in range(processes):
             scratch = Path(scratch_root) / str(i + 1)
-            shutil.copytree(target, scratch) if target.is_dir() else scratch.mkdir()
+            if target.is_dir():
+                shutil.copytree(target, scratch)
+            else:
+                scratch.mkdir()
             say(f"recording {i + 1} of {processes}, into a scratch copy of {target} (the median is kept)")
             status = record_once([*rest, "--baselines", str(scratch)])
             written = _recorded_file(scratch, target)
