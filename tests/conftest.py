@@ -16,7 +16,7 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures
 # nox -s tests hands the test files to its pytest-xdist workers in collection order, one file at a
 # time: the files that take minutes go first, so that none starts last and runs on alone at the end.
 LONGEST_FIRST = ("test_suite_e2e.py", "test_bisect.py", "test_reliability.py", "test_calibration.py",
-                 "test_bug_report.py", "test_batch.py")
+                 "test_bug_report.py", "test_batch.py", "test_suite_without_baseline.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -1,11 +1,11 @@
 """Contention: real CPU load from other processes is seen, and a measurement taken under it is
 judged unreliable instead of failing."""
 
-import subprocess
 import sys
 import time
 
 import pytest
+from test_suite_e2e import busy_loops
 
 from whisper_perf.build.variants import Transcript
 from whisper_perf.judge.stats import Interval
@@ -27,12 +27,9 @@ def test_a_busy_loop_beside_us_is_seen_and_our_own_work_is_not():
             pass
     assert own.load.own_cores > 0.5 and own.load.others_cores < before.others_cores + 0.25
 
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+    with busy_loops(1):
         time.sleep(0.3)  # let it start
         busy = sample_idle(1.0)
-    finally:
-        hog.kill()
     assert busy.others_cores > 0.5 and busy.busy
     assert "other processes used" in busy.evidence()
 

@@ -3,12 +3,17 @@ says NOTHING MEASURED / NOTHING JUDGED, writes its results file naming what it d
 why, and fails --strict-gate with exit 7; ``judge`` keeps what the run could not see."""
 
 import json
+import re
+from pathlib import Path
 
+import pytest
 from test_suite_e2e import outcomes, run_suite
 
 from whisper_perf.commands import judge, run_command
 from whisper_perf.judge.verdicts import Outcome, Verdict
 from whisper_perf.record.results import RunResult, Skip, VerdictRecord
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # A platform on which torch.compile cannot run (Windows, an unsupported Python): torch itself says
 # so through is_dynamo_supported, the one thing this machine cannot be.  Loaded at interpreter
@@ -80,3 +85,35 @@ def test_the_headline_never_reads_as_passed_when_no_speed_check_was_judged():
     judged = VerdictRecord("m", "v", Verdict("compiled vs eager", Outcome.PASS, "1.2x", speed=True))
     assert not _run(verdicts=[judged]).nothing_judged()
     assert _run(verdicts=[wer]).nothing_judged()  # WER is not a speed check: it alone judges no speed
+
+
+@pytest.mark.quiet  # the gate keeps the busy rule: judged on a machine doing nothing else
+def test_strict_gating_live_progress_and_what_was_changed_about_the_input(tmp_path):
+    """--strict-gate (the release gate): nothing failed, but the time check had no baseline: exit 7,
+    naming it (without --strict-gate the same run passes with a skip).  The run says each stage
+    as it happens, in order, and that it resampled and downmixed the 8 kHz stereo input, live
+    and in the report."""
+    import numpy as np
+    import soundfile
+
+    audio, rate = soundfile.read(ROOT / "fixtures" / "audio" / "short" / "utt_000.flac")
+    data = tmp_path / "data"
+    data.mkdir()
+    soundfile.write(data / "a.flac", np.stack([audio[::2], audio[::2]], axis=1), rate // 2)  # 8 kHz, stereo
+    text = json.loads((ROOT / "fixtures" / "audio" / "short" / "metadata.jsonl").read_text().splitlines()[0])["text"]
+    (data / "metadata.jsonl").write_text(json.dumps({"file_name": "a.flac", "text": text}) + "\n")
+    results = tmp_path / "results"
+    result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--baselines", str(tmp_path / "none"),
+                       "--dataset", str(data), "--results-dir", str(results), "--strict-gate")
+    assert result.returncode == 7, result.output[-4000:]
+    assert outcomes(result)["test_time[tiny.en-eager]"] == "SKIPPED"
+    assert re.search(r"--strict-gate: speed checks not judged, exit 7: tiny\.en/eager: eager time", result.stdout)
+    stages = ["model tiny.en: resolving", "model tiny.en: loaded on cpu in", "input: ", "building eager",
+              "built eager in", "timing eager: round 1 of 1 done"]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("whisper_perf: ")]
+    found = [next((i for i, line in enumerate(lines) if line.startswith(f"whisper_perf: {s}")), None) for s in stages]
+    assert None not in found and found == sorted(found), lines
+    changes = ["2 channels, averaged to mono: 1 file(s) (a.flac)", "8000 Hz, resampled to 16000 Hz: 1 file(s) (a.flac)"]
+    assert all(f"whisper_perf: input: {data}: {c}" in result.stdout for c in changes), lines
+    report = next(results.glob("*/*.md")).read_text()
+    assert "## Input" in report and all(f"- {data}: {c}" in report for c in changes)
