@@ -24,7 +24,7 @@ def run_repro(folder: Path, tmp_path: Path, *args: str, env=None, stack: Path | 
     (and, with ``stack``, a folder of installed "releases" that is imported first)."""
     site = tmp_path / "no-whisper-perf"
     site.mkdir(parents=True, exist_ok=True)
-    (site / "sitecustomize.py").write_text(NO_WHISPER_PERF + (f"import {RELEASE}\n" if stack else ""))
+    (site / "sitecustomize.py").write_text(NO_WHISPER_PERF + (LOAD_RELEASE if stack else ""))
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     path = os.pathsep.join([str(site), *([str(stack)] if stack else [])])
     return subprocess.run([sys.executable, "repro.py", *args], cwd=folder, capture_output=True, text=True,
@@ -64,6 +64,34 @@ transformers.WhisperForConditionalGeneration.generate = generate
 transformers.WhisperForConditionalGeneration.forward = forward
 """
 
+# The release takes effect where transformers is imported, as an installed release would: a hook
+# from interpreter start patches transformers when it loads.  Importing it at start in every Python
+# instead slowed each child that never uses it (inductor's six vector-instruction probes in each
+# compiling process, pip, collect_env): 30 s more per compile.
+LOAD_RELEASE = f"""import importlib.abc
+import importlib.util
+import sys
+
+
+class ReleaseOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name != "transformers":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def load_and_patch(module):
+            load(module)
+            import {RELEASE}  # noqa: F401
+
+        spec.loader.exec_module = load_and_patch
+        return spec
+
+
+sys.meta_path.insert(0, ReleaseOnImport())
+"""
+
 
 def test_a_recompile_while_timed_gives_a_repro_that_recompiles_on_the_same_stack(tmp_path):
     """A stack that recompiles after warm-up: compile health is a REGRESSION naming the failed
@@ -72,10 +100,10 @@ def test_a_recompile_while_timed_gives_a_repro_that_recompiles_on_the_same_stack
     stack = tmp_path / "stack"
     stack.mkdir()
     (stack / f"{RELEASE}.py").write_text(RECOMPILING_RELEASE)
-    (stack / "sitecustomize.py").write_text(f"import {RELEASE}\n")
+    (stack / "sitecustomize.py").write_text(LOAD_RELEASE)
     results = tmp_path / "results"
     result = run_suite("--variant", "compiled", "--limit", "1", "--rounds", "2", "--results-dir", str(results),
-                       "--baselines", str(tmp_path / "none"), diagnostics=True,
+                       "--baselines", str(tmp_path / "none"), diagnostics="compile health",
                        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(stack), os.environ.get("PYTHONPATH")]))})
     assert result.returncode == 1, result.output[-4000:]
     (run_file,) = results.glob("*/*.json")

@@ -18,11 +18,15 @@ SMALL = ["--limit", "2", "--rounds", "3"]
 
 def run_suite(*args, env=None, diagnostics=False, busy_check=False):
     """pytest perf_tests in a subprocess; the diagnostic calls only where a test looks at them
-    (they add seconds to every run).  The busy-machine rule only where a test is about it
-    (``busy_check``): every other test must reach its outcome on a machine doing other work too."""
+    (they add seconds to every run): ``diagnostics`` True for all of them, "compile health" for
+    that check alone (it reads the timed rounds, no diagnostic call).  The busy-machine rule only
+    where a test is about it (``busy_check``): every other test must reach its outcome on a machine
+    doing other work too."""
     if not (busy_check or "--busy-threshold" in args or "--strict-gate" in args):  # a gate keeps the rule
         args = (*args, "--busy-threshold", "off")
-    if not diagnostics:
+    if diagnostics == "compile health":
+        args = (*args, "-k", "not test_diagnostics or test_compile_health")
+    elif not diagnostics:
         args = (*args, "-k", "not test_diagnostics")
     if "--results-dir" not in args:  # keep the project's results/ free of test runs
         args = (*args, "--results-dir", tempfile.mkdtemp(prefix="whisper-perf-results-"))
