@@ -46,7 +46,9 @@ MKDOCS = "mkdocs==1.6.1"
 # threads waiting passively: two suite runs at once took 27 s, as long as one alone, where with
 # OpenMP's default spinning they took 84 s, longer than one after the other (52 s)
 # (docs/measurements/ci-20261206/experiments.txt).  A test file stays on one worker (--dist
-# loadfile), so its module fixtures run once.  Tests marked ``quiet`` need the machine to
+# loadfile), so its module fixtures run once; the files go out in the order tests/conftest.py
+# gives, longest first (xdist's own reorder, by number of tests, sent the one-test calibration
+# file, nearly three minutes, out last, to run on alone).  Tests marked ``quiet`` need the machine to
 # themselves (a busy machine changes their outcome) and run after, alone.  At most four workers:
 # each holds a suite run of 1-2 GB.
 XDIST = "pytest-xdist==3.8.0"
@@ -117,7 +119,7 @@ def tests(session: nox.Session) -> None:
     workers = str(min(os.cpu_count() or 1, 4))
     no_tests = 5  # pytest's exit status when a pass selects none (e.g. -k naming tests of the other pass)
     session.run(python, "-m", "pytest", "tests", "-m", "not quiet", "-n", workers, "--dist", "loadfile",
-                *session.posargs, env={"OMP_WAIT_POLICY": "PASSIVE"}, external=True, success_codes=[0, no_tests])
+                "--no-loadscope-reorder", *session.posargs, env={"OMP_WAIT_POLICY": "PASSIVE"}, external=True, success_codes=[0, no_tests])
     session.run(python, "-m", "pytest", "tests", "-m", "quiet", *session.posargs, external=True,
                 success_codes=[0, no_tests])
 
