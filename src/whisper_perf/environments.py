@@ -73,7 +73,7 @@ def plan(folder: Path, groups: list[str], root: Path, interpreter: str = sys.exe
     folder, python = Path(folder), str(python_in(folder))
     wanted = State(interpreter, tuple(groups), _pyproject_hash(root))
     held = State.read(folder)
-    pip = lambda *args: [python, "-m", "pip", "install", "--no-compile", *args]  # noqa: E731
+    pip = lambda *args: pip_install(python, *args)  # noqa: E731
     same_base = held is not None and (held.interpreter, held.pyproject, held.groups[:BASE_GROUPS]) == (
         wanted.interpreter, wanted.pyproject, wanted.groups[:BASE_GROUPS])
     if same_base:
@@ -100,6 +100,11 @@ BYTE_COMPILE = ("import compileall, sysconfig; "
 def byte_compile(python: str | Path) -> list[str]:
     """The command that byte-compiles the site-packages of ``python``'s environment."""
     return [str(python), "-c", BYTE_COMPILE]
+
+
+def pip_install(python: str | Path, *args: str) -> list[str]:
+    """pip's install command in ``python``'s environment, leaving the byte-compiling to byte_compile."""
+    return [str(python), "-m", "pip", "install", "--no-compile", *args]
 
 
 def prepare(folder: Path, groups: list[str], root: Path, run: Callable[[list[str]], object],
@@ -158,7 +163,7 @@ def prepare_overlay(folder: Path, requirement: str, root: Path, base_python: str
     run([base_python, "-m", "venv", "--clear", str(folder)])
     shared = _site_packages(base_python)
     Path(_site_packages(python), "_whisper_perf_base.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
-    run([str(python), "-m", "pip", "install", "--no-compile", *requirement.split(), *_dependencies(root)])
+    run(pip_install(python, *requirement.split(), *_dependencies(root)))
     run(byte_compile(python))
     marker.write_text(wanted)
     return python
