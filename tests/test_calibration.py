@@ -17,7 +17,7 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     slowed 2x, which any verdict must catch), on the real model, in separate processes; then
     --report of its folder."""
     command = [sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(ROOT)]
-    result = subprocess.run(command + ["--runs", "1", "--record-runs", "1", "--limit", "2", "--rounds", "2",
+    result = subprocess.run(command + ["--runs", "1", "--record-runs", "1", "--limit", "1", "--rounds", "2",
                                        "--slowdown", "1.0", "--detect", "0.9", "--out", str(tmp_path / "cal"),
                                        "--", "--busy-threshold", "off"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -39,9 +39,10 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     kept = json.loads(next((folder / "baselines").glob("*.json")).read_text())
     assert kept == recording
     assert analysis["baseline"]["speedup"] == next(e["speedup"] for e in recording["entries"] if e["variant"] == "compiled")
-    # the check run took adaptive rounds: the first look (5) already detects 90%
+    # the check run took adaptive rounds: from the first look (5) on, until it could detect 90%
+    # (the stop at the first look itself: test_adaptive.py)
     assert analysis["adaptive"]["A/A"]["met"] == analysis["adaptive"]["slowed"]["met"] == 1
-    assert analysis["adaptive"]["A/A"]["rounds"] == [5]
+    assert analysis["adaptive"]["A/A"]["rounds"][0] >= 5
     assert "| measurements that reached the target | 1 of 1 | 1 of 1 |" in report
     # ... and the projection of the detectable slowdown against timing time narrows with time
     table = analysis["precision"]["table"]

@@ -18,13 +18,45 @@ from whisper_perf.record.results import Tally
 
 
 @pytest.fixture(scope="module")
-def profiles(tiny_en, cpu, short_set):
-    """(eager, compiled, compiled again) CallProfiles of one utterance: 16 new tokens at most."""
+def builds(tiny_en, cpu, short_set):
+    """(eager, compiled, the utterance): 16 new tokens at most."""
     source, model, processor = tiny_en
     settings, utterance = GenerationSettings(max_new_tokens=16), short_set.utterances[0]
     eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, settings, utterance)
     compiled = build_variant(VARIANTS["compiled"], source.name, model, processor, cpu, settings, utterance)
+    return eager, compiled, utterance
+
+
+@pytest.fixture(scope="module")
+def profiles(builds):
+    """(eager, compiled, compiled again) CallProfiles of one utterance."""
+    eager, compiled, utterance = builds
     return profile_call(eager, utterance), profile_call(compiled, utterance), profile_call(compiled, utterance)
+
+
+def test_the_events_read_from_kineto_are_torchs_own_event_tree(builds):
+    """read_events gives the host events prof.events() gives, each under the same parent, on the
+    eager and on the compiled call, with two same-named ranges nested around it (torch keeps one),
+    so the counts of a fingerprint are torch's own."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from whisper_perf.measure.kernel_profile import host_counts, read_events
+
+    def tree(events):
+        return sorted((e.name, e.cpu_parent.name if e.cpu_parent else "", e.time_range.start) for e in events
+                      if e.device_type == DeviceType.CPU)
+
+    eager, compiled, utterance = builds
+    for variant in (eager, compiled):
+        inputs = variant.inputs(utterance)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with record_function("whisper_perf_range"), record_function("whisper_perf_range"):
+                variant.run(inputs)
+        ours, theirs = read_events(prof), prof.events()
+        assert [e.name for e in ours].count("whisper_perf_range") == 1
+        assert tree(ours) == tree(theirs)
+        assert host_counts(ours) == host_counts(theirs)
 
 
 def test_a_profiled_call_counts_steps_ops_graphs_and_the_generated_kernels(profiles):
@@ -135,7 +167,8 @@ def test_device_time_is_judged_with_an_interval_over_its_profiled_rounds():
 
 def test_profiled_rounds_alternate_the_builds_and_keep_one_fingerprint(tiny_en, cpu, short_set):
     """profile_rounds on the real tiny.en: the variant's and its reference's calls alternate, every
-    call of a build runs the same code, and the summary keeps the first call and the count."""
+    call of a build runs the same code, and the summary keeps the first call and the count.  (Its
+    own builds: a test before it resets dynamo, which would make the shared ones compile again.)"""
     source, model, processor = tiny_en
     settings, utterance = GenerationSettings(max_new_tokens=8), short_set.utterances[1]
     eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, settings, utterance)

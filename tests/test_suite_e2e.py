@@ -58,14 +58,18 @@ def outcomes(result) -> dict[str, str]:
 # processes at work, and gives way at once to any process at normal priority, so it slows
 # neither the run under test nor a test running beside it (nox -s tests runs two at once).
 BUSY_LOOP = "import os\nos.nice(19)\nwhile True:\n    pass\n"
+# ... but only where CPU is idle: OpenMP threads that spin while they wait (its default) leave
+# none, so the suite run beside the loops lets its threads sleep instead.
+BESIDE_BUSY_LOOPS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @contextmanager
 def busy_loops(count: int | None = None):
-    """``count`` busy loops (default: one per core) beside the block, killed after it."""
+    """``count`` busy loops (default: one per core) beside the block, killed after it; it gives the
+    environment a suite run beside them needs (BESIDE_BUSY_LOOPS)."""
     hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count or os.cpu_count() or 2)]
     try:
-        yield hogs
+        yield BESIDE_BUSY_LOOPS
     finally:
         for hog in hogs:
             hog.kill()
@@ -317,9 +321,9 @@ def test_busy_machine_makes_verdicts_unreliable_not_failures(recorded, tmp_path)
     (The eager variant: the same rule judges every timed check; compiling beside busy loops
     would only make the test slower.)"""
     _, path, _ = recorded
-    with busy_loops():
+    with busy_loops() as env:
         result = run_suite("--limit", "2", "--rounds", "2", "--variant", "eager",  # default: 2 replacement rounds
-                           "--baselines", str(path.parent), "--results-dir", str(tmp_path), busy_check=True)
+                           "--baselines", str(path.parent), "--results-dir", str(tmp_path), busy_check=True, env=env)
     got = outcomes(result)
     assert result.returncode == 0, result.output[-4000:]
     assert got["test_time[tiny.en-eager]"] == "SKIPPED", got
@@ -341,9 +345,9 @@ def test_busy_threshold_off_keeps_every_round_and_records_the_load(tmp_path):
     """--busy-threshold off (the harness's plumbing tests on a shared machine): with busy loops
     beside the suite, no round is set aside and timing does not stop early; the load is still
     measured and kept, with the threshold that applied, and the header says the check is off."""
-    with busy_loops():
+    with busy_loops() as env:
         result = run_suite("--limit", "1", "--rounds", "2", "--variant", "eager", "--baselines", str(tmp_path / "none"),
-                           "--results-dir", str(tmp_path / "results"), "--busy-threshold", "off")
+                           "--results-dir", str(tmp_path / "results"), "--busy-threshold", "off", env=env)
     assert result.returncode == 0, result.output[-4000:]
     assert "machine before timing: busy check off (--busy-threshold off): no round is set aside" in result.stdout
     assert "timing stopped" not in result.stdout and "unreliable: machine busy" not in result.stdout
@@ -359,9 +363,10 @@ def test_a_recording_on_a_busy_machine_writes_nothing_and_exits_7(tmp_path):
     """A nightly `nox -s record` must not pass without writing its baseline: busy loops beside it,
     and the recording is refused with exit 7, not 0."""
     folder = tmp_path / "baselines"
-    with busy_loops():
+    with busy_loops() as env:
         result = run_suite("--record", "--limit", "1", "--rounds", "2", "--variant", "eager",
-                           "--baselines", str(folder), "--results-dir", str(tmp_path / "results"), busy_check=True)
+                           "--baselines", str(folder), "--results-dir", str(tmp_path / "results"), busy_check=True,
+                           env=env)
     assert result.returncode == 7, result.output[-4000:]
     assert re.search(r"Not recording: the machine was busy while timing tiny\.en/eager; record again on a quiet "
                      r"machine \(exit 7 where nothing else failed\)", result.stdout), result.stdout[-3000:]

@@ -102,9 +102,13 @@ def byte_compile(python: str | Path) -> list[str]:
     return [str(python), "-c", BYTE_COMPILE]
 
 
-def pip_install(python: str | Path, *args: str) -> list[str]:
-    """pip's install command in ``python``'s environment, leaving the byte-compiling to byte_compile."""
-    return [str(python), "-m", "pip", "install", "--no-compile", *args]
+def pip_install(python: str | Path, *args: str, runner: str | Path | None = None) -> list[str]:
+    """pip's install command in ``python``'s environment, leaving the byte-compiling to byte_compile;
+    with ``runner``, that interpreter's pip installs there (``pip --python``), so that ``python``'s
+    environment needs no pip of its own."""
+    if runner is None:
+        return [str(python), "-m", "pip", "install", "--no-compile", *args]
+    return [str(runner), "-m", "pip", "--python", str(python), "install", "--no-compile", *args]
 
 
 def prepare(folder: Path, groups: list[str], root: Path, run: Callable[[list[str]], object],
@@ -160,10 +164,11 @@ def prepare_overlay(folder: Path, requirement: str, root: Path, base_python: str
     if marker.exists() and python.exists() and marker.read_text() == wanted:
         return python
     marker.unlink(missing_ok=True)  # a step that fails half-way leaves nothing to trust
-    run([base_python, "-m", "venv", "--clear", str(folder)])
+    # no pip of its own (ensurepip takes seconds a probe): the base's pip installs into it
+    run([base_python, "-m", "venv", "--clear", "--without-pip", str(folder)])
     shared = _site_packages(base_python)
     Path(_site_packages(python), "_whisper_perf_base.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
-    run(pip_install(python, *requirement.split(), *_dependencies(root)))
+    run(pip_install(python, *requirement.split(), *_dependencies(root), runner=base_python))
     run(byte_compile(python))
     marker.write_text(wanted)
     return python

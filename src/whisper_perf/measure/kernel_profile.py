@@ -31,8 +31,8 @@ from __future__ import annotations
 import functools
 import gc
 import re
-from collections import Counter
-from dataclasses import asdict, dataclass
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
 
 GRAPH_CALL = re.compile(r"^## Call CompiledFxGraph (\S+) ##$")
 # How inductor's output code declares each kernel it generated, on a CPU and on a GPU.
@@ -110,6 +110,112 @@ def _is_aten(event) -> bool:
     return event.name.startswith("aten::")
 
 
+# What torch's own event list leaves out of a profile (profiler_util._filter_name): utility
+# operators and record_function's bookkeeping.
+FILTERED_NAMES = frozenset({"[memory]", "[OutOfMemory]", "profiler::_record_function_enter",
+                            "profiler::_record_function_enter_new", "profiler::_record_function_exit",
+                            "aten::is_leaf", "aten::output_nr", "aten::_version"})
+
+
+@dataclass(eq=False)
+class Span:
+    """An event's start and end in microseconds (as torch's ``Interval``)."""
+
+    start: float
+    end: float
+
+    def elapsed_us(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(eq=False)
+class ProfiledEvent:
+    """One event of a profiled call, with the fields of torch's ``FunctionEvent`` read here."""
+
+    name: str
+    device_type: object  # torch.autograd.DeviceType
+    time_range: Span
+    thread: int
+    is_async: bool
+    is_user_annotation: bool
+    activity_type: str | None
+    cpu_parent: ProfiledEvent | None = None
+    cpu_children: list = field(default_factory=list)
+
+
+def read_events(prof) -> list[ProfiledEvent]:
+    """The events of a finished ``torch.profiler.profile``, each host event with its enclosing one
+    (``cpu_parent``), as ``prof.events()`` gives them: read from kineto's raw events by torch's own
+    rules (the names it filters out, async events left out of the nesting, a device runtime call
+    on the thread of the operator that made it, nesting by interval per thread).  ``prof.events()``
+    also builds input shapes, stacks and memory figures for every event: 1-2 s per profiled call of
+    tiny.en on a CPU (44k events eager), paid for two counts."""
+    from torch.autograd import DeviceType
+
+    results = prof.profiler.kineto_results
+    origin, events, frontend, linked = results.trace_start_ns(), [], {}, []
+    for raw in results.events():
+        name = raw.name()
+        if name in FILTERED_NAMES or getattr(raw, "is_hidden_event", lambda: False)():
+            continue
+        thread = raw.start_thread_id()
+        kind = getattr(raw, "activity_type", None)
+        event = ProfiledEvent(name, raw.device_type(), Span((raw.start_ns() - origin) / 1e3, (raw.end_ns() - origin) / 1e3),
+                              thread, raw.is_async() or thread != raw.end_thread_id(), raw.is_user_annotation(),
+                              kind() if kind else None)
+        events.append(event)
+        link = raw.linked_correlation_id()
+        if event.device_type == DeviceType.CPU and link > 0:
+            linked.append((link, event))
+        elif event.device_type == DeviceType.CPU and link == 0 and not event.is_async:
+            frontend[raw.correlation_id()] = thread
+    for link, event in linked:  # a device runtime call nests in the operator that made it
+        event.thread = frontend.get(link, event.thread)
+    _nest([e for e in events if e.device_type == DeviceType.CPU and not e.is_async])
+    return _without_duplicates(events)
+
+
+def _nest(events: list[ProfiledEvent]) -> None:
+    """Each event's innermost enclosing event on its thread (profiler_util's _populate_cpu_children)."""
+    threads = defaultdict(list)
+    for event in events:
+        threads[event.thread].append(event)
+    for found in threads.values():
+        stack: list[ProfiledEvent] = []
+        for event in sorted(found, key=lambda e: (e.time_range.start, -e.time_range.end)):
+            while stack and (event.time_range.start >= stack[-1].time_range.end
+                             or event.time_range.end > stack[-1].time_range.end):
+                stack.pop()
+            if stack:
+                event.cpu_parent = stack[-1]
+                stack[-1].cpu_children.append(event)
+            stack.append(event)
+
+
+def _without_duplicates(events: list[ProfiledEvent]) -> list[ProfiledEvent]:
+    """torch's event list drops an event that is the only child of a same-named parent, its
+    children going to that parent (profiler_util's _remove_dup_nodes)."""
+    dropped = {id(e) for e in events if e.cpu_parent is not None and e.cpu_parent.name == e.name
+               and len(e.cpu_parent.cpu_children) == 1}
+    kept = [e for e in events if id(e) not in dropped]
+    for event in kept:
+        while event.cpu_parent is not None and id(event.cpu_parent) in dropped:
+            event.cpu_parent = event.cpu_parent.cpu_parent
+    return kept
+
+
+def host_counts(events) -> tuple[int, list[str]]:
+    """(top-level aten operator calls, the compiled graphs run by key) of a profiled call's events
+    (read_events, or torch's own ``prof.events()``): top-level, an aten operator whose enclosing
+    event is not one (inside a record_function range inside one, as torch's tree has it, it counts)."""
+    from torch.autograd import DeviceType
+
+    host = [e for e in events if e.device_type == DeviceType.CPU]  # a GPU's timeline repeats the annotations
+    graphs = [m.group(1) for m in (GRAPH_CALL.match(e.name) for e in host) if m]
+    top_level = sum(_is_aten(e) and not (e.cpu_parent is not None and _is_aten(e.cpu_parent)) for e in host)
+    return top_level, graphs
+
+
 def _activity(event) -> str:
     """kineto's activity type of an event; by name where this torch's events do not carry it
     (``FunctionEvent.activity_type`` is recent): annotations projected onto the GPU's timeline
@@ -147,7 +253,6 @@ def _device_figures(events) -> dict:
 
 def profile_call(variant, utterance) -> CallProfile:
     """Profile one ``generate()`` of ``variant`` on ``utterance`` (inputs prepared before)."""
-    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     from ..build.variants import synchronize
@@ -171,11 +276,9 @@ def profile_call(variant, utterance) -> CallProfile:
             synchronize(variant.hardware)
     finally:
         model.forward = original
-    events = prof.events()
-    host = [e for e in events if e.device_type == DeviceType.CPU]  # a GPU's timeline repeats the annotations
-    graphs = [m.group(1) for m in (GRAPH_CALL.match(e.name) for e in host) if m]
-    top_level = [e for e in host if _is_aten(e) and not (e.cpu_parent is not None and _is_aten(e.cpu_parent))]
-    return CallProfile(decode_steps=len(steps), aten_ops=len(top_level), compiled_graph_calls=len(graphs),
+    events = read_events(prof)
+    aten_ops, graphs = host_counts(events)
+    return CallProfile(decode_steps=len(steps), aten_ops=aten_ops, compiled_graph_calls=len(graphs),
                        generated_kernels=generated_kernels(graphs), **(_device_figures(events) if cuda else {}))
 
 
