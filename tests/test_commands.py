@@ -458,16 +458,21 @@ def test_environment_is_installed_once_and_extras_on_top(tmp_path):
 
 
 def test_an_environment_is_byte_compiled_once_passing_over_a_file_that_does_not_compile(tmp_path):
-    """As pip would: a module that does not compile on this Python is left as it is, without failing."""
+    """As pip would: a module that does not compile on this Python is left as it is, without failing;
+    a package's own test suite is left out (nothing imports it)."""
     folder = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = environments.python_in(folder)
     site = Path(environments._site_packages(python))
     (site / "good.py").write_text("VALUE = 1\n")
     (site / "bad.py").write_text("print 'python 2'\n")
+    for folder_name in ("tests", "testing"):
+        (site / "pkg" / folder_name).mkdir(parents=True)
+        (site / "pkg" / folder_name / "module.py").write_text("VALUE = 2\n")
     environments.run_quietly(environments.byte_compile(python))  # raises where the command fails
     compiled = sorted(p.name.split(".")[0] for p in (site / "__pycache__").glob("*.pyc"))
     assert compiled == ["good"]
+    assert not list((site / "pkg" / "tests").rglob("*.pyc")) and list((site / "pkg" / "testing").rglob("*.pyc"))
 
 
 def test_environments_import_without_torch():
