@@ -54,6 +54,23 @@ def outcomes(result) -> dict[str, str]:
     return found
 
 
+# Every run here but the busy-machine tests' keeps every round however busy the machine is
+# (--busy-threshold off), and nox -s tests runs two suites at once on two cores.  There an
+# unchanged compiled tiny.en, 1.05-1.1x eager alone, measured 0.95-1.10x beside the other suite
+# (docs/measurements/ci-20261207/experiments.txt), so its "compiled vs eager" check can fail on
+# that load alone, as measure/contention.py says it may with the rule off.  A test whose subject
+# is not that check asks only that the speed was judged.
+SPEED_JUDGED = {"pass", "regression", "improved"}
+
+
+def ran_through(result, variant: str = "compiled") -> bool:
+    """The run judged everything and failed nothing but, at most, ``variant``'s speedup test on its
+    "compiled vs eager" check (see SPEED_JUDGED)."""
+    failed = {test for test, outcome in outcomes(result).items() if outcome in ("FAILED", "ERROR")}
+    return result.returncode == 0 or (result.returncode == 1 and failed == {f"test_speedup[tiny.en-{variant}]"}
+                                      and "compiled vs eager: compiled slower than eager" in result.stdout)
+
+
 # A busy loop at the lowest priority: it uses whatever CPU is idle, so the suite sees other
 # processes at work, and gives way at once to any process at normal priority, so it slows
 # neither the run under test nor a test running beside it (nox -s tests runs two at once).
@@ -207,17 +224,17 @@ def judged(recorded, tmp_path_factory):
     folder, with the diagnostic calls: the first measures cold/warm compile latency in fresh
     processes, against a baseline whose entries say another CPU model recorded them; the second, whose baseline claims the machine ran twice as fast when it was
     recorded, reuses that latency (same versions, same hardware) and writes to
-    $GITHUB_STEP_SUMMARY.  Tolerances wide: these runs are about the files, not this machine's noise."""
+    $GITHUB_STEP_SUMMARY.  Tolerances wide: these runs are about the files, not this machine's noise (nor its load: ran_through)."""
     _, path, _ = recorded
     results, summary = tmp_path_factory.mktemp("judged"), tmp_path_factory.mktemp("summary") / "step_summary.md"
     args = ("--variant", "compiled", "--limit", "2", "--rounds", "2", "--results-dir", str(results))
     folders = _edit(path, WIDE, other_cpu=True), _edit(path, WIDE, probe_factor=0.5, other_code=True)
     first = run_suite(*args, "--baselines", str(folders[0]), "--compile-latency", "always", diagnostics=True)
-    assert first.returncode == 0, first.output[-4000:]
+    assert ran_through(first), first.output[-4000:]
     (first_file,) = results.glob("*/*.json")
     second = run_suite(*args, "--baselines", str(folders[1]), "--compile-latency", "auto",
                        env={"GITHUB_STEP_SUMMARY": str(summary)}, diagnostics=True)
-    assert second.returncode == 0, second.output[-4000:]
+    assert ran_through(second), second.output[-4000:]
     (second_file,) = set(results.glob("*/*.json")) - {first_file}
     # each run: its output, its results file and the baselines folder it was judged against
     return results, (first, first_file, folders[0]), (second, second_file, folders[1]), summary
@@ -250,7 +267,7 @@ def test_results_file_per_run_holds_samples_verdicts_and_contention_evidence(jud
     assert len(m["loads"]) == 2 and all(not load["busy"] for load in m["loads"])
     assert data["software"]["torch"] and data["hardware"]["key"] == first_file.parent.name
     checks = {(v["check"], v["outcome"]) for v in data["verdicts"]}
-    assert ("speedup", "pass") in checks and ("wer", "pass") in checks
+    assert {("speedup", o) for o in SPEED_JUDGED} & checks and ("wer", "pass") in checks
     speedup = next(v for v in data["verdicts"] if v["check"] == "speedup")
     assert 0.3 / 0.7 <= speedup["detectable"] < 2  # at least what the 30% tolerance lets through, plus noise
     assert re.search(r"could detect a slowdown of [\d.]+% or more", second.stdout)
@@ -263,10 +280,10 @@ def test_a_baseline_from_another_cpu_model_judges_the_speedup_never_the_times_or
     """The first judged run's baseline says another CPU model recorded it (an Intel Xeon, where this
     host's key names its own family), with a compile latency of 1 s that no compile here reaches: the
     speedup is judged, the summed times and the cold/warm compile latency are UNRELIABLE, naming both
-    CPU models, and nothing fails (the run exited 0 in the fixture)."""
+    CPU models, and nothing of that fails (the fixture's ran_through)."""
     _, (result, run_file, _), _, _ = judged
     by_check = {v["check"]: v for v in json.loads(run_file.read_text())["verdicts"]}
-    assert by_check["speedup"]["outcome"] == "pass" and by_check["compiled vs eager"]["outcome"] == "pass"
+    assert by_check["speedup"]["outcome"] in SPEED_JUDGED and by_check["compiled vs eager"]["outcome"] in SPEED_JUDGED
     for check in ("compiled time", "eager time (reference)", "cold compile (first call)", "warm compile (first call)"):
         assert by_check[check]["outcome"] == "unreliable", by_check[check]
         assert f"recorded on another CPU model ({OTHER_CPU}; this run: " in by_check[check]["message"]
@@ -283,18 +300,18 @@ def test_machine_speed_change_leaves_times_unjudged_and_the_speedup_judged(recor
     _, _, (result, run_file, _), _ = judged
     got = outcomes(result)
     assert got["test_time[tiny.en-compiled]"] == "SKIPPED", got
-    assert got["test_speedup[tiny.en-compiled]"] == "PASSED", got
+    assert got["test_speedup[tiny.en-compiled]"] in ("PASSED", "FAILED"), got  # judged (SPEED_JUDGED)
     assert re.search(r"unreliable: machine speed changed: a fixed torch-independent workload took [\d.]+ ms in this "
                      r"run, [\d.]+ ms when the baseline was recorded \(\d+% slower", result.stdout), result.stdout[-3000:]
     outcomes_by_check = {v["check"]: v["outcome"] for v in json.loads(run_file.read_text())["verdicts"]}
-    assert outcomes_by_check["compiled time"] == "unreliable" and outcomes_by_check["speedup"] == "pass"
+    assert outcomes_by_check["compiled time"] == "unreliable" and outcomes_by_check["speedup"] in SPEED_JUDGED
 
 
 def test_the_code_run_is_profiled_and_a_changed_fingerprint_is_reported_never_failed(judged):
     """The profiled call of each build: unchanged against the recording (another process, the same
     code); no device time on a CPU, and the verdict says so instead of passing; against a baseline
     whose fingerprint lost a kernel and holds one never generated: CHANGED, named, and the run
-    still passes (exit 0 in the fixture)."""
+    still passes (the fixture's ran_through: no failed test but, at most, the speedup's)."""
     _, (_, run_file, _), (_, later, _), _ = judged
     data = json.loads(run_file.read_text())
     d = data["measurements"][0]["diagnostics"]
