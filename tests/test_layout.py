@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "whisper_perf"
 # What each module may import besides its own stage and earlier ones.  The shared helpers come first:
 # they import no stage at all.
 STAGES = ["<shared>", "inputs", "build", "measure", "judge", "record", "<run>", "commands", "<door>"]
-SHARED = {"errors", "files", "requirements", "environments", "package_index", "__init__"}
+SHARED = {"errors", "exiting", "files", "requirements", "environments", "package_index", "__init__"}
 RUN = {"config", "session", "plugin"}  # the pytest run: its options, its state and its hooks
 DOOR = {"cli", "__main__"}
 

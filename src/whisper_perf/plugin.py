@@ -11,6 +11,7 @@ import pytest
 from .build.variant_specs import COMPILED_VARIANTS, VARIANTS, slowed_twin, spec_for
 from .config import RunConfig
 from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
+from .exiting import skip_final_collections
 from .measure.contention import OTHERS_BUSY_CORES, STEAL_BUSY_FRACTION
 from .session import RunSession
 
@@ -124,6 +125,7 @@ def _refuse_parallel_workers(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    skip_final_collections()
     _refuse_parallel_workers(config)
     try:
         run_config = RunConfig.from_options(config.getoption, config.rootpath, _gpu_run)

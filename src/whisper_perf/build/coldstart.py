@@ -95,4 +95,7 @@ def measure_cold_and_warm(model: str, variant: str, device: str, audio: str | Pa
 
 
 if __name__ == "__main__":
+    from ..exiting import skip_final_collections
+
+    skip_final_collections()
     sys.exit(_child())
