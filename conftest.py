@@ -14,6 +14,16 @@ except ModuleNotFoundError as exc:
     raise SystemExit(6) from None  # EXIT_ENVIRONMENT (whisper_perf.errors cannot be imported either)
 exit_if_unmet()
 
-# The suite's plugin (options, header, parametrization) and the fixture modules in fixtures/.
-pytest_plugins = ["whisper_perf.plugin", "fixtures.run", "fixtures.speech", "fixtures.models", "fixtures.variants",
-                  "fixtures.measurements"]
+import pytest  # noqa: E402 (after the requirements check)
+
+# The suite's plugin: options, header, parametrization.  It checks the options in its
+# pytest_configure before anything imports torch, transformers or scipy, so that a bad option is
+# answered in about a second; the fixture modules in fixtures/, which import them, come after.
+pytest_plugins = ["whisper_perf.plugin"]
+FIXTURES = ["fixtures.run", "fixtures.speech", "fixtures.models", "fixtures.variants", "fixtures.measurements"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name in FIXTURES:
+        config.pluginmanager.import_plugin(name)

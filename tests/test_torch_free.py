@@ -1,6 +1,7 @@
 """Reading results needs no torch: judge, merge and history, and the report they render, run in a
 process where ``import torch`` fails (a laptop reviewing a GPU's results, a CI job that only
-merges).  The commands run for real, as subprocesses, on the committed H100 and H200 results."""
+merges).  The commands run for real, as subprocesses, on the committed H100 and H200 results.
+And a bad option of the suite is answered before torch, transformers or scipy loads."""
 
 import os
 import subprocess
@@ -11,21 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURED = ROOT / "docs" / "measurements"
 CUT = MEASURED / "cuda-sm_90-nvidia-h100-80gb-hbm3" / "20261127T044757.932220Z-2662.json"
 
-BLOCK_TORCH = '''
+BLOCK = '''
 import sys
 
-class _NoTorch:
+class _Blocked:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is not installed here")
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(name.split(".")[0] + " is not installed here")
         return None
 
-sys.meta_path.insert(0, _NoTorch())
+sys.meta_path.insert(0, _Blocked())
 '''
 
 
-def _without_torch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    (tmp_path / "sitecustomize.py").write_text(BLOCK_TORCH)
+def _without_torch(tmp_path: Path, *args: str, blocked=("torch",)) -> subprocess.CompletedProcess:
+    (tmp_path / "sitecustomize.py").write_text(BLOCK.format(blocked=set(blocked)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")])}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -51,3 +52,18 @@ def test_judge_merge_and_history_run_without_torch(tmp_path):
                              "--out", str(tmp_path / "history"))
     assert history.returncode == 0, history.stderr
     assert (tmp_path / "history" / "history-cuda-sm_90-nvidia-h200.png").is_file()
+
+
+def test_a_bad_option_is_answered_before_torch_transformers_or_scipy_loads(tmp_path):
+    """The options are checked in the plugin's pytest_configure, before the fixture modules (which
+    import them) are registered: a mistyped option costs a second, not the imports' several."""
+    heavy = ("torch", "transformers", "scipy")
+    blocked = _without_torch(tmp_path, "-c", "import scipy", blocked=heavy)
+    assert blocked.returncode == 1 and "scipy is not installed here" in blocked.stderr
+    for option, message in ((["--rounds", "0"], "--rounds must be at least 1, not 0"),
+                            (["--results-dir", str(tmp_path / "sitecustomize.py" / "runs")], "cannot write there"),
+                            (["--model", str(tmp_path / "absent")], "no such folder")):
+        refused = _without_torch(tmp_path, "-m", "pytest", "perf_tests", "-p", "no:cacheprovider", *option,
+                                 blocked=heavy)
+        assert refused.returncode == 4, refused.stdout[-2000:] + refused.stderr[-2000:]
+        assert message in refused.stderr + refused.stdout

@@ -97,12 +97,12 @@ class RunConfig:
             from .judge.sequential import LOOKS
 
             rounds = max(rounds, LOOKS[0])  # the first look: --rounds is the least an adaptive run times
-        profile = get("--profile")
-        if profile == "auto":
-            profile = "full" if gpu_run(get("--device")) else "quick"
-        chosen = PROFILES[profile]
         results_dir = Path(get("--results-dir") or rootpath / "results" / "runs")
         check_writable(results_dir)
+        profile = get("--profile")
+        if profile == "auto":  # last: asking whether a GPU is here imports torch
+            profile = "full" if gpu_run(get("--device")) else "quick"
+        chosen = PROFILES[profile]
         return cls(
             models=models, variants=tuple(dict.fromkeys(get("--variant") or chosen["variants"])),
             dataset=get("--dataset"), long_dataset=get("--long-dataset"), device=get("--device"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,7 +14,9 @@ from .config import RunConfig
 from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentUnavailable, SuiteError, UsageError
 from .exiting import skip_final_collections
 from .measure.contention import OTHERS_BUSY_CORES, STEAL_BUSY_FRACTION
-from .session import RunSession
+
+if TYPE_CHECKING:
+    from .session import RunSession
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,6 +134,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run_config = RunConfig.from_options(config.getoption, config.rootpath, _gpu_run)
     except SuiteError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    from .session import RunSession  # after the check: it loads the judging stack (scipy)
+
     _install_sigterm_as_interrupt(config)
     config.whisper_perf = RunSession(run_config, progress=_live_lines(config))
 

