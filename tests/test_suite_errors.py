@@ -42,7 +42,11 @@ def test_bad_option_is_a_usage_error():
 def test_audio_folder_without_metadata_is_a_usage_error(tmp_path):
     result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--dataset", str(tmp_path))
     assert result.returncode == 4, result.output[-4000:]
-    assert f"{tmp_path}: no metadata.jsonl" in result.stdout
+    assert f"{tmp_path}: no metadata.jsonl" in result.output
+    assert "test_generate" not in result.stdout  # refused with the options, before any model was loaded
+    result = run_suite("--variant", "eager", "--long-dataset", "no-such-folder")
+    assert result.returncode == 4 and "--long-dataset no-such-folder: no such folder, and not a hub dataset id" \
+        in result.output
 
 
 def test_malformed_baseline_file_is_a_usage_error_naming_file_entry_and_field(tmp_path):

@@ -59,6 +59,7 @@ class RunConfig:
         from .build.sensitivity import check_allowed
         from .files import check_writable
         from .inputs.architectures import check_options as check_architectures
+        from .inputs.audio import check_audio_spec
         from .inputs.models import check_model_spec
 
         rounds, limit = get("--rounds"), get("--limit")
@@ -81,6 +82,9 @@ class RunConfig:
         for model in models:
             check_model_spec(model)
         check_architectures(list(models), get("--fixed-work"))
+        for option in ("--dataset", "--long-dataset"):
+            if get(option):
+                check_audio_spec(get(option), option)
         slowdown = get("--inject-slowdown")
         check_allowed(slowdown, get("--inject-on"), get("--device"))
         if get("--strict-gate") and busy_threshold is None:

@@ -159,10 +159,7 @@ def load_folder(folder: Path) -> AudioSet:
     """A local set: ``folder/metadata.jsonl`` with ``file_name`` and ``text`` (and ``id``)."""
     import datasets
 
-    metadata = folder / "metadata.jsonl"
-    if not metadata.is_file():
-        raise UsageError(f"{folder}: no metadata.jsonl. An audio set folder needs one line per file: "
-                         '{"file_name": "a.flac", "text": "reference text"}')
+    metadata = _metadata_of(folder)
     try:
         rows = datasets.load_dataset("json", data_files=str(metadata), split="train")
     except Exception as exc:  # datasets raises several types for a bad JSON file
@@ -228,11 +225,26 @@ def check_short_form(audio: AudioSet, origin: str) -> AudioSet:
     return audio
 
 
-def load_audio_set(spec: str | Path) -> AudioSet:
-    """A folder path, or a hub dataset id."""
+def _metadata_of(folder: Path) -> Path:
+    metadata = folder / "metadata.jsonl"
+    if not metadata.is_file():
+        raise UsageError(f"{folder}: no metadata.jsonl. An audio set folder needs one line per file: "
+                         '{"file_name": "a.flac", "text": "reference text"}')
+    return metadata
+
+
+def check_audio_spec(spec: str | Path, option: str = "--dataset") -> None:
+    """At configure time, before any work: a folder holds metadata.jsonl; anything else reads as a
+    hub dataset id (owner/name), which only loading it can check."""
     folder = Path(spec).expanduser()
     if folder.is_dir():
-        return load_folder(folder)
-    if "/" in str(spec) and not folder.exists() and not str(spec).startswith((".", "/")):
-        return load_hub(str(spec))
-    raise UsageError(f"--dataset {spec}: no such folder, and not a hub dataset id (owner/name).")
+        _metadata_of(folder)
+    elif "/" not in str(spec) or folder.exists() or str(spec).startswith((".", "/")):
+        raise UsageError(f"{option} {spec}: no such folder, and not a hub dataset id (owner/name).")
+
+
+def load_audio_set(spec: str | Path, option: str = "--dataset") -> AudioSet:
+    """A folder path, or a hub dataset id."""
+    check_audio_spec(spec, option)
+    folder = Path(spec).expanduser()
+    return load_folder(folder) if folder.is_dir() else load_hub(str(spec))
