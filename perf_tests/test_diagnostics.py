@@ -7,8 +7,9 @@ import pytest
 
 from whisper_perf.build.variant_specs import COMPILED_VARIANTS
 from whisper_perf.judge.device_verdicts import judge_device_speedup, judge_device_time
-from whisper_perf.judge.verdicts import (Outcome, carried_over, judge_ceiling, judge_compile_health,
-                                         judge_compile_latency, judge_fingerprint)
+from whisper_perf.judge.diagnostic_verdicts import (judge_ceiling, judge_compile_health, judge_compile_latency,
+                                                    judge_fingerprint)
+from whisper_perf.judge.verdicts import Outcome, carried_over
 from whisper_perf.measure.kernel_profile import fingerprint_of
 
 

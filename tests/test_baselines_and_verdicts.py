@@ -206,7 +206,7 @@ def test_absolute_figures_follow_one_rule_busy_machine_cpu_model_and_machine_spe
 def test_compile_latency_is_judged_by_the_time_checks_rules():
     """The new user's false alarm: a cold compile of 87.8 s against 36.1 s recorded while the probe
     read 3.16 ms, measured while it read 9.17 ms: UNRELIABLE with both readings, not REGRESSION."""
-    from whisper_perf.judge.verdicts import judge_compile_latency
+    from whisper_perf.judge.diagnostic_verdicts import judge_compile_latency
 
     base = entry(machine_probe_ms=3.16, diagnostics={"cold_compile_seconds": 36.1})
     check = "cold compile (first call)"
