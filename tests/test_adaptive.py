@@ -4,7 +4,7 @@ on the real tiny.en (the eager variant: no compile, so a run takes seconds)."""
 import json
 
 import pytest
-from test_suite_e2e import run_suite
+from suite_runs import run_suite
 
 from whisper_perf.judge.adaptive import Adaptive
 from whisper_perf.judge.baselines import Tolerances

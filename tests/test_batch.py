@@ -5,7 +5,7 @@ prebuilt static cache sized for N."""
 import json
 
 import pytest
-from test_suite_e2e import ran_through, run_suite
+from suite_runs import ran_through, run_suite
 
 from whisper_perf.build.variant_specs import VARIANTS
 from whisper_perf.build.variants import build_variant

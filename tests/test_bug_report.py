@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_suite_e2e import run_suite
+from suite_runs import run_suite
 
 from whisper_perf.judge.verdicts import Outcome, Verdict
 from whisper_perf.record.bug_report import Finding, findings

@@ -5,7 +5,7 @@ import sys
 import time
 
 import pytest
-from test_suite_e2e import busy_loops
+from suite_runs import busy_loops
 
 from whisper_perf.build.variants import Transcript
 from whisper_perf.judge.stats import Interval

