@@ -18,7 +18,7 @@ from whisper_perf.inputs import architectures
 from whisper_perf.inputs.audio import AudioSet
 from whisper_perf.inputs.generation import GenerationSettings, configure, text_token_ids
 from whisper_perf.inputs.models import default_dtype, load_model, resolve_model
-from whisper_perf.judge.baselines import entry_from
+from whisper_perf.record.baseline_recording import entry_from
 from whisper_perf.judge.summary import summarize
 from whisper_perf.judge.verdicts import judge_wer
 from whisper_perf.measure.timing import measure

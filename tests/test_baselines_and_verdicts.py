@@ -11,6 +11,7 @@ from whisper_perf.judge import baselines
 from whisper_perf.judge.baselines import Anomaly, BaselineError, Entry, Tolerances
 from whisper_perf.judge.stats import Interval
 from whisper_perf.judge.summary import Summary
+from whisper_perf.record import baseline_recording
 from whisper_perf.judge.verdicts import (Outcome, Verdict, judge_speedup, judge_time, judge_times, judge_wer,
                                          strict_gate_refuses)
 
@@ -84,8 +85,8 @@ def test_file_name_must_be_its_key(tmp_path):
 def test_record_keeps_other_entries_and_reviewed_fields_and_shows_a_diff(tmp_path):
     first = entry(anomaly=Anomaly("reviewed reason"), tolerances=Tolerances(speedup=0.2))
     other = entry(variant="compiled", speedup=1.05)
-    baselines.record(tmp_path, KEY, "AMD EPYC", [first, other])
-    path, diff = baselines.record(tmp_path, KEY, "AMD EPYC", [entry(speedup=1.2)])
+    baseline_recording.record(tmp_path, KEY, "AMD EPYC", [first, other])
+    path, diff = baseline_recording.record(tmp_path, KEY, "AMD EPYC", [entry(speedup=1.2)])
     loaded = baselines.load(path, KEY)
     assert {e.variant for e in loaded.entries} == {"compiled", "compiled-static"}
     updated = loaded.find("tiny.en", "compiled-static", PROTOCOL)

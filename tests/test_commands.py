@@ -226,6 +226,17 @@ def test_write_tolerances_without_a_baseline_is_a_usage_error(tmp_path):
         calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05})
 
 
+def test_write_tolerances_changes_the_tolerances_alone_and_shows_the_diff(tmp_path):
+    entry = Entry(model="tiny.en", variant="compiled", protocol={"utterances": 6}, seconds=1.5, wer=0.05)
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "baselines" / f"{KEY}.json").write_text(BaselineFile(KEY, entries=[entry]).to_json())
+    diff = calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05, "compiled_time": 0.08})
+    assert '-    "speedup": 0.1' in diff and '+    "speedup": 0.05' in diff
+    stored = baselines.load(tmp_path / "baselines" / f"{KEY}.json", KEY)
+    assert (stored.tolerances.speedup, stored.tolerances.compiled_time) == (0.05, 0.08)
+    assert stored.entries == [entry]  # the recorded entries are kept as they were
+
+
 def _calibration(run, runs: int = 3) -> calibrate.Calibration:
     args = argparse.Namespace(variant="compiled", slowdown=1.0, record_runs=3, limit=3, rounds=3)
     cal = calibrate.Calibration(ROOT, ROOT, args, KEY, Tolerances())

@@ -12,7 +12,7 @@ import torch
 
 from whisper_perf.build.compile_health import SKIP_LOGGERS, CompileWatch
 from whisper_perf.judge import baselines
-from whisper_perf.judge.baselines import baseline_fields
+from whisper_perf.record.baseline_recording import baseline_fields
 from whisper_perf.judge.diagnostic_verdicts import judge_ceiling, judge_compile_health
 from whisper_perf.judge.verdicts import Outcome
 from whisper_perf.measure.diagnostics import diagnose

@@ -17,6 +17,7 @@ from suite_runs import ROOT, outcomes, run_suite
 
 from whisper_perf import files
 from whisper_perf.judge import baselines
+from whisper_perf.record import baseline_recording
 from whisper_perf.record.results import load_run
 
 
@@ -65,9 +66,10 @@ def test_two_recordings_at_once_keep_both_sets_of_entries(tmp_path):
         import sys
         from pathlib import Path
         from whisper_perf.judge import baselines
+        from whisper_perf.record import baseline_recording
         for i in range(25):
             entry = baselines.Entry(model="tiny.en", variant=f"{{sys.argv[1]}}-{{i}}", protocol={{"utterances": 1}}, seconds=1.0, wer=0.1)
-            baselines.record(Path({str(tmp_path)!r}), "cpu-concurrent", "test", [entry])
+            baseline_recording.record(Path({str(tmp_path)!r}), "cpu-concurrent", "test", [entry])
     """)
     procs = [subprocess.Popen([sys.executable, "-c", recorder, name]) for name in ("a", "b")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
@@ -90,7 +92,7 @@ def test_a_run_terminated_while_recording_keeps_the_baseline_and_leaves_nothing_
     protocol = {"dataset": "short", "utterances": 2, "max_new_tokens": 128, "fixed_work": False, "dtype": "float32",
                 "batch_size": 1}
     entry = baselines.Entry(model="tiny.en", variant="eager", protocol=protocol, seconds=9.99, wer=0.05)
-    key_file, _ = baselines.record(folder, hardware.key, hardware.device_name, [entry])
+    key_file, _ = baseline_recording.record(folder, hardware.key, hardware.device_name, [entry])
     before = key_file.read_bytes()
     header, timing = "whisper_perf: machine before timing", "whisper_perf: timing eager: round 1 of 2 done"
     timed = "whisper_perf: diagnosing eager"

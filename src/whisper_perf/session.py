@@ -19,6 +19,7 @@ from .judge import baselines
 from .measure.diagnostics_data import Diagnostics
 from .judge.summary import Summary, summarize
 from .judge.verdicts import Verdict, strict_gate_refuses
+from .record import baseline_recording
 from .record.results import Failure, RunResult, Skip, run_name, write_run
 
 Key = tuple  # (model, variant)
@@ -286,13 +287,13 @@ class RunSession:
             provenance["busy_threshold"] = "off"
             say("Recording with --busy-threshold off: no round was checked for load; the baseline's provenance "
                 "says so.", yellow=True)
-        entries = [baselines.entry_from(self.measurements[key], self.summary(key), provenance,
+        entries = [baseline_recording.entry_from(self.measurements[key], self.summary(key), provenance,
                                         self.diagnostics.get(key)) for key in keep]
         path = baselines.path_for(self.config.baselines, self.hardware.key)
         if not path.exists():
             say(f"New hardware key {self.hardware.key} ({self.hardware.device_name}): no baseline recorded for it yet; "
                 f"this recording starts {path}.", yellow=True)
-        return baselines.record(self.config.baselines, self.hardware.key, self.hardware.device_name, entries)
+        return baseline_recording.record(self.config.baselines, self.hardware.key, self.hardware.device_name, entries)
 
     def _judged_against(self) -> dict:
         """(model, variant) -> (speedup, tolerance) of the baseline entry it was judged against, for

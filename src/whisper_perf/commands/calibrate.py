@@ -47,6 +47,7 @@ from ..judge.baselines import Entry, Tolerances
 from ..judge.stats import Interval
 from ..judge.verdicts import Outcome, Verdict
 from ..judge.verdicts import time_checks as verdict_time_checks
+from ..record import baseline_recording
 from ..record.results import MeasurementRecord, RunResult, load_run
 from . import Parser, run_command
 from .calibration_analysis import analyse, latest_default_run
@@ -160,10 +161,10 @@ def write_tolerances(root: Path, hardware_key: str, suggested: dict) -> str:
     from dataclasses import replace
 
     path = baseline_file(root, hardware_key)
-    with baselines._locked(path):
+    with baseline_recording.locked(path):
         current = baselines.load(path, hardware_key)
         current.tolerances = replace(current.tolerances, **suggested)
-        return baselines.write_with_diff(path, current)
+        return baseline_recording.write_with_diff(path, current)
 
 
 def record_baseline(cal: Calibration, say) -> Entry | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import EXIT_OK, UsageError
 from ..judge import baselines
 from ..judge.baselines import BaselineFile, Entry
+from ..record import baseline_recording
 
 DEFAULT_PROCESSES = 3
 
@@ -134,7 +135,7 @@ def record_median(processes: int, args: list[str], record_once, say=print) -> in
         key, device_name = recordings[0].hardware_key, recordings[0].device_name
         existing = baselines.load_for(target, key)
         kept = keep_medians(recordings, existing, say)
-        path, diff = baselines.record(target, key, device_name, kept)
+        path, diff = baseline_recording.record(target, key, device_name, kept)
     say(f"Recorded baseline {path} (the median of {processes} processes)\n{diff}")
     return EXIT_OK
 

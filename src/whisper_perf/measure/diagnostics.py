@@ -7,7 +7,7 @@ Gathered after the variant's timed rounds (``measure``), from
   (``phases``), the memory-bandwidth floor of a decode step (``roofline``), and one call under
   the profiler: device time on a GPU and the fingerprint of the code run (``kernel_profile``),
 
-and stored in the results file, in a recorded baseline (judge.baselines.baseline_fields), and in the report.
+and stored in the results file, in a recorded baseline (record.baseline_recording.baseline_fields), and in the report.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The diagnostics of one model x variant as one type, from the measurement (diagnostics.diagnose)
-to the results file (record.results) and a recorded baseline (judge.baselines.baseline_fields).
+to the results file (record.results) and a recorded baseline (record.baseline_recording.baseline_fields).
 Torch-free: reading a results file needs no torch."""
 
 from __future__ import annotations
