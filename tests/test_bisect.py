@@ -195,16 +195,23 @@ def test_an_end_that_is_not_a_release_is_a_usage_error_naming_the_releases_near_
 
 # ---- end to end: real pip, real overlays, the real suite ----
 
+# nox -s tests runs this bisect beside another test on two cores, and each probe's run and the
+# good end's run one after the other, so the load on the machine differs between them: an
+# unchanged release measured 1.69x the good end's time there (1.3 against 1.0; alone they agree
+# within 4%), and a core shared by two processes at most halves a run's speed.  So a release
+# counts as slower beyond 1.9x (--tolerance 0.9, the most a time tolerance may be), and the slow
+# one is 5x as slow: beyond it even when its own run had the machine to itself and the good end's
+# had half of it (2.5x).
 SLOW_PLUGIN = """import time
 import transformers
 
 _generate = transformers.WhisperForConditionalGeneration.generate
 
 
-def generate(self, *args, **kwargs):  # this release's regression: every generate() takes 3 times as long
+def generate(self, *args, **kwargs):  # this release's regression: every generate() takes 5 times as long
     start = time.perf_counter()
     out = _generate(self, *args, **kwargs)
-    end = time.perf_counter() + 2 * (time.perf_counter() - start)
+    end = time.perf_counter() + 4 * (time.perf_counter() - start)
     while time.perf_counter() < end:  # busy, as slow code is (a sleep would let the CPU clock down)
         pass
     return out
@@ -223,7 +230,7 @@ def test_bisect_finds_the_first_slow_release_with_the_real_suite(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "whisper_perf.commands.bisect", "--package", "slowprobe",
                            "--good", "1.0", "--bad", "2.0", "--criterion", "time", "--variant", "eager",
-                           "--tolerance", "0.5",  # 3x slower against the few-call machine-speed adjustment's swing
+                           "--tolerance", "0.9",  # see SLOW_PLUGIN
                            "--index-url", url, "--environments", str(tmp_path / "envs"), "--out", str(out),
                            "--root", str(ROOT), "--", "--limit", "1", "--rounds", "2", "--busy-threshold", "off"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -235,7 +242,7 @@ def test_bisect_finds_the_first_slow_release_with_the_real_suite(tmp_path):
     states = {p["version"]: p["state"] for p in outcome["probes"]}
     assert states == {"2.0": "bad", "1.2": "skipped", "1.3": "good"}  # the middle first, then stepped around
     slowed = next(p for p in outcome["probes"] if p["version"] == "2.0")["change"]
-    assert slowed["low"] > 1 + report["tolerance"]  # 3x as long: far beyond the tolerance
+    assert slowed["low"] > 1 + report["tolerance"]  # 5x as long: far beyond the tolerance
     text = (out / "bisect.md").read_text()
     assert "first bad version: **slowprobe 2.0** (last good: 1.3)" in text
     assert "slowprobe-dependency-that-does-not-exist" in text  # why 1.2 was skipped
