@@ -12,9 +12,9 @@ import torch
 
 from whisper_perf.build.compile_health import SKIP_LOGGERS, CompileWatch
 from whisper_perf.judge import baselines
-from whisper_perf.record.baseline_recording import baseline_fields
 from whisper_perf.judge.diagnostic_verdicts import judge_ceiling, judge_compile_health
 from whisper_perf.judge.verdicts import Outcome
+from whisper_perf.record.baseline_recording import baseline_fields
 from whisper_perf.measure.diagnostics import diagnose
 from whisper_perf.measure.phases import CUDA_PEAK_KIND, cuda_peak_rise
 from whisper_perf.measure.roofline import (Bandwidth, decode_step_bytes, gpu_bandwidth, measure_cpu_bandwidth,

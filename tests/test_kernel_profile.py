@@ -9,11 +9,11 @@ from whisper_perf.build.variant_specs import VARIANTS
 from whisper_perf.build.variants import build_variant
 from whisper_perf.inputs.generation import GenerationSettings
 from whisper_perf.judge.baselines import Entry, Tolerances
-from whisper_perf.record.baseline_recording import device_time_fields
 from whisper_perf.judge.device_time import device_speedup_interval
 from whisper_perf.judge.device_verdicts import judge_device_speedup, judge_device_time
 from whisper_perf.judge.diagnostic_verdicts import judge_fingerprint
 from whisper_perf.judge.verdicts import Outcome, Verdict
+from whisper_perf.record.baseline_recording import device_time_fields
 from whisper_perf.measure.kernel_profile import (fingerprint_changes, fingerprint_of, generated_kernels, kernel_family,
                                                  kernels_in_source, profile_call, profile_rounds, profile_summary)
 from whisper_perf.record.results import Tally

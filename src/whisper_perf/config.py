@@ -58,9 +58,6 @@ class RunConfig:
         """Check the options (``get``: pytest's ``config.getoption``); UsageError names the bad one."""
         from .build.sensitivity import check_allowed
         from .files import check_writable
-        from .inputs.architectures import check_options as check_architectures
-        from .inputs.audio import check_audio_spec
-        from .inputs.models import check_model_spec
 
         rounds, limit = get("--rounds"), get("--limit")
         if rounds is None:
@@ -78,13 +75,7 @@ class RunConfig:
         confidence = get("--confidence")
         if not 0.5 <= confidence < 1:
             raise UsageError(f"--confidence must be in [0.5, 1), not {confidence}")
-        models = tuple(dict.fromkeys(get("--model") or ["tiny.en"]))
-        for model in models:
-            check_model_spec(model)
-        check_architectures(list(models), get("--fixed-work"))
-        for option in ("--dataset", "--long-dataset"):
-            if get(option):
-                check_audio_spec(get(option), option)
+        models = checked_inputs(get)
         slowdown = get("--inject-slowdown")
         check_allowed(slowdown, get("--inject-on"), get("--device"))
         if get("--strict-gate") and busy_threshold is None:
@@ -149,6 +140,23 @@ class RunConfig:
                 "busy_threshold": self.busy_threshold,
                 **({"detect": self.detect, "max_minutes": self.max_minutes} if self.detect is not None else {}),
                 **self.settings.as_dict()}
+
+
+def checked_inputs(get) -> tuple[str, ...]:
+    """The models to run, once --model, --fixed-work, --dataset and --long-dataset are checked (what
+    the run reads, before it loads any of it)."""
+    from .inputs.architectures import check_options as check_architectures
+    from .inputs.audio import check_audio_spec
+    from .inputs.models import check_model_spec
+
+    models = tuple(dict.fromkeys(get("--model") or ["tiny.en"]))
+    for model in models:
+        check_model_spec(model)
+    check_architectures(list(models), get("--fixed-work"))
+    for option in ("--dataset", "--long-dataset"):
+        if get(option):
+            check_audio_spec(get(option), option)
+    return models
 
 
 def generation_settings(get) -> GenerationSettings:

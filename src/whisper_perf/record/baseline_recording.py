@@ -4,6 +4,7 @@ for review.  The file's format, validation and lookup: judge.baselines."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from ..files import replace_atomically
@@ -46,28 +47,23 @@ def write_with_diff(path: Path, baseline: BaselineFile) -> str:
                                         f"a/{path.name}", f"b/{path.name}"))
 
 
+@contextlib.contextmanager
 def locked(path: Path):
     """An exclusive lock on ``.<name>.lock`` beside ``path`` for a read-modify-write of ``path``: two recordings at
     once (two variants recorded by two processes) both keep their entries, instead of the later
     write dropping the earlier one's."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def hold():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, writes stay atomic
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock, writes stay atomic
             yield
-            return
-        with open(path.with_name(f".{path.name}.lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    return hold()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def record(folder: Path, hardware_key: str, device_name: str, entries: list[Entry]) -> tuple[Path, str]:
