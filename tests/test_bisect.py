@@ -16,7 +16,7 @@ import pytest
 from packaging.version import Version
 
 from whisper_perf import package_index
-from whisper_perf.commands import bisect
+from whisper_perf.commands import bisect, bisect_report
 from whisper_perf.commands.bisection import Probe, State, measure_until_decided, search
 from whisper_perf.errors import EXIT_REGRESSION, EXIT_USAGE
 from whisper_perf.judge.stats import change_interval
@@ -66,7 +66,7 @@ def test_undecidable_versions_at_the_boundary_are_named_not_guessed():
     outcome = search(VERSIONS, step_at("1.9", skipped={"1.7", "1.8"}))
     assert outcome.verdict == "undecided" and outcome.first_bad == "1.9" and outcome.last_good == "1.6"
     assert outcome.candidates == ["1.7", "1.8", "1.9"]
-    assert bisect.conclusion(outcome, "pkg", newer_is_bad=True).startswith(
+    assert bisect_report.conclusion(outcome, "pkg", newer_is_bad=True).startswith(
         "undecided: the first bad version is one of 1.7, 1.8, 1.9 (last good: 1.6;")
 
 
@@ -76,7 +76,7 @@ def test_an_undecided_fix_names_the_releases_it_may_have_come_with():
     outcome = search(order, lambda v: Probe(v, State.GOOD if Version(v) >= Version("1.10") else
                                             State.INCONCLUSIVE if v == "1.9" else State.BAD))
     assert (outcome.last_good, outcome.first_bad, outcome.candidates) == ("1.10", "1.8", ["1.9", "1.8"])
-    assert bisect.conclusion(outcome, "pkg", newer_is_bad=False) == (
+    assert bisect_report.conclusion(outcome, "pkg", newer_is_bad=False) == (
         "undecided: fixed in one of 1.10, 1.9 (the newest bad version: 1.8; 1.9 could not be decided)")
 
 
@@ -87,7 +87,7 @@ def test_a_fix_is_searched_from_the_newer_good_end():
                      check_good_end=True)
     assert order[0] == "1.11" and outcome.verdict == "found"
     assert (outcome.last_good, outcome.first_bad) == ("1.5", "1.4")
-    assert bisect.conclusion(outcome, "pkg", newer_is_bad=False).startswith("fixed in **pkg 1.5**")
+    assert bisect_report.conclusion(outcome, "pkg", newer_is_bad=False).startswith("fixed in **pkg 1.5**")
 
 
 # ---- a probe measured again while inconclusive: synthetic rounds of known truth ----

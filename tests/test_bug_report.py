@@ -144,7 +144,8 @@ def test_one_finding_per_variant_a_failure_first_then_a_recompile_then_a_regress
 
 def test_bisect_names_the_bug_report_folders_of_the_first_bad_version(tmp_path):
     """The results files of a probe's runs name their folders; bisect's report lists the first bad one's."""
-    from whisper_perf.commands.bisect import bug_reports_of, render
+    from whisper_perf.commands.bisect import bug_reports_of
+    from whisper_perf.commands.bisect_report import render
     from whisper_perf.record.results import write_run
 
     run = _run(bug_reports={"tiny.en/compiled": str(tmp_path / "x-repro" / "tiny.en-compiled")})

@@ -1,9 +1,7 @@
-"""The commands (whisper_perf.commands) on a real results file: a calibration check run on this
-CPU (tiny.en ``compiled`` and ``compiled-static`` with their twins slowed 2x, judged against a
-baseline), committed as tests/data/results-v1-sample.json.  Analysis and rendering only: nothing
-here times or compiles a model."""
+"""The commands (whisper_perf.commands) on a real results file, the committed sample run
+(results_sample.py): run_command's exit statuses, merge, history and upgrade.  Analysis and
+rendering only: nothing here times or compiles a model."""
 
-import argparse
 import dataclasses
 import json
 import re
@@ -12,40 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from results_sample import KEY, ROOT, SAMPLE, as_default_run, copy_sample
 
-from whisper_perf import environments
-from whisper_perf.commands import (Parser, calibrate, calibration_analysis, calibration_report, comparison, history,
-                                   merge, run_command, upgrade)
+from whisper_perf.commands import Parser, comparison, history, merge, run_command, upgrade
 from whisper_perf.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EnvironmentUnavailable, UsageError
 from whisper_perf.judge import baselines
-from whisper_perf.judge.baselines import BaselineFile, Entry, Tolerances
-from whisper_perf.judge.device_verdicts import device_verdicts
-from whisper_perf.record.results import VerdictRecord, load_run
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "tests" / "data" / "results-v1-sample.json"
-KEY = "cpu-x86_64-avx512-t2"
+from whisper_perf.judge.baselines import BaselineFile, Tolerances
+from whisper_perf.record.results import load_run
 
 
 @pytest.fixture
 def run():
     return load_run(SAMPLE)
-
-
-def _copy(tmp_path: Path, name: str, change=None) -> Path:
-    """The sample as another results file, changed by ``change(data)``."""
-    data = json.loads(SAMPLE.read_text())
-    if change:
-        change(data)
-    path = tmp_path / KEY / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    return path
-
-
-def _default_run(data: dict) -> None:
-    """As a default run: nothing injected."""
-    data["options"]["inject_slowdown"] = 0.0
 
 
 # ---- run_command: one path from errors to exit statuses ----
@@ -80,20 +56,20 @@ def test_module_entry_point_exits_with_the_usage_status(tmp_path):
 # ---- merge ----
 
 def test_merge_refuses_other_protocols_naming_files_and_fields(tmp_path):
-    ours = _copy(tmp_path, "ours")
-    theirs = _copy(tmp_path, "theirs", lambda d: d["measurements"][0].update(utterances=7))
+    ours = copy_sample(tmp_path, "ours")
+    theirs = copy_sample(tmp_path, "theirs", lambda d: d["measurements"][0].update(utterances=7))
     with pytest.raises(UsageError) as refused:
         merge.load_all([ours, theirs])
     assert f"{ours} and {theirs} measured tiny.en/compiled on {KEY}" in str(refused.value)
     assert "(utterances 3 vs 7)" in str(refused.value)
-    batched = _copy(tmp_path, "batched", lambda d: d["measurements"][0]["setup"].update(batch_size=4))
+    batched = copy_sample(tmp_path, "batched", lambda d: d["measurements"][0]["setup"].update(batch_size=4))
     with pytest.raises(UsageError, match="batch_size 1 vs 4"):
         merge.load_all([ours, batched])
     assert len(merge.load_all([ours, theirs], check_protocols=False)) == 2
 
 
 def test_merge_refuses_another_schema_version(tmp_path):
-    other = _copy(tmp_path, "other", lambda d: d.update(schema_version=99))
+    other = copy_sample(tmp_path, "other", lambda d: d.update(schema_version=99))
     with pytest.raises(UsageError, match="schema_version 99"):
         merge.load_all([SAMPLE, other])
 
@@ -126,18 +102,18 @@ def test_merge_writes_its_report_once(tmp_path):
 
 def test_history_leaves_out_sensitivity_runs(tmp_path, run):
     assert history.series([run]) == {}
-    _copy(tmp_path, "sensitivity")
+    copy_sample(tmp_path, "sensitivity")
     with pytest.raises(UsageError, match=re.escape(f"no runs in {tmp_path}")):
         history.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "h")])
 
 
 def test_history_renders_a_line_per_variant_and_marks_version_changes(tmp_path):
     def upgraded(data):
-        _default_run(data)
+        as_default_run(data)
         data["finished"] = "2026-11-27T10:00:00+00:00"
         data["software"]["torch"] = "2.14.0+cpu"
 
-    runs = merge.load_all([_copy(tmp_path, "a-before", _default_run), _copy(tmp_path, "b-after", upgraded)])
+    runs = merge.load_all([copy_sample(tmp_path, "a-before", as_default_run), copy_sample(tmp_path, "b-after", upgraded)])
     trends = history.series(runs)
     (trend,) = trends.values()
     assert [r.path.stem for r in trend.runs] == ["a-before", "b-after"]
@@ -157,7 +133,7 @@ def _nights(tmp_path: Path, upgrade_from: int | None = None) -> Path:
 
     def night(n: int):
         def change(data):
-            _default_run(data)
+            as_default_run(data)
             data["finished"] = f"2026-12-{n + 1:02d}T02:00:00+00:00"
             upgraded = upgrade_from is not None and n >= upgrade_from
             if upgraded:
@@ -171,7 +147,7 @@ def _nights(tmp_path: Path, upgrade_from: int | None = None) -> Path:
         return change
 
     for n in range(14):
-        _copy(tmp_path, f"night{n:02d}", night(n))
+        copy_sample(tmp_path, f"night{n:02d}", night(n))
     return tmp_path
 
 
@@ -210,128 +186,6 @@ def test_history_says_when_runs_are_too_few_for_a_step(tmp_path, run):
     trends = history.series([dataclasses.replace(run, options={**run.options, "inject_slowdown": 0.0})])
     assert ("- no step beyond the tolerance (speedup 10%, time 15%); too few runs (1) to tell a step from "
             "chance: about 12 are needed") in history.render(trends)
-
-
-# ---- calibrate ----
-
-def test_time_checks_are_named_as_the_verdicts_name_them(run):
-    compiled = run.measurement("tiny.en", "compiled")
-    checks = {v.check for v in run.verdicts_of("tiny.en", "compiled")}
-    assert checks & calibrate.time_checks(compiled) == {"compiled time", "eager time (reference)"}
-    assert "speedup" not in calibrate.time_checks(compiled) and "wer" not in calibrate.time_checks(compiled)
-
-
-def test_write_tolerances_without_a_baseline_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError, match=re.escape(f"{tmp_path / 'baselines' / KEY}.json does not exist: record")):
-        calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05})
-
-
-def test_write_tolerances_changes_the_tolerances_alone_and_shows_the_diff(tmp_path):
-    entry = Entry(model="tiny.en", variant="compiled", protocol={"utterances": 6}, seconds=1.5, wer=0.05)
-    (tmp_path / "baselines").mkdir()
-    (tmp_path / "baselines" / f"{KEY}.json").write_text(BaselineFile(KEY, entries=[entry]).to_json())
-    diff = calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05, "compiled_time": 0.08})
-    assert '-    "speedup": 0.1' in diff and '+    "speedup": 0.05' in diff
-    stored = baselines.load(tmp_path / "baselines" / f"{KEY}.json", KEY)
-    assert (stored.tolerances.speedup, stored.tolerances.compiled_time) == (0.05, 0.08)
-    assert stored.entries == [entry]  # the recorded entries are kept as they were
-
-
-def _calibration(run, runs: int = 3) -> calibrate.Calibration:
-    args = argparse.Namespace(variant="compiled", slowdown=1.0, record_runs=3, limit=3, rounds=3)
-    cal = calibrate.Calibration(ROOT, ROOT, args, KEY, Tolerances())
-    cal.runs = [calibrate.Run("check", i, 60.0, 1, run) for i in range(runs)]
-    return cal
-
-
-def _baseline_of(run) -> Entry:
-    """A baseline equal to the A/A measurement itself."""
-    m = run.measurement("tiny.en", "compiled")
-    return Entry("tiny.en", "compiled", m.protocol, seconds=m.summary.seconds.estimate, wer=m.summary.wer,
-                 speedup=m.summary.speedup.estimate, machine_probe_ms=m.summary.machine_probe_ms)
-
-
-def test_calibration_counts_detections_false_alarms_and_suggests_tolerances(run):
-    cal = _calibration(run)
-    a = calibration_analysis.analyse(cal, "compiled", _baseline_of(run), None)
-    assert a["runs"]["A/A"] == a["runs"]["slowed"] == 3 and a["runs"]["unreliable_A/A"] == 0
-    assert a["false_alarms"] == 0 and a["detected_by_speedup"] == a["detected_by_any_check"] == 3
-    assert a["slowed_speedups"] == [pytest.approx(0.5505, abs=1e-4)] * 3
-    # three identical runs: no spread, so the floors (2% speedup, 5% time) are suggested
-    assert a["suggested_tolerances"] == {"speedup": 0.02, "compiled_time": 0.05}
-    assert a["detected_with_suggested"] == 3  # credibly below 1.09x x (1 - 2%)
-    assert a["noise"]["run_to_run_cv_speedup"] == 0
-    text = calibration_report.render(a, cal, 12.5)
-    assert "| 100% slowdown caught by the speedup verdict | 3 of 3 (100.0%) |" in text
-    # each slowed run's speedup verdict said it could detect a 100% slowdown, and each caught it
-    assert a["stated_power"] == {"could": 3, "caught_of_could": 3, "could_not": 0, "caught_of_could_not": 0}
-    assert "| slowed runs whose speedup verdict said it could detect 100%: caught | 3 of 3 |" in text
-    assert "| suggested tolerances | speedup 2.0%, time 5.0% |" in text
-    assert "no default run found in results/runs" in text
-
-
-def test_calibration_reports_the_latest_default_run(tmp_path, run):
-    _copy(tmp_path / "results" / "runs", "sensitivity")
-    assert calibration_analysis.latest_default_run(tmp_path, KEY) is None
-    _copy(tmp_path / "results" / "runs", "default", _default_run)
-    default = calibration_analysis.latest_default_run(tmp_path, KEY)
-    assert default.path.name == "default.json"
-    a = calibration_analysis.analyse(_calibration(run), "compiled", _baseline_of(run), default)
-    assert a["default_run_detectable"]["compiled"]["file"] == "default.json"
-    assert "(compiled, 3 utterances, 3 rounds; default.json), suggested tolerance |" in calibration_report.render(
-        a, _calibration(run), 1.0)
-
-
-def _on_a_gpu(run, index: int, entry: Entry, tolerances: Tolerances):
-    """The sample run as a GPU run's results file holds it: each build's profiled calls with their
-    device-busy rounds (5 per build, alternating), the A/A variant ~10 ms per call drifting 0.2%
-    from run to run, its twin slowed 10% on the device, eager 30 ms; and the run's device-time
-    verdicts as the suite's own judge gives them against ``entry``.  No GPU run has recorded device
-    rounds yet: these are the shape and size such a run writes, not measured figures."""
-    drift = 1 + 0.002 * index
-    busy = {"compiled": [10.00, 10.02, 9.99, 10.01, 10.03], "compiled+slowed": [11.0, 11.02, 10.99, 11.01, 11.03]}
-    measurements, verdicts = [], list(run.verdicts)
-    for m in run.measurements:
-        if m.variant not in busy:
-            continue
-        profile = {"device_busy_rounds_ms": [ms * drift for ms in busy[m.variant]], "calls_profiled": 5}
-        reference = {"device_busy_rounds_ms": [30.0 * drift + 0.01 * i for i in range(5)], "calls_profiled": 5}
-        diagnostics = dataclasses.replace(m.diagnostics, variant={"profile": profile},
-                                          reference={"profile": reference})
-        measurements.append(dataclasses.replace(m, diagnostics=diagnostics))
-        verdicts += [VerdictRecord(m.model, m.variant, v) for v in device_verdicts(
-            diagnostics.variant, diagnostics.reference, entry, tolerances, on_cuda=True, compiled=True,
-            record_hint="nox -s record")]
-    return dataclasses.replace(run, measurements=measurements, verdicts=verdicts)
-
-
-def test_calibration_judges_device_time_from_the_runs_profiled_rounds(run):
-    """On a GPU the calibration also counts the device-time checks' false alarms and detections, the
-    spread of device time between runs, and suggests a device-time tolerance (kept with the others
-    by --write-tolerances); on a CPU (the sample as it is) there is no such section."""
-    entry = dataclasses.replace(_baseline_of(run), diagnostics={"device_busy_ms": 10.01, "device_speedup": 3.0})
-    cpu = calibration_analysis.analyse(_calibration(run), "compiled", entry, None)
-    assert cpu["device_time"] is None and "device_time" not in cpu["suggested_tolerances"]
-    assert "## Device time" not in calibration_report.render(cpu, _calibration(run), 1.0)
-    tolerances = Tolerances(device_time=0.05)
-    cal = _calibration(run)
-    cal.args.slowdown, cal.args.inject_on = 0.10, "device"
-    cal.runs = [calibrate.Run("check", i, 60.0, 1, _on_a_gpu(run, i, entry, tolerances)) for i in range(3)]
-    a = calibration_analysis.analyse(cal, "compiled", entry, None)
-    device = a["device_time"]
-    assert device["false_alarms"] == 0 and device["caught"] == 3  # 10% on the device, tolerance 5%
-    assert device["aa_ms"] == [pytest.approx(10.01 * (1 + 0.002 * i), abs=0.005) for i in range(3)]
-    assert 0.001 < device["run_to_run_cv_ms"] < 0.003  # the 0.2% drift between runs
-    assert device["aa_speedups"][0] == pytest.approx(3.0, abs=0.01)
-    assert device["detectable_median"] < 0.06  # the tolerance plus very little noise
-    # no A/A run reaches 1% above the baseline: the floor, and the 10% slowdown is still caught under it
-    assert a["suggested_tolerances"]["device_time"] == device["suggested_tolerance"] == 0.01
-    assert device["caught_with_suggested"] == 3
-    text = calibration_report.render(a, cal, 8.0)
-    assert "## Device time" in text and "injected on the device (an extra kernel per decode step)" in text
-    assert "| false alarms (A/A runs with a failing device-time check) | 0 of 3 |" in text
-    assert "| 10% slowdown caught by a device-time check | 3 of 3 |" in text
-    assert ", device time 1.0% |" in text  # in the suggested tolerances, which --write-tolerances stores
 
 
 # ---- upgrade ----
@@ -433,63 +287,3 @@ def test_upgrade_requirements_put_torch_first():
         "torch --pre --index-url https://download.pytorch.org/whl/nightly/cpu", "transformers"]
     assert upgrade.requirement_groups("transformers==5.24.0 --no-deps torch==2.14.1 --index-url=https://x") == [
         "torch==2.14.1 --index-url=https://x", "transformers==5.24.0 --no-deps"]
-
-
-# ---- environments: the install-or-reuse rule of nox's sessions and of upgrade ----
-
-def test_environment_is_installed_once_and_extras_on_top(tmp_path):
-    folder, ran = tmp_path / "env", []
-
-    def run(step):
-        ran.append(step)
-        if "venv" in step:
-            environments.python_in(folder).parent.mkdir(parents=True, exist_ok=True)
-            environments.python_in(folder).touch()
-
-    groups = ["torch==2.13.0", "transformers"]
-    python = str(environments.python_in(folder))
-    compile_all = environments.byte_compile(python)  # once, after pip: a worker per core
-    pip = [python, "-m", "pip", "install", "--no-compile"]
-    environments.prepare(folder, groups, ROOT, run, "python3.11")
-    assert ran == [["python3.11", "-m", "venv", "--clear", str(folder)], [*pip, "torch==2.13.0"],
-                   [*pip, "-e", str(ROOT), "transformers"], compile_all]
-    ran.clear()
-    assert environments.prepare(folder, groups, ROOT, run, "python3.11") == environments.python_in(folder)
-    assert ran == []  # the marker says it holds them: no pip
-    environments.prepare(folder, [*groups, "--no-deps openai-whisper==20250625"], ROOT, run, "python3.11")
-    assert ran == [[*pip, "--no-deps", "openai-whisper==20250625"], compile_all]  # only the extra
-    ran.clear()
-    environments.prepare(folder, groups, ROOT, run, "python3.11")
-    assert ran == []  # an environment holding more than asked is still reused
-    environments.prepare(folder, ["torch==2.14.0", "transformers"], ROOT, run, "python3.11")
-    assert ran == [[*pip, "torch==2.14.0"], [*pip, "-e", str(ROOT), "transformers"], compile_all]  # no new venv
-    ran.clear()
-    environments.prepare(folder, groups, ROOT, run, "python3.12")
-    assert ran[0][1:3] == ["-m", "venv"]  # another interpreter: a new environment
-
-
-def test_an_environment_is_byte_compiled_once_passing_over_a_file_that_does_not_compile(tmp_path):
-    """As pip would: a module that does not compile on this Python is left as it is, without failing;
-    a package's own test suite is left out (nothing imports it)."""
-    folder = tmp_path / "env"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = environments.python_in(folder)
-    site = Path(environments._site_packages(python))
-    (site / "good.py").write_text("VALUE = 1\n")
-    (site / "bad.py").write_text("print 'python 2'\n")
-    for folder_name in ("tests", "testing"):
-        (site / "pkg" / folder_name).mkdir(parents=True)
-        (site / "pkg" / folder_name / "module.py").write_text("VALUE = 2\n")
-    environments.run_quietly(environments.byte_compile(python))  # raises where the command fails
-    compiled = sorted(p.name.split(".")[0] for p in (site / "__pycache__").glob("*.pyc"))
-    assert compiled == ["good"]
-    assert not list((site / "pkg" / "tests").rglob("*.pyc")) and list((site / "pkg" / "testing").rglob("*.pyc"))
-
-
-def test_environments_import_without_torch():
-    """noxfile.py imports it under nox's own Python, which has no torch."""
-    done = subprocess.run([sys.executable, "-c", "import sys; import whisper_perf.environments; "
-                           "print(sorted({'torch', 'numpy', 'transformers'} & set(sys.modules)))"],
-                          capture_output=True, text=True)
-    assert done.stdout.strip() == "[]", done.stderr
-
