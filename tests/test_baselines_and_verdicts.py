@@ -251,6 +251,10 @@ def test_headline_counts_what_was_judged_and_never_claims_more():
                            "machine busy, or its speed changed since the recording)")
     assert Tally.of([], 0, "k").text() == "nothing judged"
     assert Tally.of([v(Outcome.PASS)], 0, "k").text() == "1 check passed, 0 failed, 0 not judged"
+    # what was not applicable is named: a CPU's device checks, not a random-weights WER it never had
+    on_a_cpu = [Verdict(check, Outcome.NOT_APPLICABLE, "") for check in ("device time", "device speedup") * 2]
+    assert Tally.of([v(Outcome.PASS), *on_a_cpu], 0, "k").text() == (
+        "1 check passed, 0 failed, 4 not judged (4 not applicable here: device speedup, device time)")
 
 
 def test_compiled_slower_than_its_eager_build_fails_without_any_baseline():

@@ -161,6 +161,7 @@ class Tally:
     known_anomalies: int
     hardware_key: str
     changed: int = 0  # fingerprints that differ from the baseline's: reported, neither passed nor failed
+    not_applicable_checks: tuple[str, ...] = ()  # which: device time on a CPU, WER of random weights
 
     @classmethod
     def of(cls, verdicts: list[Verdict], failed_variants: int, hardware_key: str) -> Tally:
@@ -170,7 +171,8 @@ class Tally:
                    no_baseline=count(Outcome.NO_BASELINE), unreliable=count(Outcome.UNRELIABLE),
                    not_applicable=count(Outcome.NOT_APPLICABLE), carried_over=count(Outcome.CARRIED_OVER),
                    known_anomalies=count(Outcome.KNOWN_ANOMALY),
-                   hardware_key=hardware_key, changed=count(Outcome.CHANGED))
+                   hardware_key=hardware_key, changed=count(Outcome.CHANGED),
+                   not_applicable_checks=tuple(sorted({v.check for v in verdicts if v.outcome is Outcome.NOT_APPLICABLE})))
 
     @property
     def not_judged(self) -> int:
@@ -185,7 +187,7 @@ class Tally:
                if self.no_baseline else "",
                f"{self.unreliable} unreliable: machine busy, or its speed changed since the recording"
                if self.unreliable else "",
-               f"{self.not_applicable} not applicable (random weights' WER, a CPU's device time)"
+               f"{self.not_applicable} not applicable here: {', '.join(self.not_applicable_checks)}"
                if self.not_applicable else "",
                f"{self.carried_over} carried over from an earlier run" if self.carried_over else ""]
         anomalies = f" ({self.known_anomalies} a known anomaly)" if self.known_anomalies else ""
