@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The machine once more at the end, just above the line with pytest's time, so that a CI
+    log's tail says which host took that long (the times differ by host: docs/running.md)."""
+    hw = cpu_hardware()
+    terminalreporter.write_line(f"whisper_perf: these tests ran on {hw.key} ({hw.device_name}, "
+                                f"{hw.extra['logical_cpus']} logical CPUs)")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def runs_apart_from_the_test_workers():
     """The suite runs these tests start are users' runs, not pytest-xdist workers: without the
