@@ -234,7 +234,7 @@ def test_unknown_gpu_has_no_bandwidth_and_cpu_bandwidth_is_measured(cpu):
 def test_ceiling_verdicts():
     assert judge_ceiling("peak memory", 1100, 1000, 0.10, "MiB", "cmd").outcome is Outcome.PASS
     failed = judge_ceiling("peak memory", 1101, 1000, 0.10, "MiB", "cmd")
-    assert failed.outcome is Outcome.REGRESSION and "above 1.1e+03 MiB" in failed.message
+    assert failed.outcome is Outcome.REGRESSION and "1,101 MiB is above 1,100 MiB (baseline 1,000 MiB" in failed.message
     assert judge_ceiling("cold compile", 5, None, 0.5, "s", "nox -s record").outcome is Outcome.NO_BASELINE
 
 

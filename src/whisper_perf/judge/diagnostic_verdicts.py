@@ -64,17 +64,22 @@ def judge_compile_health(warmup, timed, expected: dict | None, *, cuda: bool) ->
     return Verdict("compile health", Outcome.PASS, summary)
 
 
+def _figure(value: float) -> str:
+    """Three significant figures, written out: 1,090 MiB rather than 1.09e+03 MiB."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def judge_ceiling(check: str, measured: float, baseline: float | None, tolerance: float, unit: str,
                   record_hint: str) -> Verdict:
     """A one-number check with no interval (peak memory, compile seconds): a regression above
     ``baseline x (1 + tolerance)``."""
-    shown = f"{measured:.3g} {unit}"
+    shown = f"{_figure(measured)} {unit}"
     if baseline is None:
         return Verdict(check, Outcome.NO_BASELINE, f"{check} {shown} (no baseline; record one: {record_hint})")
     ceiling = baseline * (1 + tolerance)
-    against = f"baseline {baseline:.3g} {unit}, tolerance {tolerance:.0%}"
+    against = f"baseline {_figure(baseline)} {unit}, tolerance {tolerance:.0%}"
     if measured > ceiling:
-        return Verdict(check, Outcome.REGRESSION, f"{check} {shown} is above {ceiling:.3g} {unit} ({against})")
+        return Verdict(check, Outcome.REGRESSION, f"{check} {shown} is above {_figure(ceiling)} {unit} ({against})")
     return Verdict(check, Outcome.PASS, f"{check} {shown} within {against}")
 
 
