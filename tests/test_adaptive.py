@@ -44,12 +44,20 @@ def test_rounds_go_on_until_the_budget_ends_and_the_run_says_what_it_reached(tmp
     assert m["summary"]["seconds"]["confidence"] == 0.95
 
 
-def test_a_target_already_met_stops_at_the_first_look(tmp_path):
+def test_a_target_met_stops_at_the_first_look_that_meets_it(tmp_path):
+    """--detect 0.9, which the first look (5 rounds) meets on a quiet machine.  Beside another test
+    the rounds can slow as that test's load grows (1.4 s to 1.9 s once, 94% detectable at 5 rounds,
+    64% at 6): the run then goes on to the next look, and stops at the first one that meets it."""
     result, m = _run(tmp_path, "--detect", "0.9")
-    assert m["summary"]["rounds_used"] == LOOKS[0] == len(m["samples"])
     adaptive = m["summary"]["adaptive"]
-    assert adaptive["met"] and len(adaptive["looks"]) == 1 and adaptive["reached"] <= 0.9
-    assert adaptive["note"].endswith(f"asked for 90%: reached after {LOOKS[0]} rounds, {adaptive['note'].split(', ')[-1]}")
+    looks = adaptive["looks"]
+    met = [all(d <= 0.9 for d in look["detectable"].values()) for look in looks]
+    assert met[-1] and not any(met[:-1]), looks  # it stopped at the first look that met the target
+    assert [look["rounds"] for look in looks] == list(LOOKS[:len(looks)])
+    rounds = looks[-1]["rounds"]
+    assert m["summary"]["rounds_used"] == rounds == len(m["samples"])
+    assert adaptive["met"] and adaptive["reached"] <= 0.9
+    assert adaptive["note"].endswith(f"asked for 90%: reached after {rounds} rounds, {adaptive['note'].split(', ')[-1]}")
 
 
 def test_adaptive_options_are_checked_before_any_work():
