@@ -30,9 +30,7 @@ def pytest_collection_modifyitems(items):
 def pytest_terminal_summary(terminalreporter):
     """The machine once more at the end, just above the line with pytest's time, so that a CI
     log's tail says which host took that long (the times differ by host: docs/running.md)."""
-    hw = cpu_hardware()
-    terminalreporter.write_line(f"whisper_perf: these tests ran on {hw.key} ({hw.device_name}, "
-                                f"{hw.extra['logical_cpus']} logical CPUs)")
+    terminalreporter.write_line(f"whisper_perf: these tests ran on {cpu_hardware().describe()}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,6 @@
 """Hardware keys and model resolution, including the offline errors users meet."""
 
+import dataclasses
 import json
 import os
 
@@ -21,6 +22,9 @@ def test_cpu_key_names_arch_isa_family_and_threads(cpu):
         named = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
     if named:
         assert cpu.device_name == named
+    # as a run's header (and the tests' last lines) name the machine
+    two, one = dataclasses.replace(cpu, threads=2), dataclasses.replace(cpu, threads=1)
+    assert two.describe() == f"{cpu.key} ({cpu.device_name}, 2 threads)" and one.describe().endswith(", 1 thread)")
 
 
 @pytest.mark.parametrize("model_name, family", [

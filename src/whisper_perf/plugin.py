@@ -245,7 +245,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     run: RunConfig = config.whisper_perf.config
     try:
         hw = detect_hardware(run.device)
-        where = f"{hw.key} ({hw.device_name}, {hw.threads} thread{'' if hw.threads == 1 else 's'})"
+        where = hw.describe()
     except SuiteError as exc:
         where = f"unavailable: {exc}"
     lines = [f"whisper_perf: hardware {where}",

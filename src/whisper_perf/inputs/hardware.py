@@ -63,6 +63,10 @@ class Hardware:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """The key and what it stands for, as a run's output names the machine."""
+        return f"{self.key} ({self.device_name}, {self.threads} thread{'' if self.threads == 1 else 's'})"
+
 
 def cuda_hardware(index: int = 0) -> Hardware:
     props = torch.cuda.get_device_properties(index)
