@@ -4,6 +4,7 @@ processes, the real tiny.en and torch.compile): recordings, adaptive check runs,
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,19 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     (second,) = folder.glob("report-*.md")
     assert second.read_text() == report == (folder / "calibration.md").read_text()
     assert json.loads(second.with_suffix(".json").read_text())["analysis"] == analysis
+    # --write-tolerances stores the suggestion in the project's file (no earlier default run there
+    # to hold one back: test_tolerance_history.py) and prints the diff
+    project = tmp_path / "project" / "baselines"
+    project.mkdir(parents=True)
+    (kept_file,) = (folder / "baselines").glob("*.json")
+    shutil.copy(kept_file, project)
+    written = subprocess.run([sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(project.parent),
+                              "--report", str(folder), "--write-tolerances"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, (written.stdout + written.stderr)[-4000:]
+    stored = json.loads((project / kept_file.name).read_text())["tolerances"]
+    assert analysis["suggested_tolerances"] and all(stored[k] == v for k, v in analysis["suggested_tolerances"].items())
+    assert "not written" not in written.stdout
     for wrong, said in ((["--report", str(tmp_path)], f"--report {tmp_path}: no calibration.json there"),
                         (["--report", str(folder), "--runs", "3"], "--report measures nothing: --runs would not apply"),
                         (["--out", str(folder)], f"--out {folder}: exists and is not an empty folder")):

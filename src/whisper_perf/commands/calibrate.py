@@ -9,7 +9,9 @@ drift hits both alike, and one compilation serves both.
 It reports the false-alarm rate, the detection rate, the noise of the summed times (coefficient
 of variation across runs and within runs) and the smallest slowdown the verdicts can detect, and
 suggests tolerances for this hardware key; ``--write-tolerances`` stores them in
-``baselines/<key>.json`` (review the printed diff and commit it, as with a recording).
+``baselines/<key>.json`` (review the printed diff and commit it, as with a recording), except a
+tightened one that would have flagged an earlier default run of the same software here
+(``tolerance_history``: the runs span more time than the calibration).
 
 To fit an hour on a 2-core CPU, the calibration runs one compiled variant (``nox -s perf`` on a
 CPU runs two) with the same utterances and rounds; the report says so and shows the detectable
@@ -52,6 +54,7 @@ from ..record.results import MeasurementRecord, RunResult, load_run
 from . import Parser, run_command
 from .calibration_analysis import analyse, latest_default_run
 from .calibration_report import render
+from .tolerance_history import tolerances_to_write
 
 
 def time_checks(m: MeasurementRecord) -> set[str]:
@@ -217,7 +220,10 @@ def _parser() -> Parser:
     parser.add_argument("--report", type=Path, default=None, metavar="FOLDER",
                         help="measure nothing: report an earlier calibration's folder again with this version")
     parser.add_argument("--write-tolerances", action="store_true",
-                        help="store the suggested tolerances in baselines/<key>.json (review the diff, commit it)")
+                        help="store the suggested tolerances in baselines/<key>.json (review the diff, commit it), "
+                             "except a tightened one that would fail a check of an earlier default run here with the "
+                             "same torch and transformers (results/runs/<key>): the file keeps its own, and the "
+                             "command names the run")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the project folder (default: here)")
     parser.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                         help="a new folder for the calibration (default: results/calibration/<key>/<time>)")
@@ -371,7 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         default_run, name = latest_default_run(args.root, cal.hardware_key), "calibration"
     analysis = report(cal, entry, minutes, default_run, name)
     if args.write_tolerances:
-        print(write_tolerances(args.root, cal.hardware_key, analysis["suggested_tolerances"]) or "(no change)")
+        software = next((r.result.software for r in cal.runs if r.result), {})
+        written, held = tolerances_to_write(args.root, cal.hardware_key, analysis["suggested_tolerances"], software)
+        for line in held:
+            print(line)
+        print(write_tolerances(args.root, cal.hardware_key, written) or "(no change)")
     return EXIT_OK
 
 

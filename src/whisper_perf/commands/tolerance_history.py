@@ -1,0 +1,76 @@
+"""Before ``calibrate --write-tolerances`` changes a tolerance: would it have flagged this machine's
+earlier default runs of the same software?
+
+A calibration's check runs span minutes; a shared VM drifts over longer times.  On the Intel host
+a speedup tolerance suggested from 25 minutes of runs (2%) flagged a default run of the unchanged
+build 30 minutes later (docs/measured.md).  The default runs under ``results/runs/<key>`` made with
+the torch and transformers the calibration measured are the record of that drift: a suggested
+tolerance that turns one of their passing checks into a failure is a false alarm waiting to
+happen, so it is not written; the file keeps its own for that field, and the command says which
+run it would have flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from ..judge import baselines
+from ..record.results import RunResult, runs_newest_first
+from .judge import rejudge
+
+VERSIONS = ("torch", "transformers")  # what must match for an earlier run to count as the same software
+
+
+def same_software_default_runs(root: Path, hardware_key: str, software: dict) -> list[RunResult]:
+    """The default runs (quick profile, nothing injected, not a recording) of ``hardware_key`` under
+    results/runs made with the torch and transformers of ``software``."""
+    found = []
+    for run in runs_newest_first(root / "results" / "runs", hardware_key):
+        options = run.options
+        if options.get("profile") == "quick" and not options.get("inject_slowdown") \
+                and not options.get("record") and run.measurements \
+                and all(run.software.get(k) == software.get(k) for k in VERSIONS):
+            found.append(run)
+    return found
+
+
+def _failing(run: RunResult, folder: Path) -> dict:
+    return {(model, variant, v.check): v.message for model, variant, v in rejudge(run, folder) if v.outcome.fails}
+
+
+def newly_flagged(root: Path, hardware_key: str, tolerances: dict, runs: list[RunResult]) -> list[str]:
+    """The checks of ``runs`` that pass with the project's baseline file and fail with its
+    ``tolerances`` replaced: "<results file>: <model>/<variant> <message>"."""
+    folder = root / "baselines"
+    path = baselines.path_for(folder, hardware_key)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tolerances"] = {**data["tolerances"], **tolerances}
+    found = []
+    with tempfile.TemporaryDirectory(prefix="whisper-perf-tolerances-") as scratch:
+        (Path(scratch) / path.name).write_text(json.dumps(data), encoding="utf-8")
+        for run in runs:
+            before = _failing(run, folder)
+            found += [f"{Path(run.path).name}: {model}/{variant} {message}"
+                      for (model, variant, check), message in _failing(run, Path(scratch)).items()
+                      if (model, variant, check) not in before]
+    return found
+
+
+def tolerances_to_write(root: Path, hardware_key: str, suggested: dict, software: dict) -> tuple[dict, list[str]]:
+    """(the suggested tolerances that flag none of the earlier same-software default runs, one
+    line per suggestion held back saying what it would have flagged and what the file keeps)."""
+    runs = same_software_default_runs(root, hardware_key, software)
+    current = asdict(baselines.load(baselines.path_for(root / "baselines", hardware_key), hardware_key).tolerances)
+    written, held = {}, []
+    for name, value in suggested.items():
+        flagged = newly_flagged(root, hardware_key, {name: value}, runs) if value < current[name] else []
+        if flagged:
+            held.append(f"{name} {value:.1%} not written (the file keeps {current[name]:.1%}): it would have flagged "
+                        f"{len(flagged)} check(s) of earlier default runs here with the same torch and transformers, "
+                        f"which pass now: " + "; ".join(flagged))
+        else:
+            written[name] = value
+    return written, held
