@@ -203,14 +203,17 @@ def device_time_analysis(g: Groups, variant: str, twin: str, baseline: Entry, cu
     }
 
 
+def is_default_run(run: RunResult) -> bool:
+    """A run of the default profile: quick, nothing injected, not a recording, something measured."""
+    options = run.options
+    return options.get("profile") == "quick" and not options.get("inject_slowdown") \
+        and not options.get("record") and bool(run.measurements)
+
+
 def latest_default_run(root: Path, hardware_key: str) -> RunResult | None:
-    """The newest run of the default profile (quick, nothing injected, not a recording) under results/runs."""
-    for run in runs_newest_first(root / "results" / "runs", hardware_key):
-        options = run.options
-        if options.get("profile") == "quick" and not options.get("inject_slowdown") \
-                and not options.get("record") and run.measurements:
-            return run
-    return None
+    """The newest default run (``is_default_run``) under results/runs."""
+    return next((run for run in runs_newest_first(root / "results" / "runs", hardware_key) if is_default_run(run)),
+                None)
 
 
 def adaptive_summary(runs: list[Run], variant: str) -> dict | None:

@@ -19,22 +19,17 @@ from pathlib import Path
 
 from ..judge import baselines
 from ..record.results import RunResult, runs_newest_first
+from .calibration_analysis import is_default_run
 from .judge import rejudge
 
 VERSIONS = ("torch", "transformers")  # what must match for an earlier run to count as the same software
 
 
 def same_software_default_runs(root: Path, hardware_key: str, software: dict) -> list[RunResult]:
-    """The default runs (quick profile, nothing injected, not a recording) of ``hardware_key`` under
-    results/runs made with the torch and transformers of ``software``."""
-    found = []
-    for run in runs_newest_first(root / "results" / "runs", hardware_key):
-        options = run.options
-        if options.get("profile") == "quick" and not options.get("inject_slowdown") \
-                and not options.get("record") and run.measurements \
-                and all(run.software.get(k) == software.get(k) for k in VERSIONS):
-            found.append(run)
-    return found
+    """The default runs (``is_default_run``) of ``hardware_key`` under results/runs made with the
+    torch and transformers of ``software``."""
+    return [run for run in runs_newest_first(root / "results" / "runs", hardware_key)
+            if is_default_run(run) and all(run.software.get(k) == software.get(k) for k in VERSIONS)]
 
 
 def _failing(run: RunResult, folder: Path) -> dict:
