@@ -181,3 +181,10 @@ def bisect(session: nox.Session) -> None:
     ``nox -s bisect -- --package transformers --good 4.52.1 --bad 5.24.0`` (criterion speedup;
     ``--criterion time|eager-time|wer|failure``)."""
     run_command(session, "bisect")
+
+
+@nox.session(name="batch-sweep", venv_backend="none")
+def batch_sweep(session: nox.Session) -> None:
+    """Time batch sizes here and choose the one where larger batches stop paying (device busy at
+    80%, or the per-utterance time no longer falling): ``nox -s batch-sweep -- --sizes 1,4,16,32``."""
+    run_command(session, "batch-sweep")

@@ -1,6 +1,7 @@
 """The one command line (whisper_perf.cli): ``whisper-perf <command>``, as the console script and as
 ``python -m whisper_perf``, in subprocesses as users and the nox sessions run it."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ def test_help_lists_every_command_and_the_console_script_is_installed():
         assert shown.stdout.startswith("usage: whisper-perf <command> [options]")
         listed = [line.split()[0] for line in shown.stdout.splitlines() if line.startswith("  ")]
         assert listed == [*SUITE, *COMMANDS] == ["perf", "record", "judge", "upgrade", "bisect", "calibrate",
-                                                  "merge", "history"]
+                                                  "merge", "history", "batch-sweep"]
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
@@ -56,3 +57,29 @@ def test_perf_runs_the_suite_with_its_options():
     assert "perf_tests/test_generate.py::test_generate[tiny.en-eager]" in collected.stdout
     refused = _run("record", "--strict-gate", "-p", "no:cacheprovider")  # record adds --record: refused with it
     assert refused.returncode == 4 and "--strict-gate gates a judged run; a recording (--record)" in refused.stderr
+
+
+def test_the_full_profile_follows_batch_1_with_the_batch_size_the_baseline_file_chooses(tmp_path):
+    """A full-profile ``whisper-perf perf`` at batch 1, on hardware whose baseline file chooses batch 2
+    (``batched``), runs the suite again at --batch 2 in a fresh process: two results files, one per
+    batch size; without that choice, one run, and the terminal says that nothing batched was measured."""
+    from whisper_perf.inputs.hardware import cpu_hardware
+    from whisper_perf.judge.baselines import Batched, BaselineFile, path_for
+
+    key, folder, results = cpu_hardware().key, tmp_path / "baselines", tmp_path / "results"
+    folder.mkdir()
+    args = ("perf", "-p", "no:cacheprovider", "--profile", "full", "--variant", "eager", "--limit", "2",
+            "--rounds", "1", "--max-new-tokens", "8", "--baselines", str(folder), "--results-dir", str(results),
+            "--busy-threshold", "off", "-k", "not test_diagnostics")
+    alone = _run(*args)
+    assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-2000:]
+    assert f"no batched measurement: {path_for(folder, key)} chooses no batch size" in alone.stdout
+    assert len(list((results / key).glob("*.json"))) == 1
+
+    path_for(folder, key).write_text(BaselineFile(key, "cpu", batched=Batched(2, "chosen by hand")).to_json())
+    both = _run(*args)
+    assert both.returncode == 0, both.stdout[-3000:] + both.stderr[-2000:]
+    assert "the full profile's batched measurement: the same run at --batch 2" in both.stdout
+    runs = [json.loads(p.read_text()) for p in sorted((results / key).glob("*.json"))]
+    assert sorted(r["options"]["batch_size"] for r in runs[1:]) == [1, 2]
+    assert all(r["measurements"][0]["setup"]["batch_size"] == r["options"]["batch_size"] for r in runs[1:])

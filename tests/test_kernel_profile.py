@@ -61,6 +61,35 @@ def test_the_events_read_from_kineto_are_torchs_own_event_tree(builds):
         assert host_counts(ours) == host_counts(theirs)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="CUDA absent: the CUDA events' readback is checked on a GPU (tools/gpu_session runs this)")
+def test_on_cuda_the_events_read_from_kineto_give_torchs_counts_and_device_figures(short_set):
+    """The same comparison as above on a GPU, where the profile adds the device's timeline: the
+    host counts and the device figures (busy time, kernel time, kernels, memcpys, CUDA-graph
+    launches) of read_events equal those of prof.events(), for eager and for CUDA graphs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from whisper_perf.inputs.hardware import cuda_hardware
+    from whisper_perf.inputs.models import load_model, resolve_model
+    from whisper_perf.measure.kernel_profile import _device_figures, host_counts, read_events
+
+    gpu, source = cuda_hardware(), resolve_model("tiny.en")
+    model, processor = load_model(source, "cuda")
+    settings, utterance = GenerationSettings(max_new_tokens=16), short_set.utterances[0]
+    for name in ("eager", "compiled-static-prebuilt"):
+        variant = build_variant(VARIANTS[name], source.name, model, processor, gpu, settings, utterance)
+        inputs = variant.inputs(utterance)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            variant.run(inputs)
+            torch.cuda.synchronize()
+        ours, theirs = read_events(prof), prof.events()
+        assert host_counts(ours) == host_counts(theirs), name
+        mine, torchs = _device_figures(ours), _device_figures(theirs)
+        assert mine["kernels"] > 0 and (mine["cuda_graph_launches"] > 0) == (name != "eager"), (name, mine)
+        assert mine == pytest.approx(torchs, rel=1e-6), (name, mine, torchs)
+
+
 def test_a_profiled_call_counts_steps_ops_graphs_and_the_generated_kernels(profiles):
     eager, compiled, again = profiles
     assert eager.decode_steps == compiled.decode_steps > 1  # same tokens, one forward per step

@@ -12,7 +12,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, EXIT_USAGE
+from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_NOT_JUDGED, EXIT_OK, EXIT_REGRESSION, EXIT_UNDECIDED,
+                     EXIT_USAGE)
 
 SUITE = {"perf": "run the benchmark suite here and judge it against this hardware's baseline",
          "record": "measure and write this hardware's baseline (baselines/<key>.json), the median of 3 "
@@ -22,7 +23,8 @@ COMMANDS = {"judge": "judge a results file again, against the baselines as they 
             "bisect": "the release where a change began, with the suite as the oracle",
             "calibrate": "how often verdicts raise a false alarm here, how small a slowdown they catch",
             "merge": "results of several machines and runs in one report",
-            "history": "the trend of each model x variant across runs, and where it stepped"}
+            "history": "the trend of each model x variant across runs, and where it stepped",
+            "batch-sweep": "the batch size where larger batches stop paying here: what --batch N should be"}
 
 # pytest-benchmark's autosave numbers each run's JSON and never overwrites an earlier one.
 PYTEST_BENCHMARK = ["--benchmark-autosave", "--benchmark-storage=results/benchmarks",
@@ -37,16 +39,45 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# Two runs' exit statuses as one: the graver, in this order (docs/verdicts.md, "Exit status").
+GRAVITY = [EXIT_OK, EXIT_NOT_JUDGED, EXIT_UNDECIDED, EXIT_REGRESSION, EXIT_ENVIRONMENT, EXIT_USAGE, EXIT_INTERRUPTED]
+
+
+class _BatchedPass:
+    """A pytest plugin that reads, once the run is over, the batch size of the full profile's
+    batched measurement (RunSession.batched_pass), if any."""
+
+    batch_size: int | None = None
+
+    def pytest_unconfigure(self, config) -> None:
+        run = getattr(config, "whisper_perf", None)
+        self.batch_size = run.batched_pass() if run is not None else None
+
+
 def run_suite(name: str, args: list[str]) -> int:
     """pytest over perf_tests/ in the project folder (the working directory): the suite's own
-    options, pytest's and pytest-benchmark's all apply (``--help`` lists them)."""
+    options, pytest's and pytest-benchmark's all apply (``--help`` lists them).  A full-profile run
+    at batch 1 on hardware whose baseline file chooses a batch size is followed by the same run at
+    that batch size in a fresh process (batch 1 is the latency protocol, batch N loads the GPU);
+    the exit status is the graver of the two."""
     import pytest
 
     if not Path("perf_tests").is_dir():
         print(f"UsageError: whisper-perf {name} runs the suite in perf_tests/ of the whisper-perf project; "
               f"there is none in {Path.cwd()}: run it from the project folder", file=sys.stderr)
         return EXIT_USAGE
-    return int(pytest.main(["perf_tests", *PYTEST_BENCHMARK, *(["--record"] if name == "record" else []), *args]))
+    batched = _BatchedPass()
+    status = int(pytest.main(["perf_tests", *PYTEST_BENCHMARK, *(["--record"] if name == "record" else []), *args],
+                             plugins=[batched]))
+    if batched.batch_size is None or status in (EXIT_INTERRUPTED, EXIT_USAGE, EXIT_ENVIRONMENT):
+        return status
+    print(f"whisper_perf: the full profile's batched measurement: the same run at --batch {batched.batch_size}",
+          flush=True)
+    import subprocess
+
+    once = ["--processes", "1"] if name == "record" else []  # in a median recording, each process records both
+    follow = subprocess.run([sys.executable, "-m", "whisper_perf", name, *once, *args, "--batch", str(batched.batch_size)])
+    return max(status, follow.returncode, key=lambda code: GRAVITY.index(code) if code in GRAVITY else len(GRAVITY))
 
 
 def record(args: list[str]) -> int:
@@ -83,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from .commands import run_command
 
-    module = importlib.import_module(f".commands.{name}", __package__)
+    module = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
     return run_command(module.main, rest)
 
 

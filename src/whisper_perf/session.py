@@ -308,10 +308,32 @@ class RunSession:
                 found[(model, variant)] = (entry.speedup, tolerances.speedup)
         return found
 
+    def batched_pass(self) -> int | None:
+        """The batch size of the full profile's batched measurement, which ``whisper-perf perf`` and
+        ``record`` run after this run (cli.run_suite): the hardware's baseline file's ``batched``, for a
+        full-profile run at batch 1; None otherwise."""
+        config, file = self.config, self.baseline_file
+        if not self.started or config.profile != "full" or config.settings.batch_size != 1 or file is None:
+            return None
+        return file.batched.batch_size if file.batched else None
+
+    def batched_note(self) -> str | None:
+        """What the terminal says of the full profile's batched measurement: the batch size that follows,
+        or that none was chosen for this hardware (so none is measured)."""
+        if not self.started or self.config.profile != "full" or self.config.settings.batch_size != 1:
+            return None
+        path = baselines.path_for(self.config.baselines, self.hardware.key)
+        n = self.batched_pass()
+        if n is None:
+            return (f"no batched measurement: {path} chooses no batch size for this hardware; "
+                    "nox -s batch-sweep -- --write chooses one")
+        return f"batched measurement at batch {n} ({path}): whisper-perf perf and record run it next (pytest alone: --batch {n})"
+
     def terminal_summary(self, reporter) -> None:
         """The run's last words in the terminal (record.terminal), once its results were written."""
         from .record.terminal import Written, write_summary
 
         if self.results:
             write_summary(reporter, self.results, Written(self.recorded, self.results_path, self.reports),
-                          strict=self.config.strict, other_failures=bool(self.test_failures.other))
+                          strict=self.config.strict, other_failures=bool(self.test_failures.other),
+                          batched=self.batched_note())

@@ -1,20 +1,25 @@
 """The measurements of one GPU session, run on the GPU machine by stage.sh (standard library only).
 
-Three steps on tiny.en's compiled-static-prebuilt and its eager+math reference, in priority order:
+Five steps on tiny.en's compiled-static-prebuilt and its eager+math reference, in priority order:
 
 1. the batch-1 recording (the latency protocol): device time over profiled calls, fingerprints,
-   RTFx per batch size;
-2. a calibration at batch N (commands/calibrate.py): one recording, then check runs that each
-   time the variant unchanged (A/A) and a twin slowed by 10% on the device (``--inject-on
-   device``); its report counts false alarms and detections of the speed and device-time checks
-   and suggests the tolerances, device time included;
-3. an A/A run at batch 1 against step 1's recording, with a twin slowed by 10% on the host.
+   RTFx;
+2. the profile readback on CUDA events: read_events against torch's own prof.events() (a test of
+   tests/test_kernel_profile.py that skips without CUDA);
+3. a batch sweep (commands/batch_sweep.py: sizes 1, 8 and 32 over 32 utterances): seconds per
+   utterance and device busy per size, and the batch size it chooses, written into the baseline
+   file that comes back (``batched``: the full profile's batched measurement on this GPU);
+4. a calibration at that batch size (commands/calibrate.py; batch 8 if the sweep did not run):
+   one recording, then check runs that each time the variant unchanged (A/A) and a twin slowed
+   by 10% on the device (``--inject-on device``); its report counts false alarms and detections
+   of the speed and device-time checks and suggests the tolerances, device time included;
+5. an A/A run at batch 1 against step 1's recording, with a twin slowed by 10% on the host.
 
 A step starts only if the budget still holds its estimate (the minutes per suite process seen so
 far, times the processes it starts), so the session ends in time with what it measured.  What
 comes back ($OUT, at most 8 files): summary.md and summary.json (each step's command, exit status,
-minutes and headline), the baseline files the recordings wrote, the calibration's report, and
-results.tar.gz (every results file, report and log).
+minutes and headline), the baseline files the recordings wrote, the sweep's and the calibration's
+reports, and results.tar.gz (every results file, report and log).
 
     python tools/gpu_session/measure.py --out DIR                 # on the GPU
     python tools/gpu_session/measure.py --out DIR --device cpu    # the same steps, small, here
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,26 +47,43 @@ VARIANT = "compiled-static-prebuilt"
 class Step:
     name: str
     command: list[str]  # after the Python: a module and its arguments
-    processes: int  # suite processes it starts: its estimate is this many times the minutes per process
+    processes: int  # suite processes it starts: its estimate is this many times the minutes per process (0: short)
     env: dict
+    headline: str = r"^(whisper_perf: |Written to )(?!.*written to)"  # the log line the summary shows
+
+
+def chosen_batch(work: Path, default: int) -> int:
+    """The batch size the sweep step chose (batch-sweep.json), or ``default`` when it did not run."""
+    found = work / "batch-sweep" / "batch-sweep.json"
+    chosen = json.loads(found.read_text()).get("chosen") if found.exists() else None
+    return chosen["batch_size"] if chosen else default
 
 
 def steps(device: str, work: Path, common: list[str]) -> list[Step]:
-    """The session's steps in priority order; on a CPU small (4 utterances, batch 2, one check run,
-    the slowdown on the host: --inject-on device needs CUDA)."""
+    """The session's steps in priority order; on a CPU small (4 utterances, batch sizes 1 and 2,
+    one check run, the slowdown on the host: --inject-on device needs CUDA).  The calibration runs
+    at the batch size the sweep chose, so this is called again before each step."""
     gpu = device == "cuda"
-    limit, batch, record_rounds, rounds, checks = ("16", "8", "6", "3", "3") if gpu else ("4", "2", "2", "2", "1")
+    limit, record_rounds, rounds, checks = (16, "6", "3", "3") if gpu else (4, "2", "2", "1")
+    sweep_sizes, sweep_limit = ("1,8,32", "32") if gpu else ("1,2", "2")
+    batch = chosen_batch(work, 8 if gpu else 2)
     inject = {"WHISPER_PERF_SENSITIVITY_CHECK": "1"}
     suite = ["pytest", "perf_tests", "-p", "no:cacheprovider", "-q", "-rsxX", *common]
+    sweep = ["whisper_perf", "batch-sweep", "--variant", VARIANT, "--device", device, "--sizes", sweep_sizes,
+             "--limit", sweep_limit, "--out", str(work / "batch-sweep"), "--write", "--baselines", str(work / "baselines")]
     calibrate = ["whisper_perf.commands.calibrate", "--variant", VARIANT, "--device", device, "--record-runs", "1",
-                 "--runs", checks, "--slowdown", "0.1", "--inject-on", "device" if gpu else "host", "--limit", limit,
-                 "--rounds", rounds, "--out", str(work / f"calibration-batch-{batch}"),
-                 "--", "--batch", batch, "--isolate-builds", "never"]
+                 "--runs", checks, "--slowdown", "0.1", "--inject-on", "device" if gpu else "host",
+                 "--limit", str(max(limit, batch)), "--rounds", rounds, "--out", str(work / f"calibration-batch-{batch}"),
+                 "--", "--batch", str(batch), "--isolate-builds", "never"]
     return [
-        Step("record-batch-1", [*suite, "--record", "--limit", limit, "--rounds", record_rounds], 1, {}),
+        Step("record-batch-1", [*suite, "--record", "--limit", str(limit), "--rounds", record_rounds], 1, {}),
+        # read_events against torch's own prof.events() on CUDA events (on a CPU it skips, saying so)
+        Step("profile-readback", ["pytest", "tests/test_kernel_profile.py", "-k", "cuda", "-p", "no:cacheprovider",
+                                  "-q", "-rs"], 0, {}, headline=r"^\d+ (passed|failed|skipped)"),
+        Step("batch-sweep", sweep, 1, {}),
         Step(f"calibrate-batch-{batch}", calibrate, 1 + int(checks), {}),
-        Step("aa-and-host-10pct-batch-1", [*suite, "--limit", limit, "--rounds", rounds, "--inject-slowdown", "0.1"],
-             1, inject),
+        Step("aa-and-host-10pct-batch-1", [*suite, "--limit", str(limit), "--rounds", rounds,
+                                           "--inject-slowdown", "0.1"], 1, inject),
     ]
 
 
@@ -75,11 +98,10 @@ def run_step(step: Step, logs: Path, timeout: float) -> dict:
         except subprocess.TimeoutExpired:
             code = "timeout"
     minutes = (time.monotonic() - start) / 60
-    headline = next((line for line in reversed(log.read_text().splitlines())
-                     if line.startswith(("whisper_perf: ", "Written to ")) and "written to" not in line), "")
+    headline = next((line for line in reversed(log.read_text().splitlines()) if re.match(step.headline, line)), "")
     print(f"{step.name}: exit {code}, {minutes:.1f} min; {headline}", flush=True)
     return {"step": step.name, "args": step.command[1:], "exit": code, "minutes": round(minutes, 2),
-            "per_process": minutes / step.processes, "headline": headline}
+            "per_process": minutes / step.processes if step.processes else 0.0, "headline": headline}
 
 
 def summary_text(device: str, done: list[dict], skipped: list[str], budget: float) -> str:
@@ -109,7 +131,8 @@ def main() -> int:
     common = ["--variant", VARIANT, "--device", args.device, "--isolate-builds", "never",
               "--compile-latency", "never", "--baselines", str(baselines), "--results-dir", str(results)]
     start, done, skipped = time.monotonic(), [], []
-    for step in steps(args.device, work, common):
+    for index in range(len(steps(args.device, work, common))):
+        step = steps(args.device, work, common)[index]  # the calibration's batch is the sweep's choice
         left = args.budget_minutes - (time.monotonic() - start) / 60
         per_process = max([d["per_process"] for d in done] or [args.first_estimate])
         if per_process * step.processes > left:
@@ -131,10 +154,11 @@ def bring_back(out: Path, work: Path, baselines: Path, device: str, done: list[d
         committed = ROOT / "baselines" / written.name
         if not committed.exists() or written.read_bytes() != committed.read_bytes():
             shutil.copy(written, out / f"baseline-{written.name}")
-    for report in sorted(work.glob("calibration-*/calibration.md")):
-        shutil.copy(report, out / f"{report.parent.name}.md")
+    for report in [*sorted(work.glob("calibration-*/calibration.md")), work / "batch-sweep" / "batch-sweep.md"]:
+        if report.exists():
+            shutil.copy(report, out / f"{report.parent.name}.md")
     with tarfile.open(out / "results.tar.gz", "w:gz") as tar:
-        for part in ("results", "logs", *(p.name for p in work.glob("calibration-*"))):
+        for part in ("results", "logs", "batch-sweep", *(p.name for p in work.glob("calibration-*"))):
             if (work / part).exists():
                 tar.add(work / part, arcname=part)
 

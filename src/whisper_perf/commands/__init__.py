@@ -7,6 +7,7 @@ merge      results of many machines and runs in one report                     (
 history    the trend of each model x variant across runs, and where it stepped (nox -s history)
 judge      a results file judged again, against the baseline as it is now      (nox -s judge)
 bisect     the release where a change began, the suite as the oracle           (nox -s bisect)
+batch-sweep  the batch size where larger batches stop paying here             (nox -s batch-sweep)
 
 Each is split the same way: ``main`` reads the command line and runs or reads what is needed,
 an analysis turns results files (results.RunResult) into data, and ``render`` turns that data

@@ -61,6 +61,15 @@ class Anomaly:
         return True
 
 
+@dataclass(frozen=True)
+class Batched:
+    """The batch size of this hardware's batched measurement, which the full profile runs beside
+    batch 1 (``whisper-perf batch-sweep --write`` chooses it and says why)."""
+
+    batch_size: int
+    why: str = ""
+
+
 @dataclass
 class Entry:
     model: str
@@ -161,6 +170,7 @@ class BaselineFile:
     tolerances: Tolerances = field(default_factory=Tolerances)
     entries: list[Entry] = field(default_factory=list)
     notes: str = ""
+    batched: Batched | None = None
 
     def find(self, model: str, variant: str, protocol: dict) -> Entry | None:
         return next((e for e in self.entries
@@ -185,7 +195,8 @@ class BaselineFile:
     def to_json(self) -> str:
         data = {"schema_version": SCHEMA_VERSION, "hardware_key": self.hardware_key,
                 "device_name": self.device_name, "notes": self.notes,
-                "tolerances": asdict(self.tolerances), "entries": [e.as_dict() for e in self.entries]}
+                "tolerances": asdict(self.tolerances), "entries": [e.as_dict() for e in self.entries],
+                **({"batched": asdict(self.batched)} if self.batched else {})}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -219,6 +230,19 @@ def _tolerances(data: dict | None, where: str) -> Tolerances | None:
     tolerances = Tolerances(**data)
     tolerances.validate(where)
     return tolerances
+
+
+def _batched(data: dict | None, where: str) -> Batched | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or set(data) - {"batch_size", "why"}:
+        raise BaselineError(f"{where}: field 'batched' must be an object with 'batch_size' and 'why' "
+                            "(whisper-perf batch-sweep --write writes it)")
+    size, why = _require(data, "batch_size", int, f"{where}, batched"), data.get("why", "")
+    if size < 2 or not isinstance(why, str):
+        raise BaselineError(f"{where}, batched: 'batch_size' must be a whole number of at least 2 (batch 1 is always "
+                            f"measured) and 'why' a text, not {size!r} and {why!r}")
+    return Batched(size, why)
 
 
 def _entry(data: dict, where: str) -> Entry:
@@ -269,6 +293,7 @@ def load(path: Path, hardware_key: str | None = None) -> BaselineFile:
     baseline = BaselineFile(
         hardware_key=key, device_name=data.get("device_name", ""), notes=data.get("notes", ""),
         tolerances=_tolerances(data.get("tolerances"), f"{where}, tolerances") or Tolerances(),
+        batched=_batched(data.get("batched"), where),
         entries=[_entry(e, f"{where}, entry {i} ({e.get('model')}/{e.get('variant')})" if isinstance(e, dict)
                         else f"{where}, entry {i}") for i, e in enumerate(entries)])
     seen = set()

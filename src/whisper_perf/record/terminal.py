@@ -22,9 +22,11 @@ class Written:
     reports: dict = field(default_factory=dict)
 
 
-def write_summary(reporter, run: RunResult, written: Written, *, strict: bool, other_failures: bool) -> None:
+def write_summary(reporter, run: RunResult, written: Written, *, strict: bool, other_failures: bool,
+                  batched: str | None = None) -> None:
     """``reporter``: pytest's terminal reporter (section, write_line).  ``other_failures``: tests failed
-    for a reason other than the gate (then --strict-gate's own line is not the news)."""
+    for a reason other than the gate (then --strict-gate's own line is not the news).  ``batched``: what
+    the full profile's batched measurement will be (RunSession.batched_note)."""
     _not_timed(reporter, run)
     if run.measurements:
         reporter.section("Whisper generate(): eager vs compiled")
@@ -40,6 +42,8 @@ def write_summary(reporter, run: RunResult, written: Written, *, strict: bool, o
     _written(reporter, written)
     if strict and not other_failures:
         _strict_gate(reporter, verdicts)
+    if batched:
+        reporter.write_line(f"whisper_perf: {batched}", yellow=batched.startswith("no "))
     tally = run.tally()  # the last word: what was judged, and what was not
     unrecorded = bool(run.options.get("record")) and not written.recorded
     reporter.write_line(f"whisper_perf: {run.headline()}", red=bool(tally.failed),
