@@ -83,3 +83,9 @@ def test_the_full_profile_follows_batch_1_with_the_batch_size_the_baseline_file_
     runs = [json.loads(p.read_text()) for p in sorted((results / key).glob("*.json"))]
     assert sorted(r["options"]["batch_size"] for r in runs[1:]) == [1, 2]
     assert all(r["measurements"][0]["setup"]["batch_size"] == r["options"]["batch_size"] for r in runs[1:])
+    # one key's batch-1 and batched runs merge as two series, each named with its batch size
+    merged = _run("merge", str(results), "--out", str(tmp_path / "merged"))
+    assert merged.returncode == 0, merged.stderr
+    rows = [line.split(" | ")[4] for line in (tmp_path / "merged" / "merged.md").read_text().splitlines()
+            if line.startswith("| 2")]
+    assert sorted(rows) == ["eager", "eager", "eager (batch 2)"], rows

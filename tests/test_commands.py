@@ -62,10 +62,15 @@ def test_merge_refuses_other_protocols_naming_files_and_fields(tmp_path):
         merge.load_all([ours, theirs])
     assert f"{ours} and {theirs} measured tiny.en/compiled on {KEY}" in str(refused.value)
     assert "(utterances 3 vs 7)" in str(refused.value)
-    batched = copy_sample(tmp_path, "batched", lambda d: d["measurements"][0]["setup"].update(batch_size=4))
-    with pytest.raises(UsageError, match="batch_size 1 vs 4"):
-        merge.load_all([ours, batched])
     assert len(merge.load_all([ours, theirs], check_protocols=False)) == 2
+    # a batched measurement is another series, not another protocol of the same one: merged, named apart
+    batched = copy_sample(tmp_path, "batched", lambda d: d["measurements"][0]["setup"].update(batch_size=4))
+    text = merge.render(merge.load_all([ours, batched]))
+    assert "| tiny.en | compiled (batch 4) |" in text and "| tiny.en | compiled |" in text
+    other = copy_sample(tmp_path, "other", lambda d: (d["measurements"][0]["setup"].update(batch_size=4),
+                                                      d["measurements"][0].update(utterances=7)))
+    with pytest.raises(UsageError, match=r"measured tiny.en/compiled \(batch 4\) on .*\(utterances 3 vs 7\)"):
+        merge.load_all([batched, other])
 
 
 def test_merge_refuses_another_schema_version(tmp_path):
@@ -123,6 +128,19 @@ def test_history_renders_a_line_per_variant_and_marks_version_changes(tmp_path):
     assert "| a-before | 2.13.0+cpu | 5.24.0 | 1.091x [1.065, 1.113], 1.90 s |" in text
     assert "| b-after **(torch 2.13.0+cpu -> 2.14.0+cpu)** | 2.14.0+cpu |" in text
     assert f"![history {KEY}](history-{KEY}.png)" in text
+
+
+def test_history_keeps_a_batched_measurement_apart_from_batch_1(tmp_path):
+    def batched(data):
+        as_default_run(data)
+        data["finished"] = "2026-11-27T10:00:00+00:00"
+        for m in data["measurements"]:
+            m["setup"]["batch_size"] = 4
+
+    runs = merge.load_all([copy_sample(tmp_path, "a", as_default_run), copy_sample(tmp_path, "b", batched)])
+    (trend,) = history.series(runs).values()
+    assert ("tiny.en", "compiled", "x3") in trend.lines and ("tiny.en", "compiled", "x3, batch 4") in trend.lines
+    assert trend.lines[("tiny.en", "compiled", "x3")][1] is None  # the batched run is no point of the batch-1 line
 
 
 def _nights(tmp_path: Path, upgrade_from: int | None = None) -> Path:

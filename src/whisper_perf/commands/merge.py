@@ -10,7 +10,8 @@ speedups in one chart) into ``--out`` (a new folder; never over an earlier merge
 It refuses, naming the files, to mix what cannot be compared: results of another schema
 version, and, within one hardware key, two runs that measured the same model x variant with
 different protocols (baselines.protocol_of: dataset, number of utterances, token budget, fixed
-work, dtype, batch size).
+work, dtype).  A variant's batch-1 and batched measurements (the full profile's two runs, or
+``--batch N``) are two rows, each named with its batch size.
 
 Exit status: 0 merged; 4 usage error (no results, a file that cannot be read or mixed, an
 ``--out`` folder that is not new), with the reason on stderr.
@@ -81,12 +82,12 @@ def refuse_mixed_protocols(runs: list[RunResult]) -> None:
     for run in runs:
         for m in run.measurements:
             measured_as = m.setup.get("slowed_of") or m.variant  # a slowed twin is measured as its variant
-            ident = (run.hardware_key, m.model, measured_as)
+            ident = (run.hardware_key, m.model, measured_as, m.batch_size)
             protocol = _protocol(run, m)
             other, theirs = seen.setdefault(ident, (run.path, protocol))
             if theirs != protocol:
                 diff = ", ".join(f"{k} {theirs[k]} vs {protocol[k]}" for k in protocol if theirs.get(k) != protocol[k])
-                raise UsageError(f"cannot merge: {other} and {run.path} measured {ident[1]}/{ident[2]} on "
+                raise UsageError(f"cannot merge: {other} and {run.path} measured {ident[1]}/{m.variant_shown} on "
                                  f"{ident[0]} with different protocols ({diff}); merge runs of one protocol")
 
 
@@ -104,7 +105,7 @@ def _verdicts_cell(run: RunResult, model: str, variant: str) -> str:
 def run_rows(run: RunResult) -> list[tuple]:
     """One row per measurement of ``run``, then one per variant that failed."""
     versions = (run.path.stem if run.path else "-", run.software["torch"], run.software["transformers"])
-    rows = [(*versions, m.model, m.variant, interval_text(m.summary.speedup), _estimate(m.summary.seconds),
+    rows = [(*versions, m.model, m.variant_shown, interval_text(m.summary.speedup), _estimate(m.summary.seconds),
              _estimate(m.summary.reference_seconds), f"{100 * m.summary.wer:.1f}%",
              _verdicts_cell(run, m.model, m.variant)) for m in run.measurements]
     rows += [(*versions, f.model, f.variant, f"**failed ({f.stage}): {f.error}**", "-", "-", "-", "-")
@@ -139,7 +140,7 @@ def latest_speedups(runs: list[RunResult]) -> dict[tuple[str, str, str], Interva
     for run in sorted(runs, key=lambda r: r.finished):
         for m in run.measurements:
             if m.summary.speedup:
-                latest[(run.hardware_key, m.model, m.variant)] = m.summary.speedup
+                latest[(run.hardware_key, m.model, m.variant_shown)] = m.summary.speedup
     return latest
 
 

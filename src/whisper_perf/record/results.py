@@ -102,6 +102,16 @@ class MeasurementRecord:
         return self.model, self.variant
 
     @property
+    def batch_size(self) -> int:
+        return self.setup.get("batch_size", 1)
+
+    @property
+    def variant_shown(self) -> str:
+        """The variant as reports across runs name it: with its batch size where that is not 1, since
+        the batch-1 and the batched measurement of one variant are two series, never one."""
+        return self.variant + (f" (batch {self.batch_size})" if self.batch_size != 1 else "")
+
+    @property
     def protocol(self) -> dict:
         from ..judge.baselines import protocol_of
 
