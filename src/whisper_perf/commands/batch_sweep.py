@@ -92,11 +92,22 @@ def choose(rows: list[Row], busy_target: float, min_gain: float) -> tuple[int, s
 
 
 def measure_size(n: int, args, model, processor, hardware, audio, progress):
-    """(Row, {utterance: token ids}) of ``args.variant`` and its reference built for batch ``n``."""
+    """(Row, {utterance: token ids}) of ``args.variant`` and its reference built for batch ``n``; the
+    builds are gone when it returns (their compiled graphs and CUDA graphs with them)."""
     import torch
 
+    from ..build.variants import free_memory
+
+    try:
+        return _measured(n, args, model, processor, hardware, audio, progress)
+    finally:
+        torch._dynamo.reset()  # the next size compiles graphs of its own shapes
+        free_memory(hardware)
+
+
+def _measured(n: int, args, model, processor, hardware, audio, progress):
     from ..build.variant_specs import reference_spec, spec_for
-    from ..build.variants import build_variant, free_memory
+    from ..build.variants import build_variant
     from ..inputs.generation import GenerationSettings
     from ..measure.kernel_profile import profile_call
     from ..measure.timing import measure
@@ -104,27 +115,21 @@ def measure_size(n: int, args, model, processor, hardware, audio, progress):
     batched = audio.batched(n)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=n)
     spec = spec_for(args.variant)
-    builds = [build_variant(s, args.model, model, processor, hardware, settings, batched.units[0])
-              for s in (spec, reference_spec(spec)) if s is not None]
-    try:
-        variant, reference = builds[0], (builds[1] if len(builds) > 1 else None)
-        m = measure(variant, reference, batched, args.rounds, progress=progress)
-        quiet = m.quiet_rounds or list(range(len(m.passes)))
-        slots = sum(len(unit.members) for unit in batched.units)
-        seconds = statistics.median(m.passes[r].seconds for r in quiet)
-        first = batched.units[0].id
-        first_call = statistics.median(s.seconds for r in quiet for s in m.passes[r].samples if s.utterance == first)
-        busy = profile_call(variant, batched.units[0]).device_busy_seconds
-        ids = {uid: t.token_ids for uid, t in m.passes[-1].transcripts.items()}
-        row = Row(n, len(batched.units), seconds / slots,
-                  statistics.median(m.reference_passes[r].seconds for r in quiet) / slots if reference else None,
-                  m.audio_seconds / seconds, None if busy is None else busy / first_call, 0, len(audio),
-                  len(m.busy_rounds))
-        return row, ids
-    finally:
-        builds.clear()
-        torch._dynamo.reset()  # the next size compiles its own graphs; these (and their CUDA graphs) go
-        free_memory(hardware)
+    reference = reference_spec(spec) and build_variant(reference_spec(spec), args.model, model, processor, hardware,
+                                                       settings, batched.units[0])
+    variant = build_variant(spec, args.model, model, processor, hardware, settings, batched.units[0])
+    m = measure(variant, reference, batched, args.rounds, progress=progress)
+    quiet = m.quiet_rounds or list(range(len(m.passes)))
+    slots = sum(len(unit.members) for unit in batched.units)  # utterances transcribed, top-ups included
+    seconds = statistics.median(m.passes[r].seconds for r in quiet)
+    first = batched.units[0].id
+    first_call = statistics.median(s.seconds for r in quiet for s in m.passes[r].samples if s.utterance == first)
+    busy = profile_call(variant, batched.units[0]).device_busy_seconds  # apart from the timed rounds
+    row = Row(n, len(batched.units), seconds / slots,
+              statistics.median(m.reference_passes[r].seconds for r in quiet) / slots if reference else None,
+              m.audio_seconds / seconds, None if busy is None else busy / first_call, 0, len(audio),
+              len(m.busy_rounds))
+    return row, {uid: t.token_ids for uid, t in m.passes[-1].transcripts.items()}
 
 
 def sweep(args, say) -> dict:
