@@ -59,3 +59,34 @@ def test_only_default_runs_of_the_same_torch_and_transformers_are_the_record(pro
     other = {**software, "transformers": "5.24.0"}
     assert same_software_default_runs(project, KEY, other) == []
     assert tolerances_to_write(project, KEY, {"speedup": 0.02}, other) == ({"speedup": 0.02}, [])
+
+
+def test_a_calibration_at_the_batched_size_writes_the_batched_tolerances_and_batch_1_keeps_its_own(project, software):
+    """At --batch 2, where the file chooses batch 2 for its batched measurement, the 2% that the
+    batch-1 runs refute is written into ``batched``: batch-2 entries are judged with it, batch-1
+    entries with the file's 10% as before, so the 13:15 run still passes.  A calibration at a batch
+    size the file does not choose is refused before any run, naming the fix."""
+    from whisper_perf.commands.calibrate import baseline_file, write_tolerances
+    from whisper_perf.commands.judge import rejudge
+    from whisper_perf.errors import UsageError
+    from whisper_perf.judge import baselines
+
+    path = project / "baselines" / f"{KEY}.json"
+    with pytest.raises(UsageError, match=r"measures --batch 2, .* the file's is not chosen; choose it with nox -s "
+                                         r"batch-sweep -- --write"):
+        baseline_file(project, KEY, 2)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "batched": {"batch_size": 2, "why": "by hand"}}))
+    with pytest.raises(UsageError, match="measures --batch 4, .* the file's is batch 2"):
+        baseline_file(project, KEY, 4)
+
+    written, held = tolerances_to_write(project, KEY, {"speedup": 0.02}, software, batch_size=2)
+    assert (written, held) == ({"speedup": 0.02}, [])
+    write_tolerances(project, KEY, written, 2)
+    stored = baselines.load(path, KEY)
+    assert stored.tolerances.speedup == 0.10 and stored.batched.tolerances.speedup == 0.02
+    assert stored.tolerances_of({"batch_size": 2}).compiled_time == stored.tolerances.compiled_time  # the rest kept
+    assert baselines.lookup(stored, "tiny.en", "compiled", {"batch_size": 2})[1].speedup == 0.02
+    assert baselines.lookup(stored, "tiny.en", "compiled", {"batch_size": 1})[1].speedup == 0.10
+    later = load_run(project / "results" / "runs" / KEY / LATER_RUN)
+    assert not [v for _, _, v in rejudge(later, project / "baselines") if v.outcome.fails]

@@ -51,7 +51,8 @@ class _BatchedPass:
 
     def pytest_unconfigure(self, config) -> None:
         run = getattr(config, "whisper_perf", None)
-        self.batch_size = run.batched_pass() if run is not None else None
+        if run is not None and not config.option.collectonly:  # --co measured nothing: nothing follows it
+            self.batch_size = run.batched_pass()
 
 
 def run_suite(name: str, args: list[str]) -> int:

@@ -63,7 +63,7 @@ class Row:
     device_busy: float | None  # share of one call's time the device was busy; None on a CPU
     same_ids: int  # utterances whose token ids are those of the smallest size's pass
     utterances: int
-    busy_rounds: int  # rounds taken on a busy machine, left out of the medians
+    busy_rounds: int  # rounds taken on a busy machine, left out of the medians unless every round was
 
     @property
     def speedup(self) -> float | None:
@@ -203,7 +203,7 @@ def render(data: dict) -> str:
     rows = [(r["batch_size"], r["calls"], f"{1e3 * r['seconds_per_utterance']:.1f}",
              "-" if r["reference_seconds_per_utterance"] is None else f"{1e3 * r['reference_seconds_per_utterance']:.1f}",
              "-" if r["speedup"] is None else f"{r['speedup']:.3f}x", f"{r['rtfx']:.1f}", _percent(r["device_busy"]),
-             f"{r['same_ids']}/{r['utterances']}" + (f" ({r['busy_rounds']} busy rounds left out)" if r["busy_rounds"] else ""))
+             f"{r['same_ids']}/{r['utterances']}" + (f" ({r['busy_rounds']} rounds on a busy machine)" if r["busy_rounds"] else ""))
             for r in data["rows"]]
     lines = [f"# Batch sweep: {data['model']}/{data['variant']} on {hw['key']}", "",
              f"{hw['device_name']}; torch {data['software']['torch']}, transformers {data['software']['transformers']}; "

@@ -151,22 +151,41 @@ class Calibration:
 
 # ---- run ----
 
-def baseline_file(root: Path, hardware_key: str) -> Path:
-    """The project's baseline file of ``hardware_key``, which --write-tolerances changes."""
+def calibrated_batch(args: argparse.Namespace) -> int:
+    """The batch size the calibration's runs measure (``--batch`` among its pytest arguments)."""
+    from .record import _option
+
+    value, _ = _option(args.pytest_args, "--batch")
+    return int(value) if value and value.isdigit() else 1
+
+
+def baseline_file(root: Path, hardware_key: str, batch_size: int = 1) -> Path:
+    """The project's baseline file of ``hardware_key``, which --write-tolerances changes: at a batch
+    size other than 1, the tolerances written are its batched measurement's, which it must choose."""
     path = baselines.path_for(root / "baselines", hardware_key)
     if not path.exists():
         raise UsageError(f"{path} does not exist: record a baseline first (nox -s record)")
+    chosen = baselines.load(path, hardware_key).batched
+    if batch_size != 1 and (chosen is None or chosen.batch_size != batch_size):
+        raise UsageError(f"{path}: this calibration measures --batch {batch_size}, so its tolerances are those of the "
+                         f"batched measurement, and the file's is {f'batch {chosen.batch_size}' if chosen else 'not chosen'}"
+                         f"; choose it with nox -s batch-sweep -- --write, or calibrate at its batch size")
     return path
 
 
-def write_tolerances(root: Path, hardware_key: str, suggested: dict) -> str:
-    """Store the suggested tolerances in the hardware's baseline file; returns the diff."""
+def write_tolerances(root: Path, hardware_key: str, suggested: dict, batch_size: int = 1) -> str:
+    """Store the suggested tolerances in the hardware's baseline file (at a batch size other than 1,
+    in its batched measurement's); returns the diff."""
     from dataclasses import replace
 
-    path = baseline_file(root, hardware_key)
+    path = baseline_file(root, hardware_key, batch_size)
     with baseline_recording.locked(path):
         current = baselines.load(path, hardware_key)
-        current.tolerances = replace(current.tolerances, **suggested)
+        if batch_size == 1:
+            current.tolerances = replace(current.tolerances, **suggested)
+        else:
+            batched = current.batched
+            current.batched = replace(batched, tolerances=replace(batched.tolerances or current.tolerances, **suggested))
         return baseline_recording.write_with_diff(path, current)
 
 
@@ -250,10 +269,11 @@ def _start(args: argparse.Namespace) -> Calibration:
     from ..inputs.hardware import detect_hardware
 
     hardware_key = detect_hardware(args.device).key
+    batch = calibrated_batch(args)
     if args.write_tolerances:
-        baseline_file(args.root, hardware_key)  # before an hour of runs, not after
+        baseline_file(args.root, hardware_key, batch)  # before an hour of runs, not after
     project_file = baselines.load_for(args.root / "baselines", hardware_key)
-    tolerances = project_file.tolerances if project_file else Tolerances()
+    tolerances = project_file.tolerances_of({"batch_size": batch}) if project_file else Tolerances()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = args.out or args.root / "results" / "calibration" / hardware_key / stamp
     folder.mkdir(parents=True, exist_ok=bool(args.out))  # --out: new or empty (checked before any run)
@@ -377,11 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         default_run, name = latest_default_run(args.root, cal.hardware_key), "calibration"
     analysis = report(cal, entry, minutes, default_run, name)
     if args.write_tolerances:
-        software = next((r.result.software for r in cal.runs if r.result), {})
-        written, held = tolerances_to_write(args.root, cal.hardware_key, analysis["suggested_tolerances"], software)
+        software, batch = next((r.result.software for r in cal.runs if r.result), {}), calibrated_batch(cal.args)
+        written, held = tolerances_to_write(args.root, cal.hardware_key, analysis["suggested_tolerances"], software,
+                                            batch)
         for line in held:
             print(line)
-        print(write_tolerances(args.root, cal.hardware_key, written) or "(no change)")
+        print(write_tolerances(args.root, cal.hardware_key, written, batch) or "(no change)")
     return EXIT_OK
 
 

@@ -204,9 +204,11 @@ def device_time_analysis(g: Groups, variant: str, twin: str, baseline: Entry, cu
 
 
 def is_default_run(run: RunResult) -> bool:
-    """A run of the default profile: quick, nothing injected, not a recording, something measured."""
+    """A run of the hardware's default profile (``nox -s perf``: full on a GPU, its batched run
+    included, quick on a CPU), nothing injected, not a recording, something measured."""
     options = run.options
-    return options.get("profile") == "quick" and not options.get("inject_slowdown") \
+    default = "full" if run.hardware.get("device") == "cuda" else "quick"
+    return options.get("profile") == default and not options.get("inject_slowdown") \
         and not options.get("record") and bool(run.measurements)
 
 

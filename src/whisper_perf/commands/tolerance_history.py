@@ -36,13 +36,18 @@ def _failing(run: RunResult, folder: Path) -> dict:
     return {(model, variant, v.check): v.message for model, variant, v in rejudge(run, folder) if v.outcome.fails}
 
 
-def newly_flagged(root: Path, hardware_key: str, tolerances: dict, runs: list[RunResult]) -> list[str]:
+def newly_flagged(root: Path, hardware_key: str, tolerances: dict, runs: list[RunResult],
+                  batch_size: int = 1) -> list[str]:
     """The checks of ``runs`` that pass with the project's baseline file and fail with its
-    ``tolerances`` replaced: "<results file>: <model>/<variant> <message>"."""
+    ``tolerances`` replaced (at a batch size other than 1, its batched measurement's):
+    "<results file>: <model>/<variant> <message>"."""
     folder = root / "baselines"
     path = baselines.path_for(folder, hardware_key)
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["tolerances"] = {**data["tolerances"], **tolerances}
+    if batch_size == 1:
+        data["tolerances"] = {**data["tolerances"], **tolerances}
+    else:  # baseline_file checked that the file's batched measurement is at this batch size
+        data["batched"]["tolerances"] = {**data["batched"].get("tolerances", data["tolerances"]), **tolerances}
     found = []
     with tempfile.TemporaryDirectory(prefix="whisper-perf-tolerances-") as scratch:
         (Path(scratch) / path.name).write_text(json.dumps(data), encoding="utf-8")
@@ -54,14 +59,16 @@ def newly_flagged(root: Path, hardware_key: str, tolerances: dict, runs: list[Ru
     return found
 
 
-def tolerances_to_write(root: Path, hardware_key: str, suggested: dict, software: dict) -> tuple[dict, list[str]]:
+def tolerances_to_write(root: Path, hardware_key: str, suggested: dict, software: dict,
+                        batch_size: int = 1) -> tuple[dict, list[str]]:
     """(the suggested tolerances that flag none of the earlier same-software default runs, one
     line per suggestion held back saying what it would have flagged and what the file keeps)."""
     runs = same_software_default_runs(root, hardware_key, software)
-    current = asdict(baselines.load(baselines.path_for(root / "baselines", hardware_key), hardware_key).tolerances)
+    file = baselines.load(baselines.path_for(root / "baselines", hardware_key), hardware_key)
+    current = asdict(file.tolerances_of({"batch_size": batch_size}))
     written, held = {}, []
     for name, value in suggested.items():
-        flagged = newly_flagged(root, hardware_key, {name: value}, runs) if value < current[name] else []
+        flagged = newly_flagged(root, hardware_key, {name: value}, runs, batch_size) if value < current[name] else []
         if flagged:
             held.append(f"{name} {value:.1%} not written (the file keeps {current[name]:.1%}): it would have flagged "
                         f"{len(flagged)} check(s) of earlier default runs here with the same torch and transformers, "

@@ -64,10 +64,16 @@ class Anomaly:
 @dataclass(frozen=True)
 class Batched:
     """The batch size of this hardware's batched measurement, which the full profile runs beside
-    batch 1 (``whisper-perf batch-sweep --write`` chooses it and says why)."""
+    batch 1 (``whisper-perf batch-sweep --write`` chooses it and says why), and its own tolerances
+    where a calibration at that batch size wrote them: a GPU that waits on the host at batch 1 is
+    busy at batch N, so the two spread differently and one tolerance would misjudge one of them."""
 
     batch_size: int
     why: str = ""
+    tolerances: Tolerances | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -177,7 +183,15 @@ class BaselineFile:
                      if (e.model, e.variant, e.protocol) == (model, variant, protocol)), None)
 
     def tolerances_for(self, entry: Entry) -> Tolerances:
-        return entry.tolerances or self.tolerances
+        return entry.tolerances or self.tolerances_of(entry.protocol)
+
+    def tolerances_of(self, protocol: dict) -> Tolerances:
+        """The file's tolerances for entries of ``protocol``: the batched measurement's own at its
+        batch size, where a calibration wrote them; the file's otherwise."""
+        batched = self.batched
+        if batched and batched.tolerances and protocol.get("batch_size", 1) == batched.batch_size:
+            return batched.tolerances
+        return self.tolerances
 
     def upsert(self, entry: Entry) -> Entry | None:
         """Insert or replace the entry of the same model, variant and protocol; return the old one.
@@ -196,7 +210,7 @@ class BaselineFile:
         data = {"schema_version": SCHEMA_VERSION, "hardware_key": self.hardware_key,
                 "device_name": self.device_name, "notes": self.notes,
                 "tolerances": asdict(self.tolerances), "entries": [e.as_dict() for e in self.entries],
-                **({"batched": asdict(self.batched)} if self.batched else {})}
+                **({"batched": self.batched.as_dict()} if self.batched else {})}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -235,14 +249,14 @@ def _tolerances(data: dict | None, where: str) -> Tolerances | None:
 def _batched(data: dict | None, where: str) -> Batched | None:
     if data is None:
         return None
-    if not isinstance(data, dict) or set(data) - {"batch_size", "why"}:
-        raise BaselineError(f"{where}: field 'batched' must be an object with 'batch_size' and 'why' "
-                            "(whisper-perf batch-sweep --write writes it)")
+    if not isinstance(data, dict) or set(data) - {"batch_size", "why", "tolerances"}:
+        raise BaselineError(f"{where}: field 'batched' must be an object with 'batch_size', 'why' and optional "
+                            "'tolerances' (whisper-perf batch-sweep --write writes it)")
     size, why = _require(data, "batch_size", int, f"{where}, batched"), data.get("why", "")
     if size < 2 or not isinstance(why, str):
         raise BaselineError(f"{where}, batched: 'batch_size' must be a whole number of at least 2 (batch 1 is always "
                             f"measured) and 'why' a text, not {size!r} and {why!r}")
-    return Batched(size, why)
+    return Batched(size, why, _tolerances(data.get("tolerances"), f"{where}, batched, tolerances"))
 
 
 def _entry(data: dict, where: str) -> Entry:
@@ -311,7 +325,7 @@ def lookup(baseline: BaselineFile | None, model: str, variant: str, protocol: di
     entry = baseline.find(model, variant, protocol) if baseline else None
     if entry is not None:
         return entry, baseline.tolerances_for(entry)
-    return None, baseline.tolerances if baseline else Tolerances()
+    return None, baseline.tolerances_of(protocol) if baseline else Tolerances()
 
 
 def path_for(folder: Path, hardware_key: str) -> Path:
