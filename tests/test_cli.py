@@ -89,3 +89,9 @@ def test_the_full_profile_follows_batch_1_with_the_batch_size_the_baseline_file_
     rows = [line.split(" | ")[4] for line in (tmp_path / "merged" / "merged.md").read_text().splitlines()
             if line.startswith("| 2")]
     assert sorted(rows) == ["eager", "eager", "eager (batch 2)"], rows
+    # a recording records both: entries of batch 1 and batch 2, the file's choice kept
+    recorded = _run("record", "--processes", "1", *args[1:])
+    assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-2000:]
+    stored = json.loads(path_for(folder, key).read_text())
+    assert sorted(e["protocol"]["batch_size"] for e in stored["entries"]) == [1, 2]
+    assert stored["batched"] == {"batch_size": 2, "why": "chosen by hand"}
