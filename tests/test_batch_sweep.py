@@ -47,7 +47,7 @@ def test_the_sweep_measures_each_size_that_fits_and_writes_its_choice(tmp_path):
     of batch 1 at batch 2."""
     out = tmp_path / "sweep"
     done = _sweep("--variant", "eager", "--sizes", "2,1,3", "--limit", "2", "--rounds", "1",
-                  "--max-new-tokens", "8", "--out", str(out))
+                  "--max-new-tokens", "8", "--min-gain", "0.99", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads((out / "batch-sweep.json").read_text())
     rows = data["rows"]
@@ -55,7 +55,9 @@ def test_the_sweep_measures_each_size_that_fits_and_writes_its_choice(tmp_path):
     assert all(r["seconds_per_utterance"] > 0 and r["device_busy"] is None and r["speedup"] is None for r in rows)
     assert [r["same_ids"] for r in rows] == [2, 2]
     assert "more than the 2 utterances" in data["not_measured"]["3"]
-    assert data["chosen"]["batch_size"] in (1, 2) and "device busy not measured here" in data["chosen"]["why"]
+    # no batch halves the time per utterance, so at --min-gain 0.99 the time stopped falling at batch 1
+    assert data["chosen"]["batch_size"] == 1, data["chosen"]
+    assert "device busy not measured here; from batch 1 to 2" in data["chosen"]["why"] and "less than 99%" in data["chosen"]["why"]
     report = (out / "batch-sweep.md").read_text()
     assert f"**Chosen: batch {data['chosen']['batch_size']}**" in report and "n/a (no device apart from the host)" in report
     assert f"batch {data['chosen']['batch_size']} chosen" in done.stdout
@@ -67,8 +69,8 @@ def test_the_sweep_measures_each_size_that_fits_and_writes_its_choice(tmp_path):
 
 
 def test_write_stores_the_choice_in_the_hardware_baseline_file_and_a_bad_one_is_refused(tmp_path):
-    """--write: the choice and why in ``batched`` of the key's file (none for batch 1, which is always
-    measured), the entries and tolerances kept; a ``batched`` field that is not valid is refused on load."""
+    """--write: the choice and why in ``batched`` of the key's file, the tolerances calibrated at that
+    batch size and the file's own kept; a ``batched`` field that is not valid is refused on load."""
     from whisper_perf.inputs.hardware import cpu_hardware
     from whisper_perf.judge import baselines
     from whisper_perf.judge.baselines import BaselineError, Batched, BaselineFile, Tolerances
@@ -76,19 +78,49 @@ def test_write_stores_the_choice_in_the_hardware_baseline_file_and_a_bad_one_is_
     folder, key = tmp_path / "baselines", cpu_hardware().key
     folder.mkdir()
     path = baselines.path_for(folder, key)
-    path.write_text(BaselineFile(key, "cpu", Tolerances(speedup=0.07), batched=Batched(5, "by hand")).to_json())
-    done = _sweep("--variant", "eager", "--sizes", "1,2", "--limit", "2", "--rounds", "1", "--max-new-tokens", "8",
+    calibrated = Tolerances(speedup=0.03)
+    path.write_text(BaselineFile(key, "cpu", Tolerances(speedup=0.07), batched=Batched(2, "by hand", calibrated)).to_json())
+    done = _sweep("--variant", "eager", "--sizes", "2", "--limit", "2", "--rounds", "1", "--max-new-tokens", "8",
                   "--out", str(tmp_path / "sweep"), "--write", "--baselines", str(folder))
     assert done.returncode == 0, done.stderr[-3000:]
-    chosen = json.loads((tmp_path / "sweep" / "batch-sweep.json").read_text())["chosen"]["batch_size"]
     stored = baselines.load(path, key)
-    assert stored.tolerances.speedup == 0.07
-    if chosen == 1:
-        assert stored.batched is None
-    else:
-        assert stored.batched.batch_size == 2 and "batch-sweep of tiny.en/eager" in stored.batched.why
+    assert stored.tolerances.speedup == 0.07 and stored.batched.tolerances == calibrated
+    assert stored.batched.batch_size == 2 and "batch-sweep of tiny.en/eager" in stored.batched.why
     assert f"--- a/{path.name}" in done.stdout and '-    "why": "by hand"' in done.stdout  # the diff, for review
 
-    path.write_text(path.read_text().replace('"entries": []', '"batched": {"batch_size": 1}, "entries": []'))
+    path.write_text(path.read_text().replace('"batch_size": 2', '"batch_size": 1'))
     with pytest.raises(BaselineError, match=rf"{path}, batched: 'batch_size' must be a whole number of at least 2"):
         baselines.load(path, key)
+
+
+def test_another_batch_size_drops_the_tolerances_calibrated_at_the_old_one_and_batch_1_removes_the_section(tmp_path,
+                                                                                                         capsys):
+    from whisper_perf.commands.batch_sweep import write_choice
+    from whisper_perf.judge import baselines
+    from whisper_perf.judge.baselines import Batched, BaselineFile, Tolerances
+
+    key = "cpu-test"
+    path = baselines.path_for(tmp_path, key)
+    path.write_text(BaselineFile(key, "cpu", batched=Batched(4, "old", Tolerances(speedup=0.03))).to_json())
+    data = {"hardware": {"key": key, "device_name": "cpu"}, "software": {"torch": "t", "transformers": "x"},
+            "model": "tiny.en", "variant": "eager", "finished": "2026-12-07T00:00:00+00:00",
+            "chosen": {"batch_size": 8, "why": "busy"}}
+    write_choice(tmp_path, data)
+    assert baselines.load(path, key).batched == Batched(8, "busy (batch-sweep of tiny.en/eager, 2026-12-07, torch t, "
+                                                           "transformers x)")
+    assert "the tolerances calibrated at batch 4 are dropped" in capsys.readouterr().out
+    write_choice(tmp_path, {**data, "chosen": {"batch_size": 1, "why": "busy at 1"}})
+    assert baselines.load(path, key).batched is None
+
+
+def test_a_partial_batched_tolerances_section_takes_the_rest_from_the_file(tmp_path):
+    from whisper_perf.judge import baselines
+    from whisper_perf.judge.baselines import BaselineFile, Tolerances
+
+    key = "cpu-test"
+    path = baselines.path_for(tmp_path, key)
+    data = json.loads(BaselineFile(key, "cpu", Tolerances(speedup=0.07, compiled_time=0.2)).to_json())
+    path.write_text(json.dumps({**data, "batched": {"batch_size": 4, "tolerances": {"speedup": 0.02}}}))
+    loaded = baselines.load(path, key)
+    assert loaded.tolerances_of({"batch_size": 4}) == Tolerances(speedup=0.02, compiled_time=0.2)
+    assert loaded.tolerances_of({"batch_size": 1}) == loaded.tolerances_of({"batch_size": 8}) == loaded.tolerances

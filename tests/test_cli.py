@@ -73,25 +73,48 @@ def test_the_full_profile_follows_batch_1_with_the_batch_size_the_baseline_file_
             "--busy-threshold", "off", "-k", "not test_diagnostics")
     alone = _run(*args)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-2000:]
-    assert f"no batched measurement: {path_for(folder, key)} chooses no batch size" in alone.stdout
+    assert f"no batched measurement: there is no {path_for(folder, key)} to choose a batch size" in alone.stdout
     assert len(list((results / key).glob("*.json"))) == 1
+    path_for(folder, key).write_text(BaselineFile(key, "cpu", batched=Batched(3, "chosen by hand")).to_json())
+    too_few = _run(*args)  # 2 utterances cannot fill a batch of 3: said, and nothing follows
+    assert too_few.returncode == 0, too_few.stdout[-3000:] + too_few.stderr[-2000:]
+    assert "no batched measurement at batch 3" in too_few.stdout and "give --limit 3 or more" in too_few.stdout
+    assert len(list((results / key).glob("*.json"))) == 2
 
     path_for(folder, key).write_text(BaselineFile(key, "cpu", batched=Batched(2, "chosen by hand")).to_json())
     both = _run(*args)
     assert both.returncode == 0, both.stdout[-3000:] + both.stderr[-2000:]
     assert "the full profile's batched measurement: the same run at --batch 2" in both.stdout
     runs = [json.loads(p.read_text()) for p in sorted((results / key).glob("*.json"))]
-    assert sorted(r["options"]["batch_size"] for r in runs[1:]) == [1, 2]
-    assert all(r["measurements"][0]["setup"]["batch_size"] == r["options"]["batch_size"] for r in runs[1:])
+    assert sorted(r["options"]["batch_size"] for r in runs[2:]) == [1, 2]
+    assert all(r["measurements"][0]["setup"]["batch_size"] == r["options"]["batch_size"] for r in runs[2:])
     # one key's batch-1 and batched runs merge as two series, each named with its batch size
     merged = _run("merge", str(results), "--out", str(tmp_path / "merged"))
     assert merged.returncode == 0, merged.stderr
     rows = [line.split(" | ")[4] for line in (tmp_path / "merged" / "merged.md").read_text().splitlines()
             if line.startswith("| 2")]
-    assert sorted(rows) == ["eager", "eager", "eager (batch 2)"], rows
+    assert sorted(rows) == ["eager", "eager", "eager", "eager (batch 2)"], rows
     # a recording records both: entries of batch 1 and batch 2, the file's choice kept
     recorded = _run("record", "--processes", "1", *args[1:])
     assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-2000:]
     stored = json.loads(path_for(folder, key).read_text())
     assert sorted(e["protocol"]["batch_size"] for e in stored["entries"]) == [1, 2]
     assert stored["batched"] == {"batch_size": 2, "why": "chosen by hand"}
+
+
+def test_the_batched_run_takes_its_batch_size_and_variants_and_writes_its_own_files():
+    from whisper_perf.cli import batched_args
+
+    given = ["--junitxml=results/junit.xml", "--variant", "pipeline", "--batch=1", "--variant=compiled", "-k", "x",
+             "--benchmark-json", "out/b.json"]
+    assert batched_args(given, 16, ("compiled",)) == [
+        "--junitxml=results/junit-batch16.xml", "-k", "x", "--benchmark-json=out/b-batch16.json",
+        "--batch", "16", "--variant", "compiled"]
+
+
+def test_two_runs_end_with_the_graver_status():
+    from whisper_perf.cli import graver
+
+    assert graver(0, 1) == graver(1, 0) == 1  # a regression in either run
+    assert graver(7, 1) == 1 and graver(0, 7) == 7 and graver(1, 5) == 1  # no tests in one hides nothing
+    assert graver(1, 4) == 4 and graver(0, -9) == 2 and graver(6, 2) == 2  # killed by a signal: interrupted

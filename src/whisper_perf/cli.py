@@ -9,6 +9,7 @@ with its own ``--help``.  Exit statuses are the suite's (docs/verdicts.md, "Exit
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,28 +40,59 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-# Two runs' exit statuses as one: the graver, in this order (docs/verdicts.md, "Exit status").
-GRAVITY = [EXIT_OK, EXIT_NOT_JUDGED, EXIT_UNDECIDED, EXIT_REGRESSION, EXIT_ENVIRONMENT, EXIT_USAGE, EXIT_INTERRUPTED]
+# Two runs' exit statuses as one: the graver, from least to most grave (a negative status, a child
+# killed by a signal, counts as interrupted).  3 and 5 are pytest's: internal error, no tests run.
+NO_TESTS, INTERNAL_ERROR = 5, 3
+GRAVITY = [EXIT_OK, NO_TESTS, EXIT_NOT_JUDGED, EXIT_UNDECIDED, EXIT_REGRESSION, EXIT_ENVIRONMENT, EXIT_USAGE,
+           INTERNAL_ERROR, EXIT_INTERRUPTED]
+# pytest options that name a file a run writes: the batched run writes its own, beside
+OUTPUT_FILES = ("--junitxml", "--junit-xml", "--benchmark-json")
+
+
+def graver(*statuses: int) -> int:
+    """The graver of ``statuses``; a status GRAVITY does not know is graver than all."""
+    known = [EXIT_INTERRUPTED if code < 0 else code for code in statuses]
+    return max(known, key=lambda code: GRAVITY.index(code) if code in GRAVITY else len(GRAVITY))
 
 
 class _BatchedPass:
-    """A pytest plugin that reads, once the run is over, the batch size of the full profile's
-    batched measurement (RunSession.batched_pass), if any."""
+    """A pytest plugin that reads, once the run is over, the full profile's batched measurement
+    (RunSession.batched_plan), if any."""
 
-    batch_size: int | None = None
+    plan = None
 
     def pytest_unconfigure(self, config) -> None:
         run = getattr(config, "whisper_perf", None)
         if run is not None and not config.option.collectonly:  # --co measured nothing: nothing follows it
-            self.batch_size = run.batched_pass()
+            self.plan = run.batched_plan()
+
+
+def batched_args(args: list[str], batch_size: int, variants: tuple[str, ...]) -> list[str]:
+    """``args`` for the batched run: its batch size and short-form variants in place of any given, and
+    each output file named with the batch size (results/junit.xml -> results/junit-batch16.xml)."""
+    rest, i = [], 0
+    while i < len(args):
+        name, equals, value = args[i].partition("=")
+        if name in ("--batch", "--variant"):
+            i += 1 if equals else 2
+            continue
+        if name in OUTPUT_FILES:
+            value = value if equals else (args[i + 1] if i + 1 < len(args) else "")
+            path = Path(value)
+            rest.append(f"{name}={path.with_name(f'{path.stem}-batch{batch_size}{path.suffix}')}")
+            i += 1 if equals else 2
+            continue
+        rest.append(args[i])
+        i += 1
+    return [*rest, "--batch", str(batch_size), *(arg for v in variants for arg in ("--variant", v))]
 
 
 def run_suite(name: str, args: list[str]) -> int:
     """pytest over perf_tests/ in the project folder (the working directory): the suite's own
     options, pytest's and pytest-benchmark's all apply (``--help`` lists them).  A full-profile run
-    at batch 1 on hardware whose baseline file chooses a batch size is followed by the same run at
-    that batch size in a fresh process (batch 1 is the latency protocol, batch N loads the GPU);
-    the exit status is the graver of the two."""
+    at batch 1 on hardware whose baseline file chooses a batch size is followed by the same run of
+    its short-form variants at that batch size in a fresh process (batch 1 is the latency protocol,
+    batch N loads the GPU); the exit status is the graver of the two."""
     import pytest
 
     if not Path("perf_tests").is_dir():
@@ -70,15 +102,21 @@ def run_suite(name: str, args: list[str]) -> int:
     batched = _BatchedPass()
     status = int(pytest.main(["perf_tests", *PYTEST_BENCHMARK, *(["--record"] if name == "record" else []), *args],
                              plugins=[batched]))
-    if batched.batch_size is None or status in (EXIT_INTERRUPTED, EXIT_USAGE, EXIT_ENVIRONMENT):
+    plan = batched.plan
+    if plan is None or plan.batch_size is None:
         return status
-    print(f"whisper_perf: the full profile's batched measurement: the same run at --batch {batched.batch_size}",
-          flush=True)
-    import subprocess
-
+    if status in (EXIT_INTERRUPTED, EXIT_USAGE, EXIT_ENVIRONMENT, INTERNAL_ERROR):
+        print(f"whisper_perf: the batched measurement at batch {plan.batch_size} is not run: this run ended with "
+              f"exit {status}", flush=True)
+        return status
+    print(f"whisper_perf: the full profile's batched measurement: the same run at --batch {plan.batch_size}", flush=True)
     once = ["--processes", "1"] if name == "record" else []  # in a median recording, each process records both
-    follow = subprocess.run([sys.executable, "-m", "whisper_perf", name, *once, *args, "--batch", str(batched.batch_size)])
-    return max(status, follow.returncode, key=lambda code: GRAVITY.index(code) if code in GRAVITY else len(GRAVITY))
+    command = [sys.executable, "-m", "whisper_perf", name, *once, *batched_args(args, plan.batch_size, plan.variants)]
+    try:
+        follow = subprocess.run(command).returncode
+    except KeyboardInterrupt:  # the child had the same Ctrl-C and stops on its own
+        follow = EXIT_INTERRUPTED
+    return graver(status, follow)
 
 
 def record(args: list[str]) -> int:

@@ -25,6 +25,15 @@ from .record.results import Failure, RunResult, Skip, run_name, write_run
 Key = tuple  # (model, variant)
 
 
+@dataclass(frozen=True)
+class BatchedPlan:
+    """The full profile's batched measurement after a run (RunSession.batched_plan)."""
+
+    batch_size: int | None  # None: none follows, and ``note`` says why
+    variants: tuple[str, ...]
+    note: str  # what the run's terminal says of it
+
+
 @dataclass
 class TestFailures:
     """Why the run's tests failed, so that the exit code says it: a bad input (4) and an
@@ -308,26 +317,31 @@ class RunSession:
                 found[(model, variant)] = (entry.speedup, tolerances.speedup)
         return found
 
-    def batched_pass(self) -> int | None:
-        """The batch size of the full profile's batched measurement, which ``whisper-perf perf`` and
-        ``record`` run after this run (cli.run_suite): the hardware's baseline file's ``batched``, for a
-        full-profile run at batch 1; None otherwise."""
-        config, file = self.config, self.baseline_file
-        if not self.started or config.profile != "full" or config.settings.batch_size != 1 or file is None:
-            return None
-        return file.batched.batch_size if file.batched else None
+    def batched_plan(self) -> BatchedPlan | None:
+        """The full profile's batched measurement, which ``whisper-perf perf`` and ``record`` run after
+        this run (cli.run_suite): the batch size the hardware's baseline file chooses (``batched``),
+        for this run's short-form variants (a pipeline takes one clip per call whatever the batch).
+        None where this is not a full-profile run at batch 1."""
+        from .build.variant_specs import spec_for
 
-    def batched_note(self) -> str | None:
-        """What the terminal says of the full profile's batched measurement: the batch size that follows,
-        or that none was chosen for this hardware (so none is measured)."""
-        if not self.started or self.config.profile != "full" or self.config.settings.batch_size != 1:
+        config = self.config
+        if not self.started or config.profile != "full" or config.settings.batch_size != 1:
             return None
-        path = baselines.path_for(self.config.baselines, self.hardware.key)
-        n = self.batched_pass()
-        if n is None:
-            return (f"no batched measurement: {path} chooses no batch size for this hardware; "
-                    "nox -s batch-sweep -- --write chooses one")
-        return f"batched measurement at batch {n} ({path}): whisper-perf perf and record run it next (pytest alone: --batch {n})"
+        path = baselines.path_for(config.baselines, self.hardware.key)
+        chosen = self.baseline_file.batched if self.baseline_file else None
+        if chosen is None:
+            where = f"{path} chooses" if self.baseline_file else f"there is no {path} to choose"
+            return BatchedPlan(None, (), f"no batched measurement: {where} a batch size for this hardware; "
+                                         "nox -s batch-sweep -- --write chooses one")
+        n, short = chosen.batch_size, tuple(v for v in config.variants if not spec_for(v).long_form)
+        measured = max((len(m.reference_texts) for (_, v), m in self.measurements.items()
+                        if not spec_for(v).long_form), default=0)
+        if not short or measured < n:
+            why = ("this run has no short-form variant" if not short else
+                   f"this run measured {measured} short-form utterance(s); give --limit {n} or more (0: all)")
+            return BatchedPlan(None, (), f"no batched measurement at batch {n} ({path}): {why}")
+        return BatchedPlan(n, short, f"batched measurement at batch {n} ({path}) of {', '.join(short)}: whisper-perf "
+                                     f"perf and record run it next (pytest alone: --batch {n})")
 
     def terminal_summary(self, reporter) -> None:
         """The run's last words in the terminal (record.terminal), once its results were written."""
@@ -336,4 +350,4 @@ class RunSession:
         if self.results:
             write_summary(reporter, self.results, Written(self.recorded, self.results_path, self.reports),
                           strict=self.config.strict, other_failures=bool(self.test_failures.other),
-                          batched=self.batched_note())
+                          batched=(self.batched_plan() or BatchedPlan(None, (), "")).note or None)

@@ -86,7 +86,7 @@ def steps(device: str, work: Path, common: list[str], fit: int = 4) -> list[Step
         Step(f"calibrate-batch-{batch}", calibrate, 1 + int(checks), {}),
         # read_events against torch's own prof.events() on CUDA events (on a CPU it skips, saying so)
         Step("profile-readback", ["pytest", "tests/test_kernel_profile.py", "-k", "cuda", "-p", "no:cacheprovider",
-                                  "-q", "-rs"], 0, {}, suite=False, headline=r"^\d+ (passed|failed|skipped)"),
+                                  "-q", "-rs"], 0, {}, suite=False, headline=r"^\d+ (passed|failed|skipped|error)"),
         Step("aa-and-host-10pct-batch-1", [*suite, "--limit", str(limit), "--rounds", rounds,
                                            "--inject-slowdown", "0.1"], 1, inject),
     ]

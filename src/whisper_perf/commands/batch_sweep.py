@@ -134,6 +134,7 @@ def _measured(n: int, args, model, processor, hardware, audio, progress):
 
 def sweep(args, say) -> dict:
     """Every size measured (or the reason it was not), the choice, and what was run where."""
+    from ..build.variants import free_memory
     from ..inputs.audio import load_audio_set
     from ..inputs.hardware import detect_hardware, software
     from ..inputs.models import load_model, resolve_model
@@ -158,6 +159,8 @@ def sweep(args, say) -> dict:
             row, ids = measure_size(n, args, model, processor, hardware, audio, lambda text: None)
         except Exception as exc:  # e.g. out of memory at a large batch: the smaller sizes still count
             not_measured[n] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        if n in not_measured:  # out of the except block, its traceback no longer holds the failed builds
+            free_memory(hardware)
             say(f"batch {n}: not measured, {not_measured[n]}")
             continue
         first_ids = first_ids or ids
@@ -177,7 +180,7 @@ def sweep(args, say) -> dict:
 
 def write_choice(folder: Path, data: dict) -> str:
     """Store the choice in the hardware's baseline file in ``folder`` (``batched``; none for batch 1,
-    which is always measured); returns the diff."""
+    which is always measured), keeping tolerances calibrated at the same batch size; returns the diff."""
     from ..judge import baselines
     from ..judge.baselines import BaselineFile, Batched
     from ..record.baseline_recording import locked, write_with_diff
@@ -185,10 +188,15 @@ def write_choice(folder: Path, data: dict) -> str:
     hw, chosen, versions = data["hardware"], data["chosen"], data["software"]
     why = (f"{chosen['why']} (batch-sweep of {data['model']}/{data['variant']}, {data['finished'][:10]}, "
            f"torch {versions['torch']}, transformers {versions['transformers']})")
-    path = baselines.path_for(folder, hw["key"])
+    path, n = baselines.path_for(folder, hw["key"]), chosen["batch_size"]
     with locked(path):
         current = baselines.load(path, hw["key"]) if path.exists() else BaselineFile(hw["key"], hw["device_name"])
-        current.batched = Batched(chosen["batch_size"], why) if chosen["batch_size"] > 1 else None
+        before = current.batched
+        kept = before.tolerances if before and before.batch_size == n else None  # calibrated at this size
+        if before and before.tolerances and kept is None:
+            print(f"whisper_perf: {path}: the tolerances calibrated at batch {before.batch_size} are dropped with it; "
+                  f"calibrate at batch {n} (nox -s calibrate -- --write-tolerances -- --batch {n})")
+        current.batched = Batched(n, why, kept) if n > 1 else None
         return write_with_diff(path, current)
 
 
@@ -217,8 +225,9 @@ def render(data: dict) -> str:
     else:
         n = chosen["batch_size"]
         lines += ["", f"**Chosen: batch {n}**: {chosen['why']}.", "",
-                  f"Record and judge at it: `nox -s record -- --batch {n}`, then `nox -s perf -- --batch {n}` "
-                  "(batch 1 stays the latency protocol; each batch size has its own baseline entries)."]
+                  f"`--write` stores it in the hardware's baseline file, so that `nox -s record` and `nox -s perf` "
+                  f"(the full profile) measure batch {n} after batch 1; by hand: `-- --batch {n}`. Batch 1 stays the "
+                  "latency protocol; each batch size has its own baseline entries."]
     return "\n".join(lines) + "\n"
 
 

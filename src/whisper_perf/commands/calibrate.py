@@ -181,11 +181,11 @@ def write_tolerances(root: Path, hardware_key: str, suggested: dict, batch_size:
     path = baseline_file(root, hardware_key, batch_size)
     with baseline_recording.locked(path):
         current = baselines.load(path, hardware_key)
+        tolerances = replace(current.tolerances_of({"batch_size": batch_size}), **suggested)
         if batch_size == 1:
-            current.tolerances = replace(current.tolerances, **suggested)
-        else:
-            batched = current.batched
-            current.batched = replace(batched, tolerances=replace(batched.tolerances or current.tolerances, **suggested))
+            current.tolerances = tolerances
+        else:  # baseline_file checked that the file's batched measurement is at this batch size
+            current.batched = replace(current.batched, tolerances=tolerances)
         return baseline_recording.write_with_diff(path, current)
 
 
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(measured, int):
             return measured
         cal, entry, minutes = measured
-        default_run, name = latest_default_run(args.root, cal.hardware_key), "calibration"
+        default_run, name = latest_default_run(args.root, cal.hardware_key, calibrated_batch(args)), "calibration"
     analysis = report(cal, entry, minutes, default_run, name)
     if args.write_tolerances:
         software, batch = next((r.result.software for r in cal.runs if r.result), {}), calibrated_batch(cal.args)

@@ -207,15 +207,15 @@ def is_default_run(run: RunResult) -> bool:
     """A run of the hardware's default profile (``nox -s perf``: full on a GPU, its batched run
     included, quick on a CPU), nothing injected, not a recording, something measured."""
     options = run.options
-    default = "full" if run.hardware.get("device") == "cuda" else "quick"
-    return options.get("profile") == default and not options.get("inject_slowdown") \
+    return options.get("profile") == ("full" if run.on_cuda else "quick") and not options.get("inject_slowdown") \
         and not options.get("record") and bool(run.measurements)
 
 
-def latest_default_run(root: Path, hardware_key: str) -> RunResult | None:
-    """The newest default run (``is_default_run``) under results/runs."""
-    return next((run for run in runs_newest_first(root / "results" / "runs", hardware_key) if is_default_run(run)),
-                None)
+def latest_default_run(root: Path, hardware_key: str, batch_size: int = 1) -> RunResult | None:
+    """The newest default run (``is_default_run``) under results/runs at ``batch_size`` (on a GPU the
+    full profile's batch-1 run and its batched run are both default runs)."""
+    return next((run for run in runs_newest_first(root / "results" / "runs", hardware_key)
+                 if is_default_run(run) and run.options.get("batch_size", 1) == batch_size), None)
 
 
 def adaptive_summary(runs: list[Run], variant: str) -> dict | None:

@@ -44,10 +44,11 @@ def newly_flagged(root: Path, hardware_key: str, tolerances: dict, runs: list[Ru
     folder = root / "baselines"
     path = baselines.path_for(folder, hardware_key)
     data = json.loads(path.read_text(encoding="utf-8"))
+    changed = {**asdict(baselines.load(path, hardware_key).tolerances_of({"batch_size": batch_size})), **tolerances}
     if batch_size == 1:
-        data["tolerances"] = {**data["tolerances"], **tolerances}
+        data["tolerances"] = changed
     else:  # baseline_file checked that the file's batched measurement is at this batch size
-        data["batched"]["tolerances"] = {**data["batched"].get("tolerances", data["tolerances"]), **tolerances}
+        data["batched"]["tolerances"] = changed
     found = []
     with tempfile.TemporaryDirectory(prefix="whisper-perf-tolerances-") as scratch:
         (Path(scratch) / path.name).write_text(json.dumps(data), encoding="utf-8")

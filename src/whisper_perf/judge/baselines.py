@@ -234,19 +234,20 @@ def _positive(mapping: dict, key: str, where: str, optional: bool = False):
     return value
 
 
-def _tolerances(data: dict | None, where: str) -> Tolerances | None:
+def _tolerances(data: dict | None, where: str, base: Tolerances | None = None) -> Tolerances | None:
+    """The tolerances ``data`` names, the others ``base``'s (the defaults without one)."""
     if data is None:
         return None
     known = {f.name for f in fields(Tolerances)}
     unknown = set(data) - known
     if unknown:
         raise BaselineError(f"{where}: unknown tolerance(s) {sorted(unknown)}; known: {sorted(known)}")
-    tolerances = Tolerances(**data)
+    tolerances = Tolerances(**{**(asdict(base) if base else {}), **data})
     tolerances.validate(where)
     return tolerances
 
 
-def _batched(data: dict | None, where: str) -> Batched | None:
+def _batched(data: dict | None, where: str, file_tolerances: Tolerances) -> Batched | None:
     if data is None:
         return None
     if not isinstance(data, dict) or set(data) - {"batch_size", "why", "tolerances"}:
@@ -256,7 +257,8 @@ def _batched(data: dict | None, where: str) -> Batched | None:
     if size < 2 or not isinstance(why, str):
         raise BaselineError(f"{where}, batched: 'batch_size' must be a whole number of at least 2 (batch 1 is always "
                             f"measured) and 'why' a text, not {size!r} and {why!r}")
-    return Batched(size, why, _tolerances(data.get("tolerances"), f"{where}, batched, tolerances"))
+    # a tolerance the section leaves out is the file's
+    return Batched(size, why, _tolerances(data.get("tolerances"), f"{where}, batched, tolerances", file_tolerances))
 
 
 def _entry(data: dict, where: str) -> Entry:
@@ -304,10 +306,10 @@ def load(path: Path, hardware_key: str | None = None) -> BaselineFile:
     if path.stem != key:
         raise BaselineError(f"{where}: file name must be the hardware key ({key}.json)")
     entries = _require(data, "entries", list, where)
+    tolerances = _tolerances(data.get("tolerances"), f"{where}, tolerances") or Tolerances()
     baseline = BaselineFile(
         hardware_key=key, device_name=data.get("device_name", ""), notes=data.get("notes", ""),
-        tolerances=_tolerances(data.get("tolerances"), f"{where}, tolerances") or Tolerances(),
-        batched=_batched(data.get("batched"), where),
+        tolerances=tolerances, batched=_batched(data.get("batched"), where, tolerances),
         entries=[_entry(e, f"{where}, entry {i} ({e.get('model')}/{e.get('variant')})" if isinstance(e, dict)
                         else f"{where}, entry {i}") for i, e in enumerate(entries)])
     seen = set()

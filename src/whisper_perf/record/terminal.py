@@ -26,7 +26,7 @@ def write_summary(reporter, run: RunResult, written: Written, *, strict: bool, o
                   batched: str | None = None) -> None:
     """``reporter``: pytest's terminal reporter (section, write_line).  ``other_failures``: tests failed
     for a reason other than the gate (then --strict-gate's own line is not the news).  ``batched``: what
-    the full profile's batched measurement will be (RunSession.batched_note)."""
+    the full profile's batched measurement will be (RunSession.batched_plan)."""
     _not_timed(reporter, run)
     if run.measurements:
         reporter.section("Whisper generate(): eager vs compiled")
