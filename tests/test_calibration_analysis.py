@@ -9,7 +9,7 @@ import re
 import pytest
 from results_sample import KEY, ROOT, SAMPLE, as_default_run, copy_sample
 
-from whisper_perf.commands import calibrate, calibration_analysis, calibration_report
+from whisper_perf.commands import calibrate, calibration_analysis, calibration_report, tolerance_history
 from whisper_perf.errors import UsageError
 from whisper_perf.judge import baselines
 from whisper_perf.judge.baselines import BaselineFile, Entry, Tolerances
@@ -31,14 +31,14 @@ def test_time_checks_are_named_as_the_verdicts_name_them(run):
 
 def test_write_tolerances_without_a_baseline_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match=re.escape(f"{tmp_path / 'baselines' / KEY}.json does not exist: record")):
-        calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05})
+        tolerance_history.write_tolerances(tmp_path, KEY, {"speedup": 0.05})
 
 
 def test_write_tolerances_changes_the_tolerances_alone_and_shows_the_diff(tmp_path):
     entry = Entry(model="tiny.en", variant="compiled", protocol={"utterances": 6}, seconds=1.5, wer=0.05)
     (tmp_path / "baselines").mkdir()
     (tmp_path / "baselines" / f"{KEY}.json").write_text(BaselineFile(KEY, entries=[entry]).to_json())
-    diff = calibrate.write_tolerances(tmp_path, KEY, {"speedup": 0.05, "compiled_time": 0.08})
+    diff = tolerance_history.write_tolerances(tmp_path, KEY, {"speedup": 0.05, "compiled_time": 0.08})
     assert '-    "speedup": 0.1' in diff and '+    "speedup": 0.05' in diff
     stored = baselines.load(tmp_path / "baselines" / f"{KEY}.json", KEY)
     assert (stored.tolerances.speedup, stored.tolerances.compiled_time) == (0.05, 0.08)

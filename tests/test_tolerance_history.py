@@ -66,7 +66,7 @@ def test_a_calibration_at_the_batched_size_writes_the_batched_tolerances_and_bat
     batch-1 runs refute is written into ``batched``: batch-2 entries are judged with it, batch-1
     entries with the file's 10% as before, so the 13:15 run still passes.  A calibration at a batch
     size the file does not choose is refused before any run, naming the fix."""
-    from whisper_perf.commands.calibrate import baseline_file, write_tolerances
+    from whisper_perf.commands.tolerance_history import baseline_file, write_tolerances
     from whisper_perf.commands.judge import rejudge
     from whisper_perf.errors import UsageError
     from whisper_perf.judge import baselines

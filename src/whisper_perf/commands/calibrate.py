@@ -49,12 +49,11 @@ from ..judge.baselines import Entry, Tolerances
 from ..judge.stats import Interval
 from ..judge.verdicts import Outcome, Verdict
 from ..judge.verdicts import time_checks as verdict_time_checks
-from ..record import baseline_recording
 from ..record.results import MeasurementRecord, RunResult, load_run
 from . import Parser, run_command
 from .calibration_analysis import analyse, latest_default_run
 from .calibration_report import render
-from .tolerance_history import tolerances_to_write
+from .tolerance_history import baseline_file, tolerances_to_write, write_tolerances
 
 
 def time_checks(m: MeasurementRecord) -> set[str]:
@@ -157,36 +156,6 @@ def calibrated_batch(args: argparse.Namespace) -> int:
 
     value, _ = _option(args.pytest_args, "--batch")
     return int(value) if value and value.isdigit() else 1
-
-
-def baseline_file(root: Path, hardware_key: str, batch_size: int = 1) -> Path:
-    """The project's baseline file of ``hardware_key``, which --write-tolerances changes: at a batch
-    size other than 1, the tolerances written are its batched measurement's, which it must choose."""
-    path = baselines.path_for(root / "baselines", hardware_key)
-    if not path.exists():
-        raise UsageError(f"{path} does not exist: record a baseline first (nox -s record)")
-    chosen = baselines.load(path, hardware_key).batched
-    if batch_size != 1 and (chosen is None or chosen.batch_size != batch_size):
-        raise UsageError(f"{path}: this calibration measures --batch {batch_size}, so its tolerances are those of the "
-                         f"batched measurement, and the file's is {f'batch {chosen.batch_size}' if chosen else 'not chosen'}"
-                         f"; choose it with nox -s batch-sweep -- --write, or calibrate at its batch size")
-    return path
-
-
-def write_tolerances(root: Path, hardware_key: str, suggested: dict, batch_size: int = 1) -> str:
-    """Store the suggested tolerances in the hardware's baseline file (at a batch size other than 1,
-    in its batched measurement's); returns the diff."""
-    from dataclasses import replace
-
-    path = baseline_file(root, hardware_key, batch_size)
-    with baseline_recording.locked(path):
-        current = baselines.load(path, hardware_key)
-        tolerances = replace(current.tolerances_of({"batch_size": batch_size}), **suggested)
-        if batch_size == 1:
-            current.tolerances = tolerances
-        else:  # baseline_file checked that the file's batched measurement is at this batch size
-            current.batched = replace(current.batched, tolerances=tolerances)
-        return baseline_recording.write_with_diff(path, current)
 
 
 def record_baseline(cal: Calibration, say) -> Entry | None:

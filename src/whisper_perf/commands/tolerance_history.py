@@ -1,5 +1,9 @@
-"""Before ``calibrate --write-tolerances`` changes a tolerance: would it have flagged this machine's
-earlier default runs of the same software?
+"""``calibrate --write-tolerances``: where a calibration's tolerances go, and whether this machine's
+earlier default runs of the same software refute them.
+
+A calibration at batch 1 writes the file's tolerances; one at ``--batch N`` those of the file's
+batched measurement (``batched``), which must be at N: a GPU waits on the host at batch 1 and is
+busy at batch N, so the two spread differently.
 
 A calibration's check runs span minutes; a shared VM drifts over longer times.  On the Intel host
 a speedup tolerance suggested from 25 minutes of runs (2%) flagged a default run of the unchanged
@@ -17,7 +21,9 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from ..errors import UsageError
 from ..judge import baselines
+from ..record import baseline_recording
 from ..record.results import RunResult, runs_newest_first
 from .calibration_analysis import is_default_run
 from .judge import rejudge
@@ -77,3 +83,33 @@ def tolerances_to_write(root: Path, hardware_key: str, suggested: dict, software
         else:
             written[name] = value
     return written, held
+
+
+def baseline_file(root: Path, hardware_key: str, batch_size: int = 1) -> Path:
+    """The project's baseline file of ``hardware_key``, which --write-tolerances changes: at a batch
+    size other than 1, the tolerances written are its batched measurement's, which it must choose."""
+    path = baselines.path_for(root / "baselines", hardware_key)
+    if not path.exists():
+        raise UsageError(f"{path} does not exist: record a baseline first (nox -s record)")
+    chosen = baselines.load(path, hardware_key).batched
+    if batch_size != 1 and (chosen is None or chosen.batch_size != batch_size):
+        raise UsageError(f"{path}: this calibration measures --batch {batch_size}, so its tolerances are those of the "
+                         f"batched measurement, and the file's is {f'batch {chosen.batch_size}' if chosen else 'not chosen'}"
+                         f"; choose it with nox -s batch-sweep -- --write, or calibrate at its batch size")
+    return path
+
+
+def write_tolerances(root: Path, hardware_key: str, suggested: dict, batch_size: int = 1) -> str:
+    """Store the suggested tolerances in the hardware's baseline file (at a batch size other than 1,
+    in its batched measurement's); returns the diff."""
+    from dataclasses import replace
+
+    path = baseline_file(root, hardware_key, batch_size)
+    with baseline_recording.locked(path):
+        current = baselines.load(path, hardware_key)
+        tolerances = replace(current.tolerances_of({"batch_size": batch_size}), **suggested)
+        if batch_size == 1:
+            current.tolerances = tolerances
+        else:  # baseline_file checked that the file's batched measurement is at this batch size
+            current.batched = replace(current.batched, tolerances=tolerances)
+        return baseline_recording.write_with_diff(path, current)
