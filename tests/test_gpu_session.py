@@ -1,0 +1,43 @@
+"""The GPU session's plan (tools/gpu_session/measure.py): its steps in priority order, the calibration
+at the batch size the sweep chose, with the check runs the budget still holds.  The script itself
+runs end to end here with ``stage.sh 2 --device cpu`` (docs/gpu.md)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("gpu_session_measure", ROOT / "tools" / "gpu_session" / "measure.py")
+measure = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)  # its dataclasses look it up there
+_spec.loader.exec_module(measure)
+
+
+def _calibration(steps):
+    (step,) = [s for s in steps if s.name.startswith("calibrate-")]
+    return step
+
+
+def _value(command: list[str], option: str) -> str:
+    return command[command.index(option) + 1]
+
+
+def test_the_steps_go_in_priority_order_and_the_calibration_waits_for_the_sweeps_choice(tmp_path):
+    steps = measure.steps("cuda", tmp_path, ["--variant", "v"])
+    assert [s.name for s in steps] == ["record-batch-1", "batch-sweep", "calibrate-batch-8", "profile-readback",
+                                       "aa-and-host-10pct-batch-1"]  # batch 8 until a sweep has chosen
+    sweep = steps[1].command
+    assert _value(sweep, "--sizes") == "1,8,32" and "--write" in sweep and not steps[1].suite
+    (tmp_path / "batch-sweep").mkdir()
+    (tmp_path / "batch-sweep" / "batch-sweep.json").write_text(json.dumps({"chosen": {"batch_size": 32, "why": "x"}}))
+    calibration = _calibration(measure.steps("cuda", tmp_path, ["--variant", "v"]))
+    assert calibration.name == "calibrate-batch-32"
+    assert _value(calibration.command, "--batch") == "32" and _value(calibration.command, "--limit") == "32"
+
+
+def test_the_calibration_takes_the_check_runs_that_fit_and_at_least_one(tmp_path):
+    for fit, runs in ((10, "3"), (4, "3"), (3, "2"), (2, "1"), (0, "1")):
+        calibration = _calibration(measure.steps("cuda", tmp_path, [], fit))
+        assert _value(calibration.command, "--runs") == runs and calibration.processes == 1 + int(runs), fit
+    cpu = _calibration(measure.steps("cpu", tmp_path, [], 10))  # the rehearsal here stays small
+    assert _value(cpu.command, "--runs") == "1" and _value(cpu.command, "--inject-on") == "host"
