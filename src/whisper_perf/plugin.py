@@ -61,7 +61,8 @@ def _what_to_run(group) -> None:
                     help="utterances per short-form generate() call, padded to 30 s as the feature extractor "
                          "does (default 1: the latency protocol); the last batch is topped up from the set's "
                          "start so that every call has one shape; WER stays per utterance; pipelines take one "
-                         "clip per call")
+                         "clip per call. whisper-perf perf / record follow a full-profile batch-1 run with the "
+                         "batch size baselines/<key>.json chooses (whisper-perf batch-sweep --write)")
     group.addoption("--fixed-work", action="store_true",
                     help="min_new_tokens == max_new_tokens: every call generates the full budget, so timing "
                          "does not depend on what the model transcribes")
