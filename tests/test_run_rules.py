@@ -69,3 +69,36 @@ def test_the_terminal_summary_renders_from_the_results_file():
     # its speed checks were never judged (a time limit stopped it): the gate says so, and why
     assert f"--strict-gate: no speed check was judged, exit {EXIT_NOT_JUDGED}" in text
     assert reporter.lines[-1] == f"whisper_perf: {run.headline()}"
+
+
+def test_the_full_profiles_batched_run_follows_only_where_the_file_chooses_a_size_the_run_can_fill(tmp_path):
+    """RunSession.batched_plan on a finished run's state: none without a choice (the note says where
+    one is made), none when the run's utterances cannot fill the batch, and never the pipelines."""
+    from dataclasses import replace
+
+    from whisper_perf.config import RunConfig
+    from whisper_perf.inputs.generation import GenerationSettings
+    from whisper_perf.inputs.hardware import cpu_hardware
+    from whisper_perf.judge.baselines import Batched, BaselineFile, path_for
+    from whisper_perf.measure.timing import Measurement
+    from whisper_perf.session import RunSession
+
+    config = RunConfig(models=("tiny.en",), variants=("eager", "compiled", "pipeline"), dataset=None,
+                       long_dataset=None, device="cpu", rounds=1, limit=None, settings=GenerationSettings(),
+                       baselines=tmp_path, results_dir=tmp_path, profile="full")
+    run = RunSession(config)
+    run.started, run.hardware = True, cpu_hardware()
+    for variant, utterances in (("compiled", 4), ("pipeline", 1)):
+        run.measurements[("tiny.en", variant)] = Measurement("tiny.en", variant, None, "short", 1.0, {},
+                                                             {f"u{i}": "" for i in range(utterances)})
+    path = path_for(tmp_path, run.hardware.key)
+    assert run.batched_plan().note.startswith(f"no batched measurement: there is no {path} to choose a batch size")
+    run.baseline_file = BaselineFile(run.hardware.key)
+    assert run.batched_plan().note.startswith(f"no batched measurement: {path} chooses no batch size for this")
+    run.baseline_file.batched = Batched(8, "by hand")
+    too_few = run.batched_plan()
+    assert too_few.batch_size is None and "measured 4 short-form utterance(s); give --limit 8 or more" in too_few.note
+    run.baseline_file.batched = Batched(4, "by hand")
+    assert (run.batched_plan().batch_size, run.batched_plan().variants) == (4, ("eager", "compiled"))
+    run.config = replace(config, profile="quick")
+    assert run.batched_plan() is None

@@ -330,8 +330,8 @@ class RunSession:
         path = baselines.path_for(config.baselines, self.hardware.key)
         chosen = self.baseline_file.batched if self.baseline_file else None
         if chosen is None:
-            where = f"{path} chooses" if self.baseline_file else f"there is no {path} to choose"
-            return BatchedPlan(None, (), f"no batched measurement: {where} a batch size for this hardware; "
+            where = f"{path} chooses no" if self.baseline_file else f"there is no {path} to choose a"
+            return BatchedPlan(None, (), f"no batched measurement: {where} batch size for this hardware; "
                                          "nox -s batch-sweep -- --write chooses one")
         n, short = chosen.batch_size, tuple(v for v in config.variants if not spec_for(v).long_form)
         measured = max((len(m.reference_texts) for (_, v), m in self.measurements.items()
