@@ -61,7 +61,7 @@ class Trend:
 def _line(m: MeasurementRecord) -> Line:
     """A line of the trend: model, variant and the number of utterances (another protocol is
     another line, never joined to this one)."""
-    return m.model, m.variant, f"x{m.utterances}" + (f", batch {m.batch_size}" if m.batch_size != 1 else "")
+    return m.model, m.variant, f"x{m.utterances}{m.batch_text}"
 
 
 def _point(m: MeasurementRecord | None) -> Point | None:

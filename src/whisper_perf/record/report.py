@@ -34,12 +34,6 @@ def _table(header: tuple, rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _batch_text(setup: dict) -> str:
-    """The utterances per call where it is not 1 (--batch): times, RTFx and per-token figures are per batch size."""
-    batch = setup.get("batch_size", 1)
-    return f", batch {batch}" if batch != 1 else ""
-
-
 def measurement_table(measurements: list[MeasurementRecord]) -> str:
     """One terminal row per model x variant of a run (results.RunResult.measurements): the timings."""
     header = ("model", "variant", "vs", "audio", "rounds", "eager s", "variant s", "speedup [95% CI]", "RTFx",
@@ -49,7 +43,7 @@ def measurement_table(measurements: list[MeasurementRecord]) -> str:
         s = m.summary
         ref = s.reference_seconds.estimate if s.reference_seconds else None
         rounds = f"{s.rounds_used}" + (f" (+{s.busy_rounds} busy)" if s.busy_rounds else "")
-        rows.append((m.model, m.variant, m.reference or "-", f"{m.audio_set} x{m.utterances}" + _batch_text(m.setup),
+        rows.append((m.model, m.variant, m.reference or "-", f"{m.audio_set} x{m.utterances}" + m.batch_text,
                      rounds, _fmt(ref, ".2f"),
                      _fmt(s.seconds.estimate, ".2f"), interval_text(s.speedup), _fmt(s.rtfx, ".1f"),
                      _wer(m.model, s.reference_wer), _wer(m.model, s.wer),
@@ -122,7 +116,7 @@ def markdown_report(run: RunResult, charts: dict[str, str] | None = None) -> str
     lines += ["", "## Timings (summed generate() seconds over the audio set)", "",
               md_table(("model", "variant", "vs", "utterances", "rounds", "eager s", "variant s", "speedup [95% CI]",
                         "RTFx", "WER", "busy rounds", "stalled calls", "machine probe ms"), [
-                  (m.model, m.variant, m.reference or "-", f"{m.utterances}{_batch_text(m.setup)}", m.summary.rounds_used,
+                  (m.model, m.variant, m.reference or "-", f"{m.utterances}{m.batch_text}", m.summary.rounds_used,
                    _fmt(m.summary.reference_seconds and m.summary.reference_seconds.estimate, ".2f"),
                    _fmt(m.summary.seconds.estimate, ".2f"), interval_text(m.summary.speedup),
                    _fmt(m.summary.rtfx, ".1f"), _wer(m.model, m.summary.wer, "%"), m.summary.busy_rounds,

@@ -106,6 +106,11 @@ class MeasurementRecord:
         return self.setup.get("batch_size", 1)
 
     @property
+    def batch_text(self) -> str:
+        """The utterances per call where it is not 1 (--batch): times, RTFx and per-token figures are per batch size."""
+        return f", batch {self.batch_size}" if self.batch_size != 1 else ""
+
+    @property
     def variant_shown(self) -> str:
         """The variant as reports across runs name it: with its batch size where that is not 1, since
         the batch-1 and the batched measurement of one variant are two series, never one."""
