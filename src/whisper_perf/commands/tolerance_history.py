@@ -16,9 +16,8 @@ run it would have flagged.
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..errors import UsageError
@@ -42,28 +41,27 @@ def _failing(run: RunResult, folder: Path) -> dict:
     return {(model, variant, v.check): v.message for model, variant, v in rejudge(run, folder) if v.outcome.fails}
 
 
-def newly_flagged(root: Path, hardware_key: str, tolerances: dict, runs: list[RunResult],
-                  batch_size: int = 1) -> list[str]:
-    """The checks of ``runs`` that pass with the project's baseline file and fail with its
-    ``tolerances`` replaced (at a batch size other than 1, its batched measurement's):
-    "<results file>: <model>/<variant> <message>"."""
-    folder = root / "baselines"
-    path = baselines.path_for(folder, hardware_key)
-    data = json.loads(path.read_text(encoding="utf-8"))
-    changed = {**asdict(baselines.load(path, hardware_key).tolerances_of({"batch_size": batch_size})), **tolerances}
+def with_tolerances(file: baselines.BaselineFile, changed: dict, batch_size: int = 1) -> baselines.BaselineFile:
+    """``file`` with the ``changed`` tolerances where a calibration at ``batch_size`` writes them: the
+    file's own at batch 1, its batched measurement's otherwise (baseline_file checked that it is at
+    that batch size)."""
+    tolerances = replace(file.tolerances_of({"batch_size": batch_size}), **changed)
     if batch_size == 1:
-        data["tolerances"] = changed
-    else:  # baseline_file checked that the file's batched measurement is at this batch size
-        data["batched"]["tolerances"] = changed
-    found = []
+        return replace(file, tolerances=tolerances)
+    return replace(file, batched=replace(file.batched, tolerances=tolerances))
+
+
+def newly_flagged(file: baselines.BaselineFile, changed: dict, runs: list[RunResult], failing_now: list[dict],
+                  batch_size: int = 1) -> list[str]:
+    """The checks of ``runs`` that pass with ``file`` (``failing_now``: each run's failing checks
+    with it) and fail with the ``changed`` tolerances: "<results file>: <model>/<variant> <message>"."""
     with tempfile.TemporaryDirectory(prefix="whisper-perf-tolerances-") as scratch:
-        (Path(scratch) / path.name).write_text(json.dumps(data), encoding="utf-8")
-        for run in runs:
-            before = _failing(run, folder)
-            found += [f"{Path(run.path).name}: {model}/{variant} {message}"
-                      for (model, variant, check), message in _failing(run, Path(scratch)).items()
-                      if (model, variant, check) not in before]
-    return found
+        (Path(scratch) / f"{file.hardware_key}.json").write_text(with_tolerances(file, changed, batch_size).to_json(),
+                                                                 encoding="utf-8")
+        return [f"{Path(run.path).name}: {model}/{variant} {message}"
+                for run, before in zip(runs, failing_now)
+                for (model, variant, check), message in _failing(run, Path(scratch)).items()
+                if (model, variant, check) not in before]
 
 
 def tolerances_to_write(root: Path, hardware_key: str, suggested: dict, software: dict,
@@ -71,11 +69,14 @@ def tolerances_to_write(root: Path, hardware_key: str, suggested: dict, software
     """(the suggested tolerances that flag none of the earlier same-software default runs, one
     line per suggestion held back saying what it would have flagged and what the file keeps)."""
     runs = same_software_default_runs(root, hardware_key, software)
-    file = baselines.load(baselines.path_for(root / "baselines", hardware_key), hardware_key)
+    folder = root / "baselines"
+    file = baselines.load(baselines.path_for(folder, hardware_key), hardware_key)
     current = asdict(file.tolerances_of({"batch_size": batch_size}))
+    tightened = {name: value for name, value in suggested.items() if value < current[name]}
+    failing_now = [_failing(run, folder) for run in runs] if tightened else []  # judged once, not per tolerance
     written, held = {}, []
     for name, value in suggested.items():
-        flagged = newly_flagged(root, hardware_key, {name: value}, runs, batch_size) if value < current[name] else []
+        flagged = newly_flagged(file, {name: value}, runs, failing_now, batch_size) if name in tightened else []
         if flagged:
             held.append(f"{name} {value:.1%} not written (the file keeps {current[name]:.1%}): it would have flagged "
                         f"{len(flagged)} check(s) of earlier default runs here with the same torch and transformers, "
@@ -102,14 +103,7 @@ def baseline_file(root: Path, hardware_key: str, batch_size: int = 1) -> Path:
 def write_tolerances(root: Path, hardware_key: str, suggested: dict, batch_size: int = 1) -> str:
     """Store the suggested tolerances in the hardware's baseline file (at a batch size other than 1,
     in its batched measurement's); returns the diff."""
-    from dataclasses import replace
-
     path = baseline_file(root, hardware_key, batch_size)
     with baseline_recording.locked(path):
         current = baselines.load(path, hardware_key)
-        tolerances = replace(current.tolerances_of({"batch_size": batch_size}), **suggested)
-        if batch_size == 1:
-            current.tolerances = tolerances
-        else:  # baseline_file checked that the file's batched measurement is at this batch size
-            current.batched = replace(current.batched, tolerances=tolerances)
-        return baseline_recording.write_with_diff(path, current)
+        return baseline_recording.write_with_diff(path, with_tolerances(current, suggested, batch_size))
