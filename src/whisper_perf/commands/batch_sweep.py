@@ -294,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or Path("results/batch-sweep") / data["hardware"]["key"] / stamp
     check_writable(out, "--out")
+    text = render(data)
     replace_atomically(out / "batch-sweep.json", json.dumps(data, indent=1) + "\n")
-    replace_atomically(out / "batch-sweep.md", render(data))
-    print(render(data))
+    replace_atomically(out / "batch-sweep.md", text)
+    print(text)
     if not data["chosen"]:
         say(f"no batch size could be measured ({out / 'batch-sweep.md'})")
         return EXIT_REGRESSION
