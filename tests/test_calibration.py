@@ -14,11 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tmp_path):
     """nox -s calibrate's command, shortened: one recording run (the median of several is
-    `record`'s rule, tested in test_record.py) and one check run with adaptive rounds (A/A + a twin
-    slowed 2x, which any verdict must catch), on the real model, in separate processes; then
-    --report of its folder."""
+    `record`'s rule, tested in test_record.py) and two check runs asked, of which a budget of
+    0.01 minutes holds the first only, with adaptive rounds (A/A + a twin slowed 2x, which any
+    verdict must catch), on the real model, in separate processes; then --report of its folder."""
     command = [sys.executable, "-m", "whisper_perf.commands.calibrate", "--root", str(ROOT)]
-    result = subprocess.run(command + ["--runs", "1", "--record-runs", "1", "--limit", "1", "--rounds", "2",
+    result = subprocess.run(command + ["--runs", "2", "--budget-minutes", "0.01", "--record-runs", "1", "--limit", "1",
+                                       "--rounds", "2",
                                        "--slowdown", "1.0", "--detect", "0.9", "--out", str(tmp_path / "cal"),
                                        "--", "--busy-threshold", "off"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -29,7 +30,9 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     report = (folder / "calibration.md").read_text()
     data = json.loads((folder / "calibration.json").read_text())
     analysis = data["analysis"]
-    assert analysis["runs"]["A/A"] == 1 and analysis["runs"]["slowed"] == 1
+    assert analysis["runs"]["A/A"] == 1 and analysis["runs"]["slowed"] == 1  # the budget held the first run only
+    assert "1 of 2 check runs: --budget-minutes 0.01 would not hold another" in report
+    assert "fewer than 3 judged A/A runs show no run-to-run spread" in report
     assert analysis["detected_by_speedup"] == 1  # twice as slow cannot be missed
     assert analysis["slowed_speedups"][0] < 0.7 * analysis["baseline"]["speedup"]
     assert "| 100% slowdown caught by the speedup verdict | 1 of 1 (100.0%) |" in report

@@ -2,26 +2,28 @@
 
 Five steps on tiny.en's compiled-static-prebuilt and its eager+math reference, in priority order:
 
-1. the batch-1 recording (the latency protocol): device time over profiled calls, fingerprints,
-   RTFx;
-2. a batch sweep (commands/batch_sweep.py: sizes 1, 8 and 32 over 32 utterances): seconds per
+1. a batch sweep (commands/batch_sweep.py: sizes 1, 8 and 32 over 32 utterances): seconds per
    utterance and device busy per size, and the batch size it chooses, written into the baseline
    file that comes back (``batched``: the full profile's batched measurement on this GPU);
-3. a calibration at that batch size (commands/calibrate.py; batch 8 if the sweep did not run):
-   one recording, then up to three check runs (as many as the budget holds) that each time the
-   variant unchanged (A/A) and a twin slowed by 10% on the device (``--inject-on device``); its
-   report counts false alarms and detections of the speed and device-time checks and suggests
-   the tolerances of the batched measurement, device time included;
-4. the profile readback on CUDA events: read_events against torch's own prof.events() (a test of
+2. a calibration at that batch size (commands/calibrate.py; batch 8 if the sweep did not run):
+   one recording, then up to three check runs, as many as ``--budget-minutes`` holds (three
+   judged A/A runs are the fewest it suggests tolerances from), each timing the variant
+   unchanged (A/A) and a twin slowed by 5% on the device (``--inject-on device``); its report
+   counts false alarms and detections of the speed and device-time checks and suggests the
+   tolerances of the batched measurement, device time included;
+3. the profile readback on CUDA events: read_events against torch's own prof.events() (a test of
    tests/test_kernel_profile.py that skips without CUDA);
-5. an A/A run at batch 1 against step 1's recording, with a twin slowed by 10% on the host.
+4. the batch-1 recording (the latency protocol): device time over profiled calls, fingerprints,
+   RTFx;
+5. an A/A run at batch 1 against step 4's recording, with a twin slowed by 10% on the host.
 
 A step starts only if the budget still holds its estimate (the minutes per suite process seen so
-far, times the processes it starts; the sweep counts as one, the readback as none), so the
-session ends in time with what it measured.  What
-comes back ($OUT, at most 8 files): summary.md and summary.json (each step's command, exit status,
-minutes and headline), the baseline files the recordings wrote, the sweep's and the calibration's
-reports, and results.tar.gz (every results file, report and log).
+far, times the processes it starts at the least; the sweep counts as one, the readback as half),
+so the session ends in time with what it measured; the calibration is given what is left less
+the readback's estimate.  What comes back ($OUT, at most 8 files): summary.md and summary.json
+(each step's command, exit status, minutes and headline), the baseline files the recordings
+wrote, the sweep's and the calibration's reports, and results.tar.gz (every results file,
+report and log).
 
     python tools/gpu_session/measure.py --out DIR                 # on the GPU
     python tools/gpu_session/measure.py --out DIR --device cpu    # the same steps, small, here
@@ -43,16 +45,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANT = "compiled-static-prebuilt"
+READBACK = 0.5  # suite processes the readback is taken to need: one small compile, no timed rounds
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
     command: list[str]  # after the Python: a module and its arguments
-    processes: int  # suite processes it starts: its estimate is this many times the minutes per process (0: short)
+    processes: float  # suite processes it starts at the least: its estimate is this many times the minutes per process
     env: dict
     suite: bool = True  # its minutes per process estimate the next steps' (a suite process each)
     headline: str = r"^(whisper_perf: |Written to )(?!.*written to)"  # the log line the summary shows
+    runs_file: Path | None = None  # where it lists the processes it ran (a calibration's calibration.json)
+
+    def processes_run(self) -> float:
+        if self.runs_file and self.runs_file.exists():
+            return len(json.loads(self.runs_file.read_text())["runs"])
+        return self.processes
 
 
 def chosen_batch(work: Path, default: int) -> int:
@@ -62,31 +71,33 @@ def chosen_batch(work: Path, default: int) -> int:
     return chosen["batch_size"] if chosen else default
 
 
-def steps(device: str, work: Path, common: list[str], fit: int = 4) -> list[Step]:
+def steps(device: str, work: Path, common: list[str], calibration_minutes: float | None = None) -> list[Step]:
     """The session's steps in priority order; on a CPU small (4 utterances, batch sizes 1 and 2,
     one check run, the slowdown on the host: --inject-on device needs CUDA).  The calibration runs
-    at the batch size the sweep chose, with as many check runs (up to 3) as ``fit`` suite processes
-    leave after its recording, so this is called again before each step."""
+    at the batch size the sweep chose, within ``calibration_minutes`` (its --budget-minutes), so
+    this is called again before each step."""
     gpu = device == "cuda"
     limit, record_rounds, rounds = (16, "6", "3") if gpu else (4, "2", "2")
-    checks = str(max(1, min(3, fit - 1))) if gpu else "1"
     sweep_sizes, sweep_limit = ("1,8,32", "32") if gpu else ("1,2", "2")
     batch = chosen_batch(work, 8 if gpu else 2)
     inject = {"WHISPER_PERF_SENSITIVITY_CHECK": "1"}
     suite = ["pytest", "perf_tests", "-p", "no:cacheprovider", "-q", "-rsxX", *common]
     sweep = ["whisper_perf", "batch-sweep", "--variant", VARIANT, "--device", device, "--sizes", sweep_sizes,
              "--limit", sweep_limit, "--out", str(work / "batch-sweep"), "--write", "--baselines", str(work / "baselines")]
+    calibration = work / f"calibration-batch-{batch}"
+    budget = ["--budget-minutes", f"{calibration_minutes:.2f}"] if calibration_minutes else []
     calibrate = ["whisper_perf.commands.calibrate", "--variant", VARIANT, "--device", device, "--record-runs", "1",
-                 "--runs", checks, "--slowdown", "0.1", "--inject-on", "device" if gpu else "host",
-                 "--limit", str(max(limit, batch)), "--rounds", rounds, "--out", str(work / f"calibration-batch-{batch}"),
+                 "--runs", "3" if gpu else "1", *budget, "--slowdown", "0.05", "--inject-on", "device" if gpu else "host",
+                 "--limit", str(max(limit, batch)), "--rounds", rounds, "--out", str(calibration),
                  "--", "--batch", str(batch), "--isolate-builds", "never"]
     return [
-        Step("record-batch-1", [*suite, "--record", "--limit", str(limit), "--rounds", record_rounds], 1, {}),
         Step("batch-sweep", sweep, 1, {}, suite=False),  # one process, a compile per size
-        Step(f"calibrate-batch-{batch}", calibrate, 1 + int(checks), {}),
+        # a recording and at least one check run
+        Step(f"calibrate-batch-{batch}", calibrate, 2, {}, runs_file=calibration / "calibration.json"),
         # read_events against torch's own prof.events() on CUDA events (on a CPU it skips, saying so)
         Step("profile-readback", ["pytest", "tests/test_kernel_profile.py", "-k", "cuda", "-p", "no:cacheprovider",
-                                  "-q", "-rs"], 0, {}, suite=False, headline=r"^\d+ (passed|failed|skipped|error)"),
+                                  "-q", "-rs"], READBACK, {}, suite=False, headline=r"^\d+ (passed|failed|skipped|error)"),
+        Step("record-batch-1", [*suite, "--record", "--limit", str(limit), "--rounds", record_rounds], 1, {}),
         Step("aa-and-host-10pct-batch-1", [*suite, "--limit", str(limit), "--rounds", rounds,
                                            "--inject-slowdown", "0.1"], 1, inject),
     ]
@@ -106,7 +117,7 @@ def run_step(step: Step, logs: Path, timeout: float) -> dict:
     headline = next((line for line in reversed(log.read_text().splitlines()) if re.match(step.headline, line)), "")
     print(f"{step.name}: exit {code}, {minutes:.1f} min; {headline}", flush=True)
     return {"step": step.name, "args": step.command[1:], "exit": code, "minutes": round(minutes, 2),
-            "per_process": minutes / step.processes if step.suite else 0.0, "headline": headline}
+            "per_process": minutes / step.processes_run() if step.suite else 0.0, "headline": headline}
 
 
 def summary_text(device: str, done: list[dict], skipped: list[str], budget: float) -> str:
@@ -139,7 +150,8 @@ def main() -> int:
     for index in range(len(steps(args.device, work, common))):
         left = args.budget_minutes - (time.monotonic() - start) / 60
         per_process = max([d["per_process"] for d in done if d["per_process"]] or [args.first_estimate])
-        step = steps(args.device, work, common, int(left // per_process))[index]  # the sweep's batch, the checks that fit
+        # the sweep's batch; the calibration's minutes, less the readback's after it
+        step = steps(args.device, work, common, left - READBACK * per_process)[index]
         if per_process * step.processes > left:
             skipped.append(step.name)
             continue

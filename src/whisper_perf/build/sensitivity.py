@@ -9,10 +9,13 @@ less (the encoder is not compiled, so slowing ``forward`` alone would dilute it)
 
 ``--inject-on device`` (CUDA only) slows the GPU's work instead, for the device-time check:
 after every decode step one extra kernel, ``torch.cuda._sleep`` (a spin of a given number of GPU
-clock cycles), as long as ``fraction`` of the previous step's device time.  That time comes from
-CUDA events around each step, read without synchronizing (a step whose events are not done yet
-reuses the last one read), so the host keeps running ahead as in any timed call; the cycles per
-millisecond of the spin are measured once, when the slowdown is made.
+clock cycles), as long as ``fraction`` of a step's device time.  That time is measured once, in
+the build's warm-up (steps 9-16, past compilation and CUDA-graph recording; their median): a
+spin queued ahead holds the stream while the host queues the step, so CUDA events around the
+step time its GPU work back to back, without the host's launch gaps (on a host-bound step, event
+times around an unheld step are mostly gaps, and a slowdown sized from them would be several
+times the fraction asked for).  The cycles per millisecond of the spin are measured once, when
+the slowdown is made.
 
 It is refused unless ``WHISPER_PERF_SENSITIVITY_CHECK=1`` is set as well, so that it cannot be
 switched on by accident, and it cannot be combined with ``--record``.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import statistics
 import time
 
 from ..errors import UsageError
@@ -70,13 +74,18 @@ class Slowdown:
 class DeviceSlowdown:
     """``--inject-on device``: the same interface as Slowdown; the slowdown is GPU work."""
 
+    SKIPPED_STEPS, MEASURED_STEPS = 8, 8  # past compilation and CUDA-graph recording, then a median
+    HOLD_MS, MAX_HOLD_MS = 50.0, 1000.0  # the spin that holds the stream while the host queues a step
+
     def __init__(self, fraction: float):
         import torch
 
         self.torch, self.fraction = torch, fraction
         self.cycles_per_ms = self._spin_rate()
+        self.hold_ms = self.HOLD_MS
+        self.steps = 0
+        self.measured: list[float] = []  # device ms of the measured steps
         self.step_ms: float | None = None
-        self.pending: list = []  # (start, end) events of steps not yet read
 
     def _spin_rate(self) -> float:
         """Cycles of ``torch.cuda._sleep`` per millisecond on this GPU, measured."""
@@ -90,26 +99,38 @@ class DeviceSlowdown:
         return cycles / max(start.elapsed_time(end), 1e-3)
 
     def start(self) -> None:
-        self.pending = []
+        pass
 
-    def _read_steps(self) -> None:
-        while self.pending and self.pending[0][1].query():
-            start, end = self.pending.pop(0)
-            self.step_ms = start.elapsed_time(end)
+    def _held_step(self, forward, args, kwargs):
+        """One step with the stream held until the host has queued it: (output, its device ms or
+        None when the host took longer than the hold, which then doubles for the next try)."""
+        torch = self.torch
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(int(self.hold_ms * self.cycles_per_ms))
+        start.record()
+        queued = time.perf_counter()
+        output = forward(*args, **kwargs)
+        end.record()
+        covered = (time.perf_counter() - queued) * 1000 < self.hold_ms
+        end.synchronize()
+        if not covered:
+            self.hold_ms = min(2 * self.hold_ms, self.MAX_HOLD_MS)
+        return output, start.elapsed_time(end) if covered else None
 
     def wrap(self, forward):
-        torch = self.torch
-
         @functools.wraps(forward)
         def slow_forward(*args, **kwargs):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            self.steps += 1
+            if self.step_ms is None:
+                if self.steps <= self.SKIPPED_STEPS:
+                    return forward(*args, **kwargs)
+                output, ms = self._held_step(forward, args, kwargs)
+                self.measured += [ms] if ms is not None else []
+                if len(self.measured) == self.MEASURED_STEPS:
+                    self.step_ms = statistics.median(self.measured)
+                return output
             output = forward(*args, **kwargs)
-            end.record()
-            self.pending.append((start, end))
-            self._read_steps()
-            if self.step_ms is not None:
-                torch.cuda._sleep(int(self.fraction * self.step_ms * self.cycles_per_ms))
+            self.torch.cuda._sleep(int(self.fraction * self.step_ms * self.cycles_per_ms))
             return output
 
         return slow_forward

@@ -116,6 +116,7 @@ class Calibration:
     hardware_key: str
     tolerances: Tolerances  # the tolerances the runs are judged with (the project's for this key)
     runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the report says of how the runs went (the budget)
 
     def pytest_args(self, results_dir: Path, extra: list[str], baselines_dir: Path | None = None) -> list[str]:
         a = self.args
@@ -205,6 +206,10 @@ def _parser() -> Parser:
                              "(as the suite's --detect); the report says where they stopped and what they reached")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="timing budget per measurement of the adaptive rounds (the suite's default without it)")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="start no further check run unless, taken to last as long as the longest run so far, it "
+                             "ends within this many minutes of the calibration's start (the first always runs); the "
+                             "report says how many ran")
     parser.add_argument("--report", type=Path, default=None, metavar="FOLDER",
                         help="measure nothing: report an earlier calibration's folder again with this version")
     parser.add_argument("--write-tolerances", action="store_true",
@@ -226,6 +231,8 @@ def _check(parser: Parser, args: argparse.Namespace) -> None:
         parser.error(f"--variant must be one of {COMPILED_VARIANTS}")
     if args.runs < 1 or args.record_runs < 1:
         parser.error("--runs and --record-runs must be at least 1")
+    if args.budget_minutes is not None and args.budget_minutes <= 0:
+        parser.error("--budget-minutes must be more than 0")
     if not 0 < args.slowdown <= 5:
         parser.error("--slowdown must be in (0, 5]")
     args.detect, args.max_minutes = adaptive_options(args.detect, args.max_minutes)  # as the suite checks them
@@ -259,9 +266,22 @@ def _shown(run: Run, variant: str) -> str:
     return f"{speedup.estimate:.3f}x{flag}"
 
 
-def check_runs(cal: Calibration, twin: str, say) -> None:
+def budget_holds(args: argparse.Namespace, minutes_so_far: float, runs: list[Run]) -> bool:
+    """Whether ``--budget-minutes`` holds another check run, taken to last as long as the longest
+    run so far (the recordings included); the first check run always starts."""
+    if args.budget_minutes is None or not any(r.kind == "check" for r in runs):
+        return True
+    return minutes_so_far + max(r.seconds for r in runs) / 60 <= args.budget_minutes
+
+
+def check_runs(cal: Calibration, twin: str, say, start: float) -> None:
     args = cal.args
     for i in range(args.runs):
+        if not budget_holds(args, (time.perf_counter() - start) / 60, cal.runs):
+            cal.notes.append(f"{i} of {args.runs} check runs: --budget-minutes {args.budget_minutes:g} would not hold "
+                             f"another (the longest run took {max(r.seconds for r in cal.runs):.0f} s)")
+            say(cal.notes[-1])
+            return
         run = cal.run("check", i, ["--inject-slowdown", str(args.slowdown), "--inject-on", args.inject_on,
                                    *_adaptive_args(args)],
                       {"WHISPER_PERF_SENSITIVITY_CHECK": "1"})
@@ -275,7 +295,7 @@ def results_json(cal: Calibration, analysis: dict, minutes: float, twin: str) ->
         v: {"speedup": r.speedup(v).as_dict() if r.speedup(v) else None, "flagged": r.flagged(v),
             "unreliable": r.unreliable(v), "times_unreliable": r.times_unreliable(v),
             "machine_probe_ms": r.probe_ms(v)} for v in variants}} for r in cal.runs]
-    return {"hardware_key": cal.hardware_key, "minutes": minutes,
+    return {"hardware_key": cal.hardware_key, "minutes": minutes, "notes": cal.notes,
             "options": {k: v for k, v in vars(cal.args).items() if k != "root"}, "analysis": analysis, "runs": runs}
 
 
@@ -299,7 +319,7 @@ def reopen(folder: Path, root: Path) -> tuple[Calibration, Entry, float, RunResu
     key = data["hardware_key"]
     kept = baselines.load(baselines.path_for(folder / "baselines", key), key)
     entry = next(e for e in kept.entries if e.variant == args.variant)
-    cal = Calibration(root, folder, args, key, kept.tolerances)
+    cal = Calibration(root, folder, args, key, kept.tolerances, notes=data.get("notes", []))
     for r in data["runs"]:
         files = sorted((folder / "runs" / f"{r['kind']}-{r['index']:02d}").glob("*/*.json"))
         cal.runs.append(Run(r["kind"], r["index"], r["seconds"], r["exit_code"],
@@ -338,7 +358,7 @@ def measure(args: argparse.Namespace) -> tuple[Calibration, Entry, float] | int:
     entry = record_baseline(cal, say)
     if entry is None:
         return cal.runs[-1].exit_code or EXIT_ENVIRONMENT  # the failed recording's own status says why
-    check_runs(cal, slowed_twin(args.variant), say)
+    check_runs(cal, slowed_twin(args.variant), say, start)
     return cal, entry, (time.perf_counter() - start) / 60
 
 

@@ -52,7 +52,9 @@ def result_rows(a: dict, slowdown: float) -> list[tuple[str, str]]:
         ("smallest detectable slowdown, calibration runs (median)", _pct(a["detectable_slowdown_calibration_median"])),
         ("suggested tolerances",
          f"speedup {_pct(suggested['speedup'])}, time {_pct(suggested['compiled_time'])}"
-         + (f", device time {_pct(suggested['device_time'])}" if "device_time" in suggested else "")),
+         + (f", device time {_pct(suggested['device_time'])}" if "device_time" in suggested else "")
+         + ("" if len(a["aa_speedups"]) >= 3 else
+            " (the tolerances in effect: fewer than 3 judged A/A runs show no run-to-run spread)")),
         ("slowed runs caught with the suggested speedup tolerance", f"{a['detected_with_suggested']}"),
     ] + _default_run_rows(a["default_run_detectable"])
 
@@ -165,6 +167,7 @@ def render(a: dict, cal: Calibration, minutes: float) -> str:
         f"its twin slowed by {args.slowdown:.0%}, both judged against a baseline recorded first (the median "
         f"of {args.record_runs} recording processes); {args.limit} utterances, "
         f"{_rounds_text(args, adaptive.get('A/A') or adaptive.get('slowed'))}. Took {minutes:.1f} minutes.{extra}", "",
+        *[f"{note}." for note in cal.notes], *([""] if cal.notes else []),
         md_table(("", "result"), result_rows(a, args.slowdown))]
     if adaptive.get("A/A") or adaptive.get("slowed"):
         lines += ["", "## Adaptive rounds", "", md_table(("", "A/A", "slowed"), adaptive_rows(adaptive))]
