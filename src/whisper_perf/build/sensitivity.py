@@ -56,6 +56,9 @@ class Slowdown:
     def start(self) -> None:
         self.mark = time.perf_counter()
 
+    def evidence(self) -> dict:
+        return {}
+
     def wrap(self, forward):
         @functools.wraps(forward)
         def slow_forward(*args, **kwargs):
@@ -100,6 +103,11 @@ class DeviceSlowdown:
 
     def start(self) -> None:
         pass
+
+    def evidence(self) -> dict:
+        """What the slowdown was sized from, for the results file: a step's device time with the
+        stream held, a second reading of what the profiler's device busy per step measures."""
+        return {"step_device_ms": self.step_ms, "step_device_ms_measured": self.measured, "hold_ms": self.hold_ms}
 
     def _held_step(self, forward, args, kwargs):
         """One step with the stream held until the host has queued it: (output, its device ms or

@@ -131,7 +131,7 @@ class Variant:
             "attention": "sdpa-math" if self.spec.math_sdpa else "sdpa",
             **self.settings.as_dict(),
             "batch_size": self.batch_size,
-            **({"injected_slowdown": self.injected_slowdown, "injected_on": self.injected_on}
+            **({"injected_slowdown": self.injected_slowdown, "injected_on": self.injected_on, **self.slowdown.evidence()}
                if self.injected_slowdown else {}),
         }
 
