@@ -176,10 +176,11 @@ def test_device_time_is_judged_with_an_interval_over_its_profiled_rounds():
     """A CUDA profile's rounds (profile_summary's device_busy_rounds_ms) give the device-time check an
     interval, a tolerance and a stated detectable increase, and the device speedup its paired
     ratio; a recording keeps the estimates (diagnostics.device_time_fields)."""
-    compiled = {"device_busy_rounds_ms": [10.02, 10.05, 9.98, 10.01, 10.04]}
+    compiled = {"device_busy_rounds_ms": [10.02, 10.05, 9.98, 10.01, 10.04], "kernel_seconds": 0.0112}
     eager = {"device_busy_rounds_ms": [30.1, 30.0, 30.2, 29.9, 30.1]}
     recorded = device_time_fields(compiled, eager)
     assert recorded["device_busy_ms"] == pytest.approx(10.02, abs=0.01)
+    assert recorded["kernel_ms"] == pytest.approx(11.2)  # the summed kernel durations, kept beside the busy union
     assert recorded["device_speedup"] == pytest.approx(3.0, abs=0.01)
     entry, tolerances = _entry(**recorded), Tolerances(device_time=0.02)
     same = judge_device_time(compiled, entry, tolerances, True, "cmd")
@@ -243,6 +244,11 @@ def test_device_busy_is_the_union_of_the_gpus_work_and_launches_are_counted_on_t
         assert figures["device_busy_seconds"] == pytest.approx(160e-6)  # 0-150 and 200-210
         assert figures["kernel_seconds"] == pytest.approx(200e-6)  # summed: 100 + 100
         assert (figures["kernels"], figures["memcpys"], figures["cuda_graph_launches"]) == (2, 1, 2)
+    profile = {"aten_ops_per_step": 3.0, "generated_kernels": None, "kernels_per_step": 2.0, **figures}
+    print_ = fingerprint_of(profile)  # what a GPU baseline keeps: the counts, exact
+    assert (print_["kernels_per_step"], print_["cuda_graph_launches_per_call"], print_["memcpys_per_call"]) == (2.0, 2, 1)
+    assert fingerprint_changes(print_, {**print_, "memcpys_per_call": 2}) == ["memcpys per call 1 -> 2"]
+    assert "1 memcpy(s) per call" in judge_fingerprint(print_, print_, "cmd").message
 
 
 def test_a_figure_one_fingerprint_has_and_the_other_not_is_a_change():

@@ -110,7 +110,8 @@ DIAGNOSTIC_FIELDS = {"graph_breaks": int, "graphs": int, "cudagraph_skip_reasons
                      "first_call_seconds": (int, float), "cold_compile_seconds": (int, float),
                      "warm_compile_seconds": (int, float), "per_token_ms": (int, float),
                      "first_token_ms": (int, float), "encoder_ms": (int, float),
-                     "fingerprint": dict, "device_busy_ms": (int, float), "device_speedup": (int, float)}
+                     "fingerprint": dict, "device_busy_ms": (int, float), "device_speedup": (int, float),
+                     "kernel_ms": (int, float)}
 
 
 def _diagnostics(data: dict | None, where: str) -> dict:
@@ -132,7 +133,7 @@ def _diagnostics(data: dict | None, where: str) -> dict:
 
 # What a fingerprint (kernel_profile.fingerprint_of) may hold, and the type of each.
 FINGERPRINT_FIELDS = {"aten_ops_per_step": (int, float), "kernels_per_step": (int, float),
-                      "cuda_graph_launches_per_call": int, "generated_kernels": list}
+                      "cuda_graph_launches_per_call": int, "memcpys_per_call": int, "generated_kernels": list}
 
 
 def _check_fingerprint(found: dict | None, where: str) -> None:

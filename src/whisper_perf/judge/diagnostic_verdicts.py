@@ -90,7 +90,8 @@ def _fingerprint_text(found: dict) -> str:
         parts.append(f"{len(kernels)} distinct generated kernel(s)")
     if "kernels_per_step" in found:
         parts.append(f"{found['kernels_per_step']:g} device kernels per decode step, "
-                     f"{found['cuda_graph_launches_per_call']} CUDA-graph launch(es) per call")
+                     f"{found['cuda_graph_launches_per_call']} CUDA-graph launch(es) and "
+                     f"{found.get('memcpys_per_call', '?')} memcpy(s) per call")
     return ", ".join(parts)
 
 

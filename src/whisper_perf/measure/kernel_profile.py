@@ -327,6 +327,7 @@ def fingerprint_of(profile: dict | None) -> dict | None:
     if profile.get("kernels_per_step") is not None:
         data["kernels_per_step"] = profile["kernels_per_step"]
         data["cuda_graph_launches_per_call"] = profile["cuda_graph_launches"]
+        data["memcpys_per_call"] = profile["memcpys"]
     return data
 
 
@@ -342,7 +343,8 @@ def fingerprint_changes(expected: dict, found: dict) -> list[str]:
         changes.append("generated kernels" + (f" added: {', '.join(added)}" if added else "")
                        + (";" if added and removed else "") + (f" removed: {', '.join(removed)}" if removed else ""))
     for key, what in (("aten_ops_per_step", "aten ops per decode step"), ("kernels_per_step", "kernels per decode step"),
-                      ("cuda_graph_launches_per_call", "CUDA-graph launches per call")):
+                      ("cuda_graph_launches_per_call", "CUDA-graph launches per call"),
+                      ("memcpys_per_call", "memcpys per call")):
         if key in expected and key in found and expected[key] != found[key]:
             changes.append(f"{what} {expected[key]:g} -> {found[key]:g}")
     return changes

@@ -87,6 +87,8 @@ def device_time_fields(profile: dict, reference_profile: dict | None) -> dict:
     speedup = device_speedup_interval(profile, reference_profile)
     if speedup is not None:
         fields["device_speedup"] = round(speedup.estimate, 4)
+    if profile.get("kernel_seconds") is not None:  # the first profiled call's summed kernel durations
+        fields["kernel_ms"] = round(1e3 * profile["kernel_seconds"], 4)
     return fields
 
 
