@@ -3,6 +3,7 @@ batch N against batch 1 on the committed set (real tiny.en), and the suite end t
 prebuilt static cache sized for N."""
 
 import json
+from pathlib import Path
 
 import pytest
 from suite_runs import ran_through, run_suite
@@ -14,6 +15,10 @@ from whisper_perf.errors import UsageError
 from whisper_perf.inputs.audio import AudioSet
 from whisper_perf.inputs.generation import GenerationSettings
 from whisper_perf.measure.timing import run_pass
+from whisper_perf.record.report import markdown_report
+from whisper_perf.record.results import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_last_batch_is_topped_up_from_the_start_and_only_scored_once(short_set):
@@ -68,6 +73,20 @@ def test_the_suite_times_batches_with_a_prebuilt_cache_sized_for_them(tmp_path):
     assert m["summary"]["exact_match"] == 1.0  # compiled at batch 2 transcribes like eager at batch 2
     assert "batch_size=2" in result.output and "--batch 2" in result.output  # the protocol and the record command
     assert "| 3, batch 2 |" in run_file.with_suffix(".md").read_text()
+
+
+def test_the_diagnostics_of_a_batched_run_name_its_batch_size():
+    """Peak memory, phases and the profiled calls are per call of N utterances: a batched run's
+    report names N in those tables too (a real run's results file, read as if measured at batch 2)."""
+    run = load_run(ROOT / "docs" / "measurements" / "cpu-x86_64-avx512-intel-xeon-t2"
+                   / "20261207T131510.996740Z-14756.json")
+    batch_1 = markdown_report(run)
+    for m in run.measurements:
+        m.setup["batch_size"] = 2
+    batched = markdown_report(run)
+    for label in ("| tiny.en | compiled (batch 2) |", "| tiny.en | eager+math (reference, batch 2) |"):
+        assert batched.count(label) >= 2, label  # the phases and the device-time tables (peak memory: variants)
+    assert "(batch 2)" not in batch_1 and "| tiny.en | eager+math (reference) |" in batch_1
 
 
 def test_a_run_with_a_batch_larger_than_its_set_exits_4_naming_the_option(tmp_path):

@@ -202,6 +202,11 @@ def _roofline_gaps(measurements: list[dict]) -> list[str]:
     return sorted(r for r in reasons if r)
 
 
+def _reference_shown(m: MeasurementRecord) -> str:
+    """The eager reference's row label, with the batch size where it is not 1 (per-step figures are per call)."""
+    return f"{m.reference} (reference{m.batch_text})"
+
+
 def _diagnostic_sections(measurements: list[dict]) -> list[str]:
     """The report's peak-memory and per-phase latency / roofline sections."""
     diagnosed = [m for m in measurements if m.diagnostics.variant]
@@ -210,13 +215,13 @@ def _diagnostic_sections(measurements: list[dict]) -> list[str]:
     rows, phase_rows = [], []
     for m in diagnosed:
         mine, ref = m.diagnostics.variant, m.diagnostics.reference or {}
-        rows.append((m.model, m.variant, _mib(mine.get("peak_memory")), _mib_start(mine.get("peak_memory")),
+        rows.append((m.model, m.variant_shown, _mib(mine.get("peak_memory")), _mib_start(mine.get("peak_memory")),
                      _mib(ref.get("peak_memory")), _mib_start(ref.get("peak_memory")),
                      (mine.get("peak_memory") or {}).get("kind", "-")))
         for build, b in (("variant", mine), (m.reference or "", ref)):
             if b:
                 p = b["phases"]
-                phase_rows.append((m.model, m.variant if build == "variant" else f"{build} (reference)",
+                phase_rows.append((m.model, m.variant_shown if build == "variant" else _reference_shown(m),
                                    _ms(p["encoder_ms"]), _ms(p["first_token_ms"]), _fmt(p["per_token_ms"], ".2f"),
                                    _fmt(p["steps"], ".0f"), *_roofline_cells(b)))
     bw = next((m.diagnostics.bandwidth for m in diagnosed if m.diagnostics.bandwidth), None)
@@ -254,10 +259,10 @@ def _profile_section(measurements: list[MeasurementRecord]) -> list[str]:
     for m in measurements:
         mine, reference = (m.diagnostics.variant or {}).get("profile"), (m.diagnostics.reference or {}).get("profile")
         if mine:
-            rows.append(_profile_row(m.model, m.variant, mine,
+            rows.append(_profile_row(m.model, m.variant_shown, mine,
                                      interval_text(device_speedup_interval(mine, reference), "x", 2)))
         if reference:
-            rows.append(_profile_row(m.model, f"{m.reference} (reference)", reference, "-"))
+            rows.append(_profile_row(m.model, _reference_shown(m), reference, "-"))
     if not rows:
         return []
     return ["", "## Device time and fingerprint", "",
