@@ -56,6 +56,21 @@ def test_eager_at_batch_n_transcribes_like_batch_1(tiny_en, short_set, cpu):
     assert not differ, differ
 
 
+@pytest.mark.parametrize("name", ["compiled", "compiled-static"])
+def test_the_other_compiled_variants_transcribe_a_batch_like_eager_at_batch_1(tiny_en, cpu, short_set, name):
+    """Every short-form variant takes --batch (compiled-static-prebuilt: the suite test below):
+    a compiled build for batch 2 gives each utterance of the batch eager batch 1's token ids."""
+    source, model, processor = tiny_en
+    audio = short_set.spread(2)
+    settings = GenerationSettings(max_new_tokens=16, batch_size=2)
+    eager = build_variant(VARIANTS["eager"], source.name, model, processor, cpu, GenerationSettings(max_new_tokens=16))
+    compiled = build_variant(VARIANTS[name], source.name, model, processor, cpu, settings, audio.batched(2).units[0])
+    alone, together = run_pass(eager, audio.batched(1)), run_pass(compiled, audio.batched(2))
+    assert len(together.samples) == 1 and together.samples[0].tokens > alone.samples[0].tokens
+    assert {u: t.token_ids for u, t in together.transcripts.items()} == \
+           {u: t.token_ids for u, t in alone.transcripts.items()}
+
+
 def test_the_suite_times_batches_with_a_prebuilt_cache_sized_for_them(tmp_path):
     """compiled-static-prebuilt at --batch 2 over 3 utterances: two calls per round (the second
     topped up), no recompile while timed, WER per utterance, the protocol keyed by batch size."""
