@@ -1,7 +1,7 @@
 """The GPU session's plan (tools/gpu_session/measure.py): its steps in priority order, the calibration
 at the batch size the sweep chose, within the minutes the budget still holds.  The script itself
 runs end to end here with ``stage.sh 2 --device cpu`` (docs/gpu.md; its last run's summary is in
-docs/measurements/gpu-session-cpu/)."""
+docs/measurements/cpu-x86_64-avx512-intel-xeon-t2/gpu-session-20261207/)."""
 
 import importlib.util
 import json
