@@ -189,17 +189,20 @@ def record_baseline(cal: Calibration, say) -> Entry | None:
 
 def _parser() -> Parser:
     parser = Parser(prog="whisper-perf calibrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20,
-                        help="check runs, each one A/A and one slowed measurement (default 20)")
-    parser.add_argument("--slowdown", type=float, default=0.15, help="injected slowdown (default 0.15)")
-    parser.add_argument("--inject-on", default="host", choices=["host", "device"],
+    parser.add_argument("--runs", type=int, default=None,
+                        help="check runs, each one A/A and one slowed measurement (default 20 on a CPU, 3 on a GPU)")
+    parser.add_argument("--slowdown", type=float, default=None,
+                        help="injected slowdown (default 0.15 on a CPU, 0.05 on a GPU)")
+    parser.add_argument("--inject-on", default=None, choices=["host", "device"],
                         help="where the slowdown is injected (the suite's --inject-on): host = a busy-wait per decode "
-                             "step (default), device = an extra GPU kernel per step, which the device-time checks see")
+                             "step (default on a CPU), device = an extra GPU kernel per step, which the device-time "
+                             "checks see (default on a GPU)")
     parser.add_argument("--variant", default="compiled", help="the compiled variant to calibrate (default: compiled)")
-    parser.add_argument("--limit", type=int, default=6, help="utterances per run (default 6, as nox -s perf on CPU)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="utterances per run (default 6 on a CPU, as nox -s perf there; 16 on a GPU)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (default 3, as nox -s perf)")
-    parser.add_argument("--record-runs", type=int, default=3,
-                        help="processes that record a baseline; the median one is kept (default 3)")
+    parser.add_argument("--record-runs", type=int, default=None,
+                        help="processes that record a baseline; the median one is kept (default 3 on a CPU, 1 on a GPU)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--detect", type=float, default=None,
                         help="check runs take adaptive rounds until each speed check could detect this slowdown "
@@ -209,7 +212,7 @@ def _parser() -> Parser:
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="start no further check run unless, taken to last as long as the longest run so far, it "
                              "ends within this many minutes of the calibration's start (the first always runs); the "
-                             "report says how many ran")
+                             "report says how many ran (default: none on a CPU, 8 on a GPU)")
     parser.add_argument("--report", type=Path, default=None, metavar="FOLDER",
                         help="measure nothing: report an earlier calibration's folder again with this version")
     parser.add_argument("--write-tolerances", action="store_true",
@@ -224,16 +227,31 @@ def _parser() -> Parser:
     return parser
 
 
+# A CPU calibration has the hour a 2-core machine gives it; a GPU's must fit a short lease of the
+# device: one recording and three check runs (the fewest that suggest tolerances) in 8 minutes.
+DEVICE_DEFAULTS = {False: {"runs": 20, "record_runs": 3, "limit": 6, "budget_minutes": None, "slowdown": 0.15,
+                          "inject_on": "host"},
+                   True: {"runs": 3, "record_runs": 1, "limit": 16, "budget_minutes": 8.0, "slowdown": 0.05,
+                          "inject_on": "device"}}
+
+
+def with_device_defaults(args: argparse.Namespace, on_cuda: bool) -> None:
+    """The defaults of the options left unset, by device (DEVICE_DEFAULTS)."""
+    for name, value in DEVICE_DEFAULTS[on_cuda].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
 def _check(parser: Parser, args: argparse.Namespace) -> None:
     from ..build.variant_specs import COMPILED_VARIANTS
 
     if args.variant not in COMPILED_VARIANTS:
         parser.error(f"--variant must be one of {COMPILED_VARIANTS}")
-    if args.runs < 1 or args.record_runs < 1:
+    if any(n is not None and n < 1 for n in (args.runs, args.record_runs)):
         parser.error("--runs and --record-runs must be at least 1")
     if args.budget_minutes is not None and args.budget_minutes <= 0:
         parser.error("--budget-minutes must be more than 0")
-    if not 0 < args.slowdown <= 5:
+    if args.slowdown is not None and not 0 < args.slowdown <= 5:
         parser.error("--slowdown must be in (0, 5]")
     args.detect, args.max_minutes = adaptive_options(args.detect, args.max_minutes)  # as the suite checks them
     if args.out:
@@ -378,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         cal, entry, minutes, default_run, name = _reported(args, parser)
     else:
+        from ..inputs.hardware import detect_hardware
+
         _check(parser, args)
+        with_device_defaults(args, detect_hardware(args.device).is_cuda)
         measured = measure(args)
         if isinstance(measured, int):
             return measured
