@@ -136,3 +136,65 @@ def test_injected_slowdown_stretches_the_whole_call_over_its_steps():
     for _ in range(5):
         step()
     assert time.perf_counter() - start >= 1.5 * sum(spent)
+
+
+class _StreamClock:
+    """A stand-in for torch.cuda where no GPU is: one stream whose work is a list of durations
+    (forward's kernels, and ``_sleep`` at 1000 cycles per ms); an event's time is the work queued
+    before it.  Enough to check DeviceSlowdown's arithmetic, not CUDA itself (the GPU session does)."""
+
+    def __init__(self):
+        self.queued_ms: list[float] = []
+        self.sleeps: list[int] = []
+        clock = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                self.at = None
+
+            def record(self):
+                self.at = sum(clock.queued_ms)
+
+            def synchronize(self):
+                pass
+
+            def elapsed_time(self, end):
+                return end.at - self.at
+
+        self.Event = Event
+
+    def _sleep(self, cycles):
+        self.sleeps.append(cycles)
+        self.queued_ms.append(cycles / 1000)
+
+
+def test_the_device_slowdown_is_sized_from_a_held_steps_device_time():
+    """--inject-on device: steps 1-8 run as they are; steps 9-16 are timed with the stream held by a
+    spin while the host queues them (one whose host took longer than the hold is not counted, and
+    the hold doubles); from then on every step is followed by a spin of the fraction of their median."""
+    from whisper_perf.build.sensitivity import DeviceSlowdown
+
+    cuda = _StreamClock()
+    slowdown = DeviceSlowdown(0.05, cuda=cuda)
+    assert slowdown.cycles_per_ms == 1000
+    host_seconds = iter([0.0] * 8 + [0.06] + [0.0] * 100)  # the 9th step's host outlasts the 50-ms hold once
+
+    def decode_step():
+        time.sleep(next(host_seconds))
+        cuda.queued_ms.append(2.0)  # the step's kernels: 2 ms of device time
+        return "logits"
+
+    step = slowdown.wrap(decode_step)
+    cuda.sleeps.clear()
+    assert [step() for _ in range(8)] == ["logits"] * 8 and cuda.sleeps == []  # compiling, recording: untouched
+    step()  # not counted: queued after its hold had run out
+    assert slowdown.measured == [] and slowdown.hold_ms == 100.0
+    for _ in range(8):
+        step()
+    assert slowdown.measured == [2.0] * 8 and slowdown.step_ms == 2.0
+    assert cuda.sleeps == [50_000] + [100_000] * 8  # the holds, none after a step yet
+    cuda.sleeps.clear()
+    step(), step()
+    assert cuda.sleeps == [100, 100]  # 5% of a 2-ms step, after each step
+    assert slowdown.evidence() == {"step_device_ms": 2.0, "step_device_ms_measured": [2.0] * 8, "hold_ms": 100.0,
+                                   "step_gaps_included": False}

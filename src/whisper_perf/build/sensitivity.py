@@ -80,23 +80,24 @@ class DeviceSlowdown:
     SKIPPED_STEPS, MEASURED_STEPS = 8, 8  # past compilation and CUDA-graph recording, then a median
     HOLD_MS, MAX_HOLD_MS = 50.0, 1000.0  # the spin that holds the stream while the host queues a step
 
-    def __init__(self, fraction: float):
+    def __init__(self, fraction: float, cuda=None):
         import torch
 
-        self.torch, self.fraction = torch, fraction
+        self.cuda, self.fraction = cuda or torch.cuda, fraction  # cuda: torch.cuda (a stand-in where no GPU is)
         self.cycles_per_ms = self._spin_rate()
         self.hold_ms = self.HOLD_MS
         self.steps = 0
         self.measured: list[float] = []  # device ms of the measured steps
         self.step_ms: float | None = None
+        self.gaps_included = False
 
     def _spin_rate(self) -> float:
         """Cycles of ``torch.cuda._sleep`` per millisecond on this GPU, measured."""
-        torch, cycles = self.torch, 10_000_000
-        torch.cuda._sleep(cycles)  # the first launch loads the kernel
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        cuda, cycles = self.cuda, 10_000_000
+        cuda._sleep(cycles)  # the first launch loads the kernel
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
         start.record()
-        torch.cuda._sleep(cycles)
+        cuda._sleep(cycles)
         end.record()
         end.synchronize()
         return cycles / max(start.elapsed_time(end), 1e-3)
@@ -107,23 +108,28 @@ class DeviceSlowdown:
     def evidence(self) -> dict:
         """What the slowdown was sized from, for the results file: a step's device time with the
         stream held, a second reading of what the profiler's device busy per step measures."""
-        return {"step_device_ms": self.step_ms, "step_device_ms_measured": self.measured, "hold_ms": self.hold_ms}
+        return {"step_device_ms": self.step_ms, "step_device_ms_measured": self.measured, "hold_ms": self.hold_ms,
+                "step_gaps_included": self.gaps_included}
 
     def _held_step(self, forward, args, kwargs):
         """One step with the stream held until the host has queued it: (output, its device ms or
-        None when the host took longer than the hold, which then doubles for the next try)."""
-        torch = self.torch
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(int(self.hold_ms * self.cycles_per_ms))
-        start.record()
+        None when the host took longer than the hold, which then doubles for the next try).  At the
+        longest hold the time is kept anyway, and ``gaps_included`` says so: a step that waits for
+        the GPU inside ``forward`` cannot be held, and its events time the gaps too."""
+        cuda = self.cuda
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
         queued = time.perf_counter()
+        cuda._sleep(int(self.hold_ms * self.cycles_per_ms))
+        start.record()
         output = forward(*args, **kwargs)
         end.record()
         covered = (time.perf_counter() - queued) * 1000 < self.hold_ms
         end.synchronize()
-        if not covered:
-            self.hold_ms = min(2 * self.hold_ms, self.MAX_HOLD_MS)
-        return output, start.elapsed_time(end) if covered else None
+        if covered or self.hold_ms >= self.MAX_HOLD_MS:
+            self.gaps_included |= not covered
+            return output, start.elapsed_time(end)
+        self.hold_ms = min(2 * self.hold_ms, self.MAX_HOLD_MS)
+        return output, None
 
     def wrap(self, forward):
         @functools.wraps(forward)
@@ -138,7 +144,7 @@ class DeviceSlowdown:
                     self.step_ms = statistics.median(self.measured)
                 return output
             output = forward(*args, **kwargs)
-            self.torch.cuda._sleep(int(self.fraction * self.step_ms * self.cycles_per_ms))
+            self.cuda._sleep(int(self.fraction * self.step_ms * self.cycles_per_ms))
             return output
 
         return slow_forward
