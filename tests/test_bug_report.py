@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from suite_runs import run_suite
 
 from whisper_perf.judge.verdicts import Outcome, Verdict
@@ -159,3 +160,39 @@ def test_bisect_names_the_bug_report_folders_of_the_first_bad_version(tmp_path):
               "tolerance": 0.05, "variant": "compiled", "base": "", "minutes": 1.0, "pytest_args": [],
               "listed_from": "index", "confidence": 0.95, "bug_reports": bug_reports_of(tmp_path, "1.5")}
     assert f"- `{tmp_path / 'x-repro' / 'tiny.en-compiled'}`" in render(report)
+
+
+def _undefined_names(source: str) -> set[str]:
+    """Global names the module's code reads but neither defines, imports nor gets from builtins."""
+    import builtins
+    import symtable
+
+    top = symtable.symtable(source, "repro.py", "exec")
+    defined = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    missing, tables = set(), [top]
+    while tables:
+        table = tables.pop()
+        tables += table.get_children()
+        missing |= {s.get_name() for s in table.get_symbols()
+                    if (s.is_global() or table is top and s.is_referenced()) and s.get_name() not in defined
+                    and not hasattr(builtins, s.get_name())}
+    return missing
+
+
+@pytest.mark.parametrize("build", [
+    {"prebuilt_cache": True, "injected_slowdown": 0.0},
+    {"prebuilt_cache": False, "injected_slowdown": 0.1, "injected_on": "host"},
+    {"prebuilt_cache": True, "injected_slowdown": 0.05, "injected_on": "device"}])
+def test_the_suites_code_copied_into_repro_py_finds_every_name_it_uses(build):
+    """repro.py copies the suite's own code verbatim (the prebuilt cache, the injected slowdowns):
+    every name that code reads must be imported or defined by the template around it."""
+    from importlib import resources
+
+    from whisper_perf.record.bug_report import _helpers
+
+    template = resources.files("whisper_perf").joinpath("data/repro.py.in").read_text(encoding="utf-8")
+    imports = [line for line in template.splitlines() if line.startswith(("import ", "from "))]
+    source = "\n".join(imports) + "\n\n" + _helpers(build)
+    assert _undefined_names(source) == set()
+    assert _undefined_names(source.replace("import statistics\n", "")) == (
+        {"statistics"} if build.get("injected_on") == "device" else set())  # the check sees a missing import
