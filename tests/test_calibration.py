@@ -32,7 +32,7 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
     analysis = data["analysis"]
     assert analysis["runs"]["A/A"] == 1 and analysis["runs"]["slowed"] == 1  # the budget held the first run only
     assert "1 of 2 check runs: --budget-minutes 0.01 would not hold another" in report
-    assert "fewer than 3 judged A/A runs show no run-to-run spread" in report
+    assert "(speedup, time: the tolerance in effect, since fewer than 3 judged A/A runs show no run-to-run spread)" in report
     assert analysis["detected_by_speedup"] == 1  # twice as slow cannot be missed
     assert analysis["slowed_speedups"][0] < 0.7 * analysis["baseline"]["speedup"]
     assert "| 100% slowdown caught by the speedup verdict | 1 of 1 (100.0%) |" in report
@@ -92,3 +92,14 @@ def test_on_a_gpu_the_defaults_fit_a_short_lease_of_the_device_and_given_options
     given = calibrate._parser().parse_args(["--runs", "5", "--budget-minutes", "12"])
     calibrate.with_device_defaults(given, True)
     assert (given.runs, given.record_runs, given.budget_minutes) == (5, 1, 12.0)
+
+
+def test_the_budget_holds_a_further_check_run_only_if_one_as_long_as_the_longest_fits():
+    from whisper_perf.commands import calibrate
+
+    args = calibrate._parser().parse_args(["--budget-minutes", "10"])
+    record, check = calibrate.Run("record", 0, 120.0, 0), calibrate.Run("check", 0, 180.0, 0)
+    assert calibrate.budget_holds(args, 9.9, [record])  # the first check run always starts
+    assert calibrate.budget_holds(args, 7.0, [record, check])  # 7 min + the longest run, 3 min: 10
+    assert not calibrate.budget_holds(args, 7.1, [record, check])
+    assert calibrate.budget_holds(calibrate._parser().parse_args([]), 1e6, [record, check])  # no budget

@@ -131,6 +131,8 @@ def test_calibration_judges_device_time_from_the_runs_profiled_rounds(run):
     assert device["aa_ms"] == [pytest.approx(10.01 * (1 + 0.002 * i), abs=0.005) for i in range(3)]
     assert 0.001 < device["run_to_run_cv_ms"] < 0.003  # the 0.2% drift between runs
     assert device["aa_speedups"][0] == pytest.approx(3.0, abs=0.01)
+    assert device["injected_measured"] == pytest.approx(0.10, abs=0.001)  # the twin's busy 11 ms against 10
+    assert a["kept_for_lack_of_runs"] == []  # three judged A/A runs behind every suggestion
     assert device["detectable_median"] < 0.06  # the tolerance plus very little noise
     # no A/A run reaches 1% above the baseline: the floor, and the 10% slowdown is still caught under it
     assert a["suggested_tolerances"]["device_time"] == device["suggested_tolerance"] == 0.01

@@ -178,10 +178,11 @@ def test_the_device_slowdown_is_sized_from_a_held_steps_device_time():
     slowdown = DeviceSlowdown(0.05, cuda=cuda)
     assert slowdown.cycles_per_ms == 1000
     host_seconds = iter([0.0] * 8 + [0.06] + [0.0] * 100)  # the 9th step's host outlasts the 50-ms hold once
+    device_ms = iter([2.0] * 9 + [2.0, 9.0, 2.0, 1.0, 2.0, 2.0, 2.0, 3.0] + [2.0] * 100)  # an outlier, a fast one
 
     def decode_step():
         time.sleep(next(host_seconds))
-        cuda.queued_ms.append(2.0)  # the step's kernels: 2 ms of device time
+        cuda.queued_ms.append(next(device_ms))  # the step's kernels
         return "logits"
 
     step = slowdown.wrap(decode_step)
@@ -191,10 +192,30 @@ def test_the_device_slowdown_is_sized_from_a_held_steps_device_time():
     assert slowdown.measured == [] and slowdown.hold_ms == 100.0
     for _ in range(8):
         step()
-    assert slowdown.measured == [2.0] * 8 and slowdown.step_ms == 2.0
+    assert slowdown.measured == [2.0, 9.0, 2.0, 1.0, 2.0, 2.0, 2.0, 3.0] and slowdown.step_ms == 2.0  # the median
     assert cuda.sleeps == [50_000] + [100_000] * 8  # the holds, none after a step yet
     cuda.sleeps.clear()
+    slowdown.settle()  # the warm-up ends: already sized
     step(), step()
     assert cuda.sleeps == [100, 100]  # 5% of a 2-ms step, after each step
-    assert slowdown.evidence() == {"step_device_ms": 2.0, "step_device_ms_measured": [2.0] * 8, "hold_ms": 100.0,
-                                   "step_gaps_included": False}
+    assert slowdown.evidence() == {"step_device_ms": 2.0, "step_device_ms_measured": slowdown.measured,
+                                   "hold_ms": 100.0, "step_gaps_included": False}
+
+
+def test_a_short_warm_up_sizes_the_device_slowdown_from_what_it_measured_and_a_step_never_held_says_so():
+    from whisper_perf.build.sensitivity import DeviceSlowdown
+
+    cuda = _StreamClock()
+    slowdown = DeviceSlowdown(0.1, cuda=cuda)
+    slowdown.MAX_HOLD_MS = 100.0
+    host_seconds = iter([0.0] * 8 + [0.06, 0.12, 0.12])  # the host outlasts every hold, the longest included
+    step = slowdown.wrap(lambda: (time.sleep(next(host_seconds)), cuda.queued_ms.append(4.0)))
+    for _ in range(8 + 3):
+        step()
+    assert slowdown.measured == [4.0, 4.0] and slowdown.step_ms is None  # the 50-ms try not kept; 100 ms: kept
+    slowdown.settle()  # the warm-up ended with 2 of 8 steps measured: their median, before any timed call
+    assert slowdown.step_ms == 4.0 and slowdown.evidence()["step_gaps_included"] is True
+    never = DeviceSlowdown(0.1, cuda=_StreamClock())
+    never.wrap(lambda: None)()
+    with pytest.raises(RuntimeError, match=r"ran 1 decode step\(s\), and none past the first 8 could be timed"):
+        never.settle()

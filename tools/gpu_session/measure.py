@@ -18,7 +18,7 @@ Five steps on tiny.en's compiled-static-prebuilt and its eager+math reference, i
 5. an A/A run at batch 1 against step 4's recording, with a twin slowed by 10% on the host.
 
 A step starts only if the budget still holds its estimate (the minutes per suite process seen so
-far, times the processes it starts at the least; the sweep counts as one, the readback as half),
+far, times the processes it starts at the least; the sweep counts one per size, the readback half),
 so the session ends in time with what it measured; the calibration is given what is left less
 the readback's estimate.  What comes back ($OUT, at most 8 files): summary.md and summary.json
 (each step's command, exit status, minutes and headline), the baseline files the recordings
@@ -36,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -56,12 +57,12 @@ class Step:
     env: dict
     suite: bool = True  # its minutes per process estimate the next steps' (a suite process each)
     headline: str = r"^(whisper_perf: |Written to )(?!.*written to)"  # the log line the summary shows
-    runs_file: Path | None = None  # where it lists the processes it ran (a calibration's calibration.json)
+    runs_logs: Path | None = None  # a log per process it ran there (a calibration's logs/)
 
     def processes_run(self) -> float:
-        if self.runs_file and self.runs_file.exists():
-            return len(json.loads(self.runs_file.read_text())["runs"])
-        return self.processes
+        """The suite processes it ran: the logs it wrote where it keeps one per process, else its least."""
+        logs = sorted(self.runs_logs.glob("*.log")) if self.runs_logs else []
+        return len(logs) or self.processes
 
 
 def chosen_batch(work: Path, default: int) -> int:
@@ -85,15 +86,16 @@ def steps(device: str, work: Path, common: list[str], calibration_minutes: float
     sweep = ["whisper_perf", "batch-sweep", "--variant", VARIANT, "--device", device, "--sizes", sweep_sizes,
              "--limit", sweep_limit, "--out", str(work / "batch-sweep"), "--write", "--baselines", str(work / "baselines")]
     calibration = work / f"calibration-batch-{batch}"
-    budget = ["--budget-minutes", f"{calibration_minutes:.2f}"] if calibration_minutes else []
+    budget = ["--budget-minutes", f"{calibration_minutes:.2f}"] if calibration_minutes is not None else []
     calibrate = ["whisper_perf.commands.calibrate", "--variant", VARIANT, "--device", device, "--record-runs", "1",
                  "--runs", "3" if gpu else "1", *budget, "--slowdown", "0.05", "--inject-on", "device" if gpu else "host",
                  "--limit", str(max(limit, batch)), "--rounds", rounds, "--out", str(calibration),
                  "--", "--batch", str(batch), "--isolate-builds", "never"]
     return [
-        Step("batch-sweep", sweep, 1, {}, suite=False),  # one process, a compile per size
+        # one process, a build of both and timing per size: each size taken as a suite process
+        Step("batch-sweep", sweep, len(sweep_sizes.split(",")), {}),
         # a recording and at least one check run
-        Step(f"calibrate-batch-{batch}", calibrate, 2, {}, runs_file=calibration / "calibration.json"),
+        Step(f"calibrate-batch-{batch}", calibrate, 2, {}, runs_logs=calibration / "logs"),
         # read_events against torch's own prof.events() on CUDA events (on a CPU it skips, saying so)
         Step("profile-readback", ["pytest", "tests/test_kernel_profile.py", "-k", "cuda", "-p", "no:cacheprovider",
                                   "-q", "-rs"], READBACK, {}, suite=False, headline=r"^\d+ (passed|failed|skipped|error)"),
@@ -104,15 +106,24 @@ def steps(device: str, work: Path, common: list[str], calibration_minutes: float
 
 
 def run_step(step: Step, logs: Path, timeout: float) -> dict:
+    """Run one step; at its timeout, interrupt its whole process group (the suite's pytest
+    processes too, so none keeps the GPU), then kill what is still there 30 s later."""
     command = [sys.executable, "-m", *step.command]
     start = time.monotonic()
     log = logs / f"{step.name}.log"
     with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250", **step.env})
         try:
-            code = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250", **step.env}).returncode
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             code = "timeout"
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     minutes = (time.monotonic() - start) / 60
     headline = next((line for line in reversed(log.read_text().splitlines()) if re.match(step.headline, line)), "")
     print(f"{step.name}: exit {code}, {minutes:.1f} min; {headline}", flush=True)

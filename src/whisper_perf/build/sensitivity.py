@@ -56,6 +56,9 @@ class Slowdown:
     def start(self) -> None:
         self.mark = time.perf_counter()
 
+    def settle(self) -> None:
+        pass
+
     def evidence(self) -> dict:
         return {}
 
@@ -105,9 +108,19 @@ class DeviceSlowdown:
     def start(self) -> None:
         pass
 
+    def settle(self) -> None:
+        """After the build's warm-up: the step time from the steps measured so far, so that no held
+        step falls into a timed call (a warm-up of fewer than 16 steps measures fewer than 8)."""
+        if self.step_ms is None and not self.measured:
+            raise RuntimeError(f"--inject-on device: the warm-up ran {self.steps} decode step(s), and none past the "
+                               f"first {self.SKIPPED_STEPS} could be timed; give a larger --max-new-tokens")
+        if self.step_ms is None:
+            self.step_ms = statistics.median(self.measured)
+
     def evidence(self) -> dict:
-        """What the slowdown was sized from, for the results file: a step's device time with the
-        stream held, a second reading of what the profiler's device busy per step measures."""
+        """What the slowdown was sized from, for the results file: the device time of a decode step's
+        ``forward``, with the stream held (the profiler's device busy per call also holds the encoder
+        and what generate() runs between steps, which this slowdown leaves alone)."""
         return {"step_device_ms": self.step_ms, "step_device_ms_measured": self.measured, "hold_ms": self.hold_ms,
                 "step_gaps_included": self.gaps_included}
 

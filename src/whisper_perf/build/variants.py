@@ -264,6 +264,8 @@ def build_variant(spec: VariantSpec, model_name: str, base_model, processor, har
         with CompileWatch() as watch:
             variant.warm_up(warmup_utterance, calls=3 if spec.compiled and hardware.is_cuda else 1,
                             full_budget=spec.compiles_itself)
+        if slowdown is not None:
+            slowdown.settle()  # sized from the warm-up, before any timed call
         variant.warmup_compile = watch.health if spec.compiled else None
     return variant
 

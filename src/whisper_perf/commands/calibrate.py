@@ -1,6 +1,6 @@
 """Calibration: how often does the suite cry wolf here, and how small a slowdown does it catch?
 
-``nox -s calibrate`` (``whisper-perf calibrate``) records a baseline (in three
+``nox -s calibrate`` (``whisper-perf calibrate``) records a baseline (in ``--record-runs``
 processes, keeping the median: see ``record_baseline``), then runs the suite ``--runs`` times, each a separate
 pytest process judged against that baseline exactly as a user's run would be.  Each run times the
 compiled variant unchanged (an A/A verdict) and, from the same compilation, its twin slowed by
@@ -236,10 +236,11 @@ DEVICE_DEFAULTS = {False: {"runs": 20, "record_runs": 3, "limit": 6, "budget_min
 
 
 def with_device_defaults(args: argparse.Namespace, on_cuda: bool) -> None:
-    """The defaults of the options left unset, by device (DEVICE_DEFAULTS)."""
+    """The defaults of the options left unset, by device (DEVICE_DEFAULTS); --limit at least the
+    batch size (``-- --batch N``), which the suite needs."""
     for name, value in DEVICE_DEFAULTS[on_cuda].items():
         if getattr(args, name) is None:
-            setattr(args, name, value)
+            setattr(args, name, max(value, calibrated_batch(args)) if name == "limit" else value)
 
 
 def _check(parser: Parser, args: argparse.Namespace) -> None:
@@ -361,18 +362,18 @@ def report(cal: Calibration, entry: Entry, minutes: float, default_run: RunResul
     return analysis
 
 
-def measure(args: argparse.Namespace) -> tuple[Calibration, Entry, float] | int:
-    """Record the baseline and run the checks; the exit status of a failed recording instead."""
+def measure(args: argparse.Namespace, start: float) -> tuple[Calibration, Entry, float] | int:
+    """Record the baseline and run the checks; the exit status of a failed recording instead.
+    ``start``: when the command started (perf_counter), which --budget-minutes counts from."""
     from ..build.variant_specs import slowed_twin
 
     cal = _start(args)
-    start = time.perf_counter()
 
     def say(text: str) -> None:
         print(f"[{(time.perf_counter() - start) / 60:5.1f} min] {text}", flush=True)
 
-    say(f"calibrating {cal.hardware_key} with tolerances {cal.tolerances}: recording a baseline in "
-        f"{args.record_runs} processes, keeping the median")
+    say(f"calibrating {cal.hardware_key} with tolerances {cal.tolerances}: recording a baseline"
+        + (f" in {args.record_runs} processes, keeping the median" if args.record_runs > 1 else ""))
     entry = record_baseline(cal, say)
     if entry is None:
         return cal.runs[-1].exit_code or EXIT_ENVIRONMENT  # the failed recording's own status says why
@@ -391,6 +392,7 @@ def _reported(args: argparse.Namespace, parser: Parser) -> tuple[Calibration, En
 
 
 def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.report:
@@ -400,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
 
         _check(parser, args)
         with_device_defaults(args, detect_hardware(args.device).is_cuda)
-        measured = measure(args)
+        measured = measure(args, start)
         if isinstance(measured, int):
             return measured
         cal, entry, minutes = measured

@@ -62,6 +62,9 @@ def _ceil_percent(x: float) -> float:
     return math.ceil(x * 100 - 1e-9) / 100
 
 
+MIN_AA_RUNS = 3  # judged A/A runs a tolerance is suggested from: fewer show no run-to-run spread
+
+
 def _suggested(floor: float, margin: float, worst: float, estimates: list[float], half_widths: list[float]) -> float:
     """The calibration's rule for a tolerance: beyond the worst A/A run seen by ``margin``, and by
     three standard deviations of the run-to-run spread less the typical interval half-width,
@@ -74,13 +77,13 @@ def suggest_tolerances(current: Tolerances, baseline: Entry, aa_speedups: list[I
     """The smallest tolerances under which no A/A run here would have failed, plus a margin of
     three standard deviations of the run-to-run spread beyond the worst one seen (the baseline is
     one run too, so its own error is part of what the tolerance must absorb).  With fewer than
-    three runs the spread cannot be seen: the tolerances in effect stay."""
+    MIN_AA_RUNS runs the spread cannot be seen: the tolerances in effect stay."""
     speedup, compiled_time = current.speedup, current.compiled_time
-    if len(aa_speedups) >= 3:
+    if len(aa_speedups) >= MIN_AA_RUNS:
         speedup = _suggested(0.02, 0.01, max(1 - s.high / baseline.speedup for s in aa_speedups),
                              [s.estimate for s in aa_speedups],
                              [(s.high - s.estimate) / s.estimate for s in aa_speedups])
-    if len(adjusted_seconds) >= 3:
+    if len(adjusted_seconds) >= MIN_AA_RUNS:
         compiled_time = _suggested(0.05, 0.02, max(s.low / baseline.seconds - 1 for s in adjusted_seconds),
                                    [s.estimate for s in adjusted_seconds],  # as the time checks compare them
                                    [(s.estimate - s.low) / s.estimate for s in aa_seconds])
@@ -125,6 +128,8 @@ def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunRes
     device = device_time_analysis(g, variant, twin, baseline, cal.tolerances)
     if device:
         suggested["device_time"] = device["suggested_tolerance"]
+    runs_behind = {"speedup": len(aa_speedups), "time": len(adjusted), **({"device time": len(device["aa_ms"])}
+                                                                            if device else {})}
     # With the suggested tolerance, would the slowed runs still have been caught?
     caught = [r for r in g.judged_slowed
               if credible_change(r.speedup(twin), baseline.speedup, suggested["speedup"], True) == "worse"]
@@ -145,6 +150,8 @@ def analyse(cal: Calibration, variant: str, baseline: Entry, default_run: RunRes
                   "speedup_half_width_median": _median([(s.high - s.estimate) / s.estimate for s in aa_speedups])},
         "detectable_slowdown_calibration_median": _median(detectable),
         "suggested_tolerances": suggested,
+        # the tolerances left as they were: fewer than MIN_AA_RUNS judged A/A runs behind them
+        "kept_for_lack_of_runs": [name for name, runs in runs_behind.items() if runs < MIN_AA_RUNS],
         "detected_with_suggested": len(caught),
         "default_run_detectable": default_run_detectable(default_run, suggested["speedup"]),
         "adaptive": {"A/A": adaptive_summary(g.judged_aa, variant), "slowed": adaptive_summary(g.judged_slowed, twin)},
@@ -167,9 +174,9 @@ def _profiles(run: Run, variant: str) -> tuple[dict | None, dict | None]:
 
 def suggest_device_tolerance(current: float, expected_ms: float, aa_times: list[Interval]) -> float:
     """The device-time tolerance by suggest_tolerances' rule, with a 1% floor and a half-point
-    margin (kernel durations are steadier than wall time); with fewer than three runs, the
+    margin (kernel durations are steadier than wall time); with fewer than MIN_AA_RUNS runs, the
     tolerance in effect."""
-    if len(aa_times) < 3:
+    if len(aa_times) < MIN_AA_RUNS:
         return current
     return _suggested(0.01, 0.005, max(bounds(t)[0] / expected_ms - 1 for t in aa_times),
                       [t.estimate for t in aa_times], [(t.estimate - bounds(t)[0]) / t.estimate for t in aa_times])
@@ -187,11 +194,13 @@ def device_time_analysis(g: Groups, variant: str, twin: str, baseline: Entry, cu
         return None
     speedups = [s for s in (device_speedup_interval(p, ref) for p, ref in pairs) if s is not None]
     slowed = [t for t in (device_time_interval(_profiles(r, twin)[0]) for r in g.slowed) if t is not None]
+    injected = (statistics.median(t.estimate for t in slowed) / statistics.median(t.estimate for t in times) - 1
+                if slowed else None)  # what the twin's device busy rose by: the slowdown the checks had to see
     suggested = suggest_device_tolerance(current.device_time, expected, times)
     stated = [v.detectable for r in g.aa for v in r.verdicts(variant, "device time") if v.detectable is not None]
     return {
         "baseline_ms": expected, "baseline_speedup": baseline.diagnostics.get("device_speedup"),
-        "aa_ms": [t.estimate for t in times], "slowed_ms": [t.estimate for t in slowed],
+        "aa_ms": [t.estimate for t in times], "slowed_ms": [t.estimate for t in slowed], "injected_measured": injected,
         "aa_speedups": [s.estimate for s in speedups],
         "false_alarms": sum(any(v.outcome.fails for c in DEVICE_CHECKS for v in r.verdicts(variant, c)) for r in g.aa),
         "caught": sum(any(v.outcome.fails for c in DEVICE_CHECKS for v in r.verdicts(twin, c)) for r in g.slowed),

@@ -53,10 +53,16 @@ def result_rows(a: dict, slowdown: float) -> list[tuple[str, str]]:
         ("suggested tolerances",
          f"speedup {_pct(suggested['speedup'])}, time {_pct(suggested['compiled_time'])}"
          + (f", device time {_pct(suggested['device_time'])}" if "device_time" in suggested else "")
-         + ("" if len(a["aa_speedups"]) >= 3 else
-            " (the tolerances in effect: fewer than 3 judged A/A runs show no run-to-run spread)")),
+         + _kept_text(a.get("kept_for_lack_of_runs"))),
         ("slowed runs caught with the suggested speedup tolerance", f"{a['detected_with_suggested']}"),
     ] + _default_run_rows(a["default_run_detectable"])
+
+
+def _kept_text(kept: list[str] | None) -> str:
+    from .calibration_analysis import MIN_AA_RUNS
+
+    return (f" ({', '.join(kept)}: the tolerance in effect, since fewer than {MIN_AA_RUNS} judged A/A runs show "
+            "no run-to-run spread)") if kept else ""
 
 
 def _stated_power_rows(power: dict | None, slowdown: float) -> list[tuple[str, str]]:
@@ -139,6 +145,8 @@ def device_lines(d: dict | None, slowdown: float, inject_on: str) -> list[str]:
     runs = len(d["aa_ms"])
     rows = [("false alarms (A/A runs with a failing device-time check)", f"{d['false_alarms']} of {runs}"),
             (f"{slowdown:.0%} slowdown caught by a device-time check", f"{d['caught']} of {len(d['slowed_ms'])}"),
+            ("slowdown the twin's device busy shows (median slowed / median A/A; the encoder and generate()'s "
+             "own work between steps are not slowed)", _pct(d.get("injected_measured"))),
             ("baseline device busy ms per call / device speedup",
              f"{d['baseline_ms']:.3f} ms / " + ("-" if d["baseline_speedup"] is None else f"{d['baseline_speedup']:.3f}x")),
             ("A/A device busy ms (min-max)", _min_max(d["aa_ms"], " ms")),
@@ -164,15 +172,16 @@ def render(a: dict, cal: Calibration, minutes: float) -> str:
     lines = [
         f"# Calibration on {cal.hardware_key}", "",
         f"{a['runs']['A/A']} runs, each a separate pytest process that times `{args.variant}` unchanged (A/A) and "
-        f"its twin slowed by {args.slowdown:.0%}, both judged against a baseline recorded first (the median "
-        f"of {args.record_runs} recording processes); {args.limit} utterances, "
+        f"its twin slowed by {args.slowdown:.0%}, both judged against a baseline recorded first ("
+        + (f"the median of {args.record_runs} recording processes" if args.record_runs > 1 else "one recording process")
+        + f"); {args.limit} utterances, "
         f"{_rounds_text(args, adaptive.get('A/A') or adaptive.get('slowed'))}. Took {minutes:.1f} minutes.{extra}", "",
         *[f"{note}." for note in cal.notes], *([""] if cal.notes else []),
         md_table(("", "result"), result_rows(a, args.slowdown))]
     if adaptive.get("A/A") or adaptive.get("slowed"):
         lines += ["", "## Adaptive rounds", "", md_table(("", "A/A", "slowed"), adaptive_rows(adaptive))]
     lines += precision_lines(a.get("precision"))
-    lines += device_lines(a.get("device_time"), args.slowdown, getattr(args, "inject_on", "host"))
+    lines += device_lines(a.get("device_time"), args.slowdown, getattr(args, "inject_on", None) or "host")
     if a["false_alarm_details"]:
         lines += ["", "False alarms:", *[f"- {d}" for d in a["false_alarm_details"]]]
     failed = [r for r in cal.runs if not r.result]
