@@ -288,7 +288,7 @@ def test_side_by_side_runs_are_each_brought_to_one_machine_speed(run):
 def test_memory_added_by_the_calls_is_told_apart_from_what_the_process_holds(run):
     d = run.measurement("tiny.en", "compiled").diagnostics
     cpu = dataclasses.replace(d, variant={"peak_memory": {
-        "bytes": 1400 * 2**20, "start_bytes": 1300 * 2**20, "kind": "process peak RSS (VmHWM, reset before)"}})
+        "bytes": 1400 * 2**20, "start_bytes": 1300 * 2**20, "kind": "process peak RSS, VmHWM reset before"}})
     assert cpu.peak_memory_bytes() == 1400 * 2**20 and cpu.memory_rise_bytes() == 100 * 2**20
     cuda = dataclasses.replace(d, variant={"peak_memory": {
         "bytes": 300 * 2**20, "start_bytes": 900 * 2**20, "kind": "cuda max allocated above start"}})

@@ -51,7 +51,7 @@ class PhaseTimes:
 @dataclass(frozen=True)
 class PeakMemory:
     bytes: int | None  # what is judged: on CUDA the rise above start_bytes, on a CPU the peak RSS
-    kind: str  # "cuda max allocated above start", "process peak RSS (VmHWM, reset before)", ...
+    kind: str  # "cuda max allocated above start", "process peak RSS, VmHWM reset before", ...
     reserved_bytes: int | None = None  # CUDA caching allocator's reserved peak, above its start
     start_bytes: int | None = None  # CUDA: allocated when the measurement started (other builds' too);
     # CPU: the process's resident set then (so the calls' own rise is bytes - start_bytes)
@@ -125,14 +125,14 @@ class _MemoryPeak:
             return False
         peak = _proc_status_bytes("VmHWM:")
         if peak is not None:
-            kind = "process peak RSS (VmHWM, reset before)" if self._reset else "process peak RSS since start"
+            kind = "process peak RSS, VmHWM reset before" if self._reset else "process peak RSS since start"
             # start: what the process held before these calls (weights, libraries the build loads)
             self.result = PeakMemory(peak, kind, start_bytes=self._start[0] if self._reset else None)
         else:
             import resource
 
             self.result = PeakMemory(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                                     "process peak RSS since start (ru_maxrss)")
+                                     "process peak RSS since start, ru_maxrss")
         return False
 
 
