@@ -10,7 +10,8 @@ less (the encoder is not compiled, so slowing ``forward`` alone would dilute it)
 ``--inject-on device`` (CUDA only) slows the GPU's work instead, for the device-time check:
 after every decode step one extra kernel, ``torch.cuda._sleep`` (a spin of a given number of GPU
 clock cycles), as long as ``fraction`` of a step's device time.  That time is measured once, in
-the build's warm-up (steps 9-16, past compilation and CUDA-graph recording; their median): a
+the build's warm-up (the first 8 held steps after step 8, past compilation and CUDA-graph
+recording; their median): a
 spin queued ahead holds the stream while the host queues the step, so CUDA events around the
 step time its GPU work back to back, without the host's launch gaps (on a host-bound step, event
 times around an unheld step are mostly gaps, and a slowdown sized from them would be several

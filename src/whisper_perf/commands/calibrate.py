@@ -164,7 +164,8 @@ def record_baseline(cal: Calibration, say) -> Entry | None:
     with the median speedup as the baseline every check run is judged against.
 
     One recording carries its process's error (measured here: A/A speedups of separate runs
-    spread with a standard deviation of about 2.5%), and every verdict of the calibration inherits
+    spread with a coefficient of variation of 2.1% on the AMD host, calibration-20261203 under
+    docs/measurements/), and every verdict of the calibration inherits
     it; the median of three halves the chance that the baseline itself sits in a tail."""
     from .record import median_index
 
