@@ -83,14 +83,14 @@ def test_calibration_reports_false_alarms_detections_and_suggested_tolerances(tm
 def test_on_a_gpu_the_defaults_fit_a_short_lease_of_the_device_and_given_options_are_kept():
     """On a CPU the hour-long defaults; on a GPU one recording and three check runs (the fewest that
     suggest tolerances) within 8 minutes, slowed 5% on the device; an option given is never replaced."""
-    from whisper_perf.commands import calibrate
+    from whisper_perf.commands import calibrate, calibration_options
 
     for on_cuda, expected in ((False, (20, 3, 6, None, 0.15, "host")), (True, (3, 1, 16, 8.0, 0.05, "device"))):
         args = calibrate._parser().parse_args([])
-        calibrate.with_device_defaults(args, on_cuda)
+        calibration_options.with_device_defaults(args, on_cuda)
         assert (args.runs, args.record_runs, args.limit, args.budget_minutes, args.slowdown, args.inject_on) == expected
     given = calibrate._parser().parse_args(["--runs", "5", "--budget-minutes", "12"])
-    calibrate.with_device_defaults(given, True)
+    calibration_options.with_device_defaults(given, True)
     assert (given.runs, given.record_runs, given.budget_minutes) == (5, 1, 12.0)
 
 
